@@ -1,0 +1,35 @@
+"""mlf: find the best forecasting model and hyperparameters for a sales panel.
+
+The public API for plugin authors and library users. Importing it loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+from .contract import Forecaster, ForecasterProtocol, ModelSpec, ReportFn, TaskInfo, Windows
+from .errors import DataError, MlfError, PluginError, SpaceError, UnknownModelError, UsageError
+from .hookspecs import hookimpl
+from .registry import ModelEntry, Registry, get_model, get_models, get_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError",
+    "Forecaster",
+    "ForecasterProtocol",
+    "MlfError",
+    "ModelEntry",
+    "ModelSpec",
+    "PluginError",
+    "Registry",
+    "ReportFn",
+    "SpaceError",
+    "TaskInfo",
+    "UnknownModelError",
+    "UsageError",
+    "Windows",
+    "__version__",
+    "get_model",
+    "get_models",
+    "get_registry",
+    "hookimpl",
+]

@@ -1,0 +1,127 @@
+"""The `mlf` command line: a Typer app with one module per command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import MlfError
+from .datasets import datasets
+from .models import list_models, show_space
+from .output import error_line
+from .plugins import plugins
+
+app = typer.Typer(
+    name="mlf",
+    help="Find the best forecasting model and hyperparameters for a sales panel.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"mlf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (or set MLF_DEBUG=1).")
+    ] = False,
+    plugins_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--plugins-dir",
+            envvar="MLF_PLUGINS_DIR",
+            help="Also load single-file model plugins (*.py) from this folder.",
+        ),
+    ] = None,
+) -> None:
+    if plugins_dir is not None:
+        from ..registry import Registry, set_registry
+
+        only = os.environ.get("MLF_LOAD_PLUGINS")
+        set_registry(
+            Registry(only=None if only is None else only.split(","), plugins_dir=plugins_dir)
+        )
+
+
+app.command("list-models")(list_models)
+app.command("show-space")(show_space)
+app.command("datasets")(datasets)
+app.command("plugins")(plugins)
+
+
+def _add_lazy_commands() -> None:
+    """Commands whose modules exist only once their feature lands."""
+    import importlib
+
+    for module_name, command, function in (
+        ("optimize", "optimize", "optimize"),
+        ("leaderboard", "leaderboard", "leaderboard"),
+        ("predict", "predict", "predict"),
+        ("report", "report", "report"),
+    ):
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module_name}":
+                raise
+            continue
+        app.command(command)(getattr(module, function))
+
+
+_add_lazy_commands()
+
+
+def _click_exception_type() -> type[Exception]:
+    # Typer may vendor its own click; find its ClickException through a public subclass.
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning errors into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or os.environ.get("MLF_DEBUG", "") not in ("", "0")
+    click_exception = _click_exception_type()
+    try:
+        code = app(args=args, prog_name="mlf", standalone_mode=False)
+    except click_exception as exc:
+        if debug:
+            raise
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            hint = f" (see '{ctx.command_path} --help')"
+        error_line(exc.format_message() + hint)
+        code = exc.exit_code
+    except MlfError as exc:
+        if debug:
+            raise
+        error_line(str(exc))
+        code = exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        error_line("interrupted")
+        code = 130
+    except Exception as exc:
+        if debug:
+            raise
+        error_line(
+            f"unexpected {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            " (rerun with --debug for the traceback and report it)"
+        )
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

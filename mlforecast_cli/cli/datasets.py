@@ -1,0 +1,30 @@
+"""`mlf datasets`: the built-in datasets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .output import print_json, print_table
+
+
+def datasets(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the built-in datasets with their source and defaults."""
+    from dataclasses import asdict
+
+    from ..datasets import list_datasets
+
+    rows = [asdict(card) for card in list_datasets()]
+    if json_output:
+        print_json({"datasets": rows})
+        return
+    for row in rows:
+        row["ids"] = ", ".join(row["ids"])
+        row["features"] = ", ".join(row["features"])
+    print_table(
+        rows,
+        ["name", "title", "target", "time", "ids", "features", "horizon", "freq"],
+    )

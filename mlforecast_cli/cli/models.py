@@ -1,0 +1,72 @@
+"""`mlf list-models` and `mlf show-space`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..registry import get_model, get_registry
+from .output import console, err_console, print_json, print_table
+
+
+def list_models(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every installed model, its plugin and whether it is ready to run."""
+    registry = get_registry()
+    rows = []
+    for entry in registry.models.values():
+        space_error = entry.space_error
+        rows.append(
+            {
+                "name": entry.name,
+                "family": entry.spec.family,
+                "summary": entry.spec.summary,
+                "plugin": entry.plugin.name,
+                "distribution": entry.plugin.dist,
+                "version": entry.plugin.version,
+                "params": None if space_error else entry.load_space().n_params,
+                "status": entry.status,
+            }
+        )
+    if json_output:
+        print_json({"models": rows, "problems": registry.problems})
+        return
+    for row in rows:
+        row["plugin"] = _plugin_cell(row)
+        row["status"] = f"[green]{row['status']}[/]" if row["status"] == "ready" else row["status"]
+    print_table(
+        rows,
+        ["name", "family", "summary", "plugin", "params", "status"],
+        headers={"params": "searched"},
+    )
+    for problem in registry.problems:
+        err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+
+
+def _plugin_cell(row: dict) -> str:
+    if row["distribution"] and row["version"]:
+        return f"{row['distribution']} {row['version']}"
+    return row["plugin"]
+
+
+def show_space(
+    model: Annotated[str, typer.Argument(help="Model name (see 'mlf list-models').")],
+    space: Annotated[
+        Path | None, typer.Option("--space", help="Use this YAML file instead of the model's.")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override one key: KEY=VALUE, KEY=LOW..HIGH, KEY=[a, b]."),
+    ] = None,
+) -> None:
+    """Print the effective search space of MODEL as YAML, ready to copy and edit."""
+    from ..space import load_space
+
+    entry = get_model(model)
+    effective = load_space(space) if space else entry.load_space()
+    if assignments:
+        effective = effective.override(assignments)
+    console.print(effective.to_yaml(), end="", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,35 @@
+"""Errors a user can cause (exit 2) and failures outside their input (exit 1).
+
+The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; the message
+says what is wrong, where, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class MlfError(Exception):
+    """Base of every error mlf reports to a user without a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(MlfError):
+    """Bad input from the user: a flag, a file, a name. Exit code 2."""
+
+    exit_code = 2
+
+
+class DataError(UsageError):
+    """The data file or its column mapping is unusable."""
+
+
+class SpaceError(UsageError):
+    """A search-space file or override is invalid."""
+
+
+class PluginError(MlfError):
+    """A plugin is broken (failed import, duplicate name, bad spec)."""
+
+
+class UnknownModelError(UsageError):
+    """No installed model has that name."""

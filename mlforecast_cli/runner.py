@@ -1,0 +1,433 @@
+"""The study loop: sample, fit, score, prune; then refit the best and score it once on test.
+
+The runner prints and logs nothing itself: tracking and progress are Optuna callbacks
+(``callback(study, frozen_trial)``) that the caller passes in.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .contract import TaskInfo, Windows
+from .data import Panel, Split, inverse_scale, labels, make_windows, split_panel
+from .errors import MlfError, UsageError
+from .metrics import evaluate, mase_scale
+from .registry import ModelEntry
+from .space import SearchSpace, build_pruner, build_sampler
+
+if TYPE_CHECKING:
+    import optuna
+
+DATA_PARAMS = ("window_size", "scaler")
+"""Keys of a space the core consumes to build windows (they reach the model too)."""
+DEFAULT_WINDOW_SIZE = 14
+DEFAULT_SCALER = "window"
+METRIC_LABELS = {
+    "mape": "MAPE",
+    "smape": "sMAPE",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "mase": "MASE",
+    "wape": "WAPE",
+    "wmae": "WMAE",
+}
+CONFIG_ATTR = "mlf_config"
+"""Study user attribute holding what the study was created for (checked on resume)."""
+
+
+class TrialFailed(MlfError):
+    """A trial's model raised or produced non-finite values; the study goes on."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that defines one study of one model on one panel."""
+
+    model: str
+    study_name: str
+    horizon: int
+    space: SearchSpace
+    metric: str = "mape"
+    cv_windows: int = 1
+    storage: str | None = None
+    seed: int = 42
+    device: str = "cpu"
+    n_jobs: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form facts to keep with the study (data source, command line...)."""
+
+    def identity(self, fingerprint: str) -> dict[str, Any]:
+        """What must not change when a study is resumed."""
+        return {
+            "model": self.model,
+            "horizon": self.horizon,
+            "metric": self.metric,
+            "cv_windows": self.cv_windows,
+            "data_fingerprint": fingerprint,
+        }
+
+
+@dataclass
+class FitResult:
+    """One fit of one configuration on one cut of the panel, scored in original units."""
+
+    model: Any
+    metrics: dict[str, float]
+    train_metrics: dict[str, float]
+    predictions: np.ndarray
+    actuals: np.ndarray | None
+    windows: Windows
+    refit_params: dict[str, Any]
+    seconds: float
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name.upper())
+
+
+def threads_per_trial(n_jobs: int) -> int:
+    """Cores one trial may use when ``n_jobs`` trials run at once."""
+    return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+
+
+def resolve_device(requested: str, entry: ModelEntry) -> str:
+    """``auto`` → cuda, then mps, else cpu; only models that need torch look for a GPU."""
+    requested = requested.lower()
+    if requested not in ("auto", "cpu", "cuda", "mps"):
+        raise UsageError(f"--device {requested!r} is not one of auto, cpu, cuda, mps")
+    if "torch" not in entry.spec.requires or requested == "cpu":
+        return "cpu"
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
+        raise UsageError(
+            f"--device {requested} was asked for but torch sees no {requested.upper()} "
+            "device here: use --device auto or --device cpu"
+        )
+    return requested
+
+
+def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
+    from .data import calendar_features
+
+    n_calendar = calendar_features(panel.times[0][:1], panel.freq).shape[1]
+    return TaskInfo(
+        horizon=horizon,
+        season_length=panel.season_length,
+        n_series=panel.n_series,
+        n_features=len(panel.columns.features),
+        n_calendar=n_calendar,
+        feature_names=tuple(panel.columns.features),
+        seed=seed,
+        device=device,
+        n_threads=threads_per_trial(n_jobs),
+    )
+
+
+def _row_weights(panel: Panel, windows: Windows) -> np.ndarray | None:
+    if panel.weights is None or windows.step_offset is None:
+        return None
+    horizon = windows.horizon
+    out = np.ones((len(windows), horizon))
+    for s in np.unique(windows.series):
+        rows = np.flatnonzero(windows.series == s)
+        weights = panel.weights[s]
+        idx = windows.step_offset[rows, None] + np.arange(horizon)
+        inside = idx < len(weights)
+        out[rows] = np.where(inside, weights[np.minimum(idx, len(weights) - 1)], 1.0)
+    return out
+
+
+def score(
+    panel: Panel, windows: Windows, scaled_predictions: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Predictions in original units and every metric against the windows' labels."""
+    predictions = inverse_scale(np.asarray(scaled_predictions, dtype=float), windows)
+    actuals = labels(windows)
+    history = [panel.y[s][: int(end[s])] for s in range(panel.n_series)]
+    scales = mase_scale(history, panel.season_length)[windows.series]
+    metrics = evaluate(actuals, predictions, scale=scales, weights=_row_weights(panel, windows))
+    return predictions, metrics
+
+
+def fit_and_score(
+    entry: ModelEntry,
+    params: Mapping[str, Any],
+    task: TaskInfo,
+    panel: Panel,
+    end: np.ndarray,
+    *,
+    holdout: bool = True,
+    report: Callable[[int, float], None] | None = None,
+    train_metrics: bool = True,
+) -> FitResult:
+    """Fit ``params`` on every window before ``end`` and score the ``horizon`` steps after it.
+
+    With ``holdout`` the scored window is also handed to ``fit`` as validation data (search);
+    without it (refit) the model sees only the training windows.
+    """
+    window_size = int(params.get("window_size", DEFAULT_WINDOW_SIZE))
+    scaler = str(params.get("scaler", DEFAULT_SCALER))
+    horizon = task.horizon
+    train = make_windows(panel, end, window_size, horizon, mode="train", scaler=scaler)
+    target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
+    start = time.perf_counter()
+    try:
+        model = entry.create(params, task)
+        model.fit(train, target if holdout else None, report)
+        raw = np.asarray(model.predict(target), dtype=float)
+    except MlfError:
+        raise
+    except Exception as exc:
+        import optuna
+
+        if isinstance(exc, optuna.TrialPruned):
+            raise
+        raise TrialFailed(f"{entry.name} raised {type(exc).__name__}: {_first_line(exc)}") from exc
+    seconds = time.perf_counter() - start
+    expected = (len(target), horizon)
+    if raw.shape != expected:
+        raise TrialFailed(
+            f"{entry.name}.predict returned shape {raw.shape}, expected {expected} "
+            "(n_windows, horizon)"
+        )
+    if not np.all(np.isfinite(raw)):
+        raise TrialFailed(f"{entry.name} predicted NaN or infinite values")
+    predictions, metrics = score(panel, target, raw, end)
+    fitted = {}
+    if train_metrics:
+        _, fitted = score(panel, train, np.asarray(model.predict(train), dtype=float), end)
+    refit_params = getattr(model, "refit_params", None)
+    return FitResult(
+        model=model,
+        metrics=metrics,
+        train_metrics=fitted,
+        predictions=predictions,
+        actuals=labels(target) if target.y is not None else None,
+        windows=target,
+        refit_params=dict(refit_params() if callable(refit_params) else {}),
+        seconds=seconds,
+    )
+
+
+class Objective:
+    """The Optuna objective of one study: the mean validation metric over the CV folds."""
+
+    def __init__(
+        self,
+        entry: ModelEntry,
+        panel: Panel,
+        split: Split,
+        config: StudyConfig,
+        task: TaskInfo,
+    ) -> None:
+        self.entry = entry
+        self.panel = panel
+        self.split = split
+        self.config = config
+        self.task = task
+        self.started: set[int] = set()
+        """Numbers of the trials this process has started."""
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        self.started.add(trial.number)
+        params = self.config.space.suggest(trial)
+        trial.set_user_attr("config", _jsonable(params))
+
+        def report(step: int, value: float) -> None:
+            value = float(value)
+            if not math.isfinite(value):
+                return
+            trial.report(value, int(step))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} (value {value:.6g})")
+
+        folds: list[FitResult] = []
+        start = time.perf_counter()
+        try:
+            for i, fold in enumerate(self.split.folds):
+                last = i == len(self.split.folds) - 1
+                folds.append(
+                    fit_and_score(
+                        self.entry,
+                        params,
+                        self.task,
+                        self.panel,
+                        fold.train_end,
+                        report=report if i == 0 else None,
+                        train_metrics=last,
+                    )
+                )
+        except (TrialFailed, MlfError) as exc:
+            trial.set_user_attr("error", str(exc))
+            trial.set_user_attr("training_time_s", time.perf_counter() - start)
+            raise
+        metrics = _mean_metrics([f.metrics for f in folds])
+        trial.set_user_attr("val_metrics", metrics)
+        trial.set_user_attr("train_metrics", folds[-1].train_metrics)
+        trial.set_user_attr("training_time_s", sum(f.seconds for f in folds))
+        refit = folds[-1].refit_params
+        if refit:
+            trial.set_user_attr("refit_params", _jsonable(refit))
+        value = metrics.get(self.config.metric, float("nan"))
+        if not math.isfinite(value):
+            message = f"validation {metric_label(self.config.metric)} is {value}"
+            trial.set_user_attr("error", message)
+            raise TrialFailed(message)
+        return value
+
+
+def _mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    keys = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
+    return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}
+
+
+def open_storage(url: str | None):
+    """An Optuna storage for ``url`` (None: in memory); a clear error if it cannot be used."""
+    from .storage import open_storage as _open
+
+    return _open(url)
+
+
+def create_study(config: StudyConfig, panel: Panel):
+    """Create or resume the study named in ``config`` (refusing one made for another task)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(config.storage)
+    sampler = build_sampler(config.space, seed=config.seed)
+    pruner = build_pruner(config.space)
+    direction = config.space.optimizer.get("direction", "minimize")
+    study = optuna.create_study(
+        study_name=config.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction=direction,
+        load_if_exists=True,
+    )
+    identity = config.identity(panel.fingerprint())
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, identity)
+        for key, value in config.extra.items():
+            study.set_user_attr(key, _jsonable(value))
+    else:
+        changed = [k for k in identity if stored.get(k) != identity[k]]
+        if changed:
+            what = ", ".join(f"{k} {stored.get(k)!r} → {identity[k]!r}" for k in changed)
+            raise UsageError(
+                f"study '{config.study_name}' was created for another task ({what}): "
+                "pass a new --study-name, or the original settings to resume it"
+            )
+    return study
+
+
+def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:
+    """The objective of ``config``'s study; checks the panel is long enough first."""
+    split = split_panel(
+        panel, config.horizon, config.cv_windows, min_train=_min_train(config.space)
+    )
+    task = task_info(
+        panel, config.horizon, seed=config.seed, device=config.device, n_jobs=config.n_jobs
+    )
+    return Objective(entry, panel, split, config, task)
+
+
+def run_study(
+    entry: ModelEntry,
+    panel: Panel,
+    config: StudyConfig,
+    *,
+    n_trials: int | None,
+    timeout: float | None = None,
+    callbacks: Iterable[Callable[..., None]] = (),
+    study=None,
+    objective: Objective | None = None,
+):
+    """Add ``n_trials`` trials to the study (created or resumed); returns the study."""
+    objective = objective or build_objective(entry, panel, config)
+    study = study if study is not None else create_study(config, panel)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=timeout,
+        n_jobs=config.n_jobs,
+        catch=(Exception,),
+        callbacks=list(callbacks),
+        gc_after_trial=False,
+    )
+    return study
+
+
+def _min_train(space: SearchSpace) -> int:
+    """Training steps the largest window the space can sample needs (plus one label)."""
+    if "window_size" in space.params:
+        return int(space.params["window_size"].high) + 1
+    return int(space.fixed.get("window_size", DEFAULT_WINDOW_SIZE)) + 1
+
+
+@dataclass
+class RefitResult:
+    """The best configuration refit on train + valid and scored once on the test window."""
+
+    params: dict[str, Any]
+    test_metrics: dict[str, float]
+    train_metrics: dict[str, float]
+    result: FitResult
+    task: TaskInfo
+
+
+def best_params(study) -> dict[str, Any]:
+    """The full configuration of the best trial, with what early stopping chose."""
+    best = study.best_trial
+    params = dict(best.user_attrs.get("config") or best.params)
+    params.update(best.user_attrs.get("refit_params") or {})
+    return params
+
+
+def refit_best(entry: ModelEntry, panel: Panel, config: StudyConfig, study) -> RefitResult:
+    """Fit the best trial's configuration on train + valid and score it once on test."""
+    from .errors import MlfError as _Err
+
+    if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+        raise _Err(f"no trial of study '{config.study_name}' completed, so nothing to refit")
+    params = best_params(study)
+    split = split_panel(panel, config.horizon, config.cv_windows, min_train=1)
+    task = task_info(panel, config.horizon, seed=config.seed, device=config.device, n_jobs=1)
+    result = fit_and_score(entry, params, task, panel, split.test_start, holdout=False)
+    return RefitResult(
+        params=params,
+        test_metrics=result.metrics,
+        train_metrics=result.train_metrics,
+        result=result,
+        task=task,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""

@@ -1,0 +1,74 @@
+"""A refit model with everything needed to forecast again: windowing, scaling, the task.
+
+Saved as a folder: ``model.pkl`` (this object, pickled) and ``mlf_model.json`` (the same
+facts, readable without unpickling).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .contract import TaskInfo
+
+PICKLE = "model.pkl"
+META = "mlf_model.json"
+
+
+@dataclass
+class SavedModel:
+    """The refit forecaster of a study and the data settings it was trained with."""
+
+    model_name: str
+    plugin: str
+    plugin_version: str | None
+    params: dict[str, Any]
+    task: TaskInfo
+    columns: dict[str, Any]
+    freq: str
+    series_ids: list[str]
+    window_size: int
+    scaler: str
+    forecaster: Any
+    study_name: str = ""
+    data_fingerprint: str = ""
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    mlf_version: str = ""
+
+    @property
+    def horizon(self) -> int:
+        return self.task.horizon
+
+    def metadata(self) -> dict[str, Any]:
+        meta = {k: v for k, v in asdict(self).items() if k not in ("forecaster", "task")}
+        meta["task"] = asdict(self.task)
+        return meta
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model into ``folder`` (created) and return it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / PICKLE, "wb") as fh:
+            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        (folder / META).write_text(json.dumps(self.metadata(), indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SavedModel:
+        with open(Path(folder) / PICKLE, "rb") as fh:
+            model = pickle.load(fh)
+        if not isinstance(model, cls):
+            raise TypeError(f"{folder} does not hold an mlf model")
+        return model
+
+    def forecast_scaled(self, panel):
+        """Raw model output for the ``horizon`` steps past the end of every series of ``panel``."""
+        from .data import make_windows
+
+        windows = make_windows(
+            panel, panel.lengths, self.window_size, self.horizon, mode="eval", scaler=self.scaler
+        )
+        return windows, self.forecaster.predict(windows)

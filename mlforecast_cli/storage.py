@@ -1,0 +1,83 @@
+"""Where studies live: the on-disk default, or any Optuna storage URL.
+
+The default is an Optuna journal file under the project folder (``.mlf/`` in the working
+directory, or ``MLF_HOME``): no server, safe for several local processes (file lock), and the
+cheapest per trial of Optuna's on-disk storages here (``benchmarks/storage_overhead.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import UsageError
+
+JOURNAL_FILE = "optuna.journal"
+
+
+def project_dir() -> Path:
+    """The folder that holds mlf's local state (``MLF_HOME`` or ``./.mlf``)."""
+    return Path(os.environ.get("MLF_HOME") or ".mlf")
+
+
+def default_storage_url() -> str:
+    return f"journal:///{(project_dir() / JOURNAL_FILE).resolve()}"
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def open_storage(url: str | None):
+    """An Optuna storage for ``url``; None means the default journal file.
+
+    Accepts ``journal:///path`` (or a path ending in ``.journal``), ``memory``, and every
+    RDB URL Optuna takes (``sqlite:///...``, ``postgresql://...``, ``mysql://...``).
+    """
+    import optuna
+
+    url = url or default_storage_url()
+    if url in ("memory", ":memory:"):
+        return optuna.storages.InMemoryStorage()
+    journal_path = _journal_path(url)
+    try:
+        if journal_path is not None:
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            journal_path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(journal_path)))
+        if "://" not in url:
+            raise UsageError(
+                f"--storage {url!r} is not a storage URL: use sqlite:///FILE.db, "
+                "postgresql://USER:PASSWORD@HOST:PORT/DB, journal:///FILE.journal or memory"
+            )
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=_engine_kwargs(url),
+            heartbeat_interval=60,
+            grace_period=180,
+        )
+    except UsageError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(
+            f"cannot open the study storage {redact(url)}: {first}; check the URL, that the "
+            "server is running and the credentials, or leave out --storage for the local default"
+        ) from exc
+
+
+def _journal_path(url: str) -> Path | None:
+    if url.startswith("journal://"):
+        return Path(url[len("journal://") :])
+    if "://" not in url and url.endswith(".journal"):
+        return Path(url)
+    return None
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}

@@ -1,0 +1,1 @@
+"""Built-in model plugins. They use only the public API, as a third-party plugin would."""

@@ -1,0 +1,1 @@
+"""Search spaces (YAML) of the built-in models, read with importlib.resources."""
