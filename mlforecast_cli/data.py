@@ -186,8 +186,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_csv(p, sep="\t" if name.endswith(".tsv") else ",")
     except ImportError as exc:
         raise DataError(
-            f"cannot read Parquet file {p}: {exc}; install pyarrow (pip install pyarrow) or "
-            "convert it to CSV"
+            f"cannot read Parquet file {p}: {_one_line(exc)}; install pyarrow (pip install "
+            "pyarrow) or convert it to CSV"
         ) from exc
     except UnicodeDecodeError as exc:
         raise DataError(
@@ -198,7 +198,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"data file {p} has no columns; give a CSV or Parquet file with a header and rows"
         ) from exc
     except Exception as exc:  # parser errors of pandas/pyarrow: report, never a traceback
-        what = " ".join(str(exc).split())[:200]
+        what = _one_line(exc)
         raise DataError(
             f"cannot read {p} as {kind.upper() if kind == 'csv' else 'Parquet'}: {what}; give a "
             "valid CSV or Parquet file"
@@ -290,9 +290,8 @@ def load_panel(
         what = "missing" if np.isnan(y[r]) else f"not finite ({y[r]})"
         raise DataError(
             f"target column {c.target!r} in {src} has {int(bad.sum())} missing or infinite "
-            "value(s); "
-            f"first at row {r + 1} ({_where(frame, ids, c.time, r)}) is {what}: fill or drop "
-            "those rows"
+            f"value(s); first at row {r + 1} ({_where(frame, ids, c.time, r)}) is {what}: fill "
+            "or drop those rows"
         )
     feats = np.empty((len(frame), len(c.features)), dtype=np.float64)
     for k, name in enumerate(c.features):
@@ -314,8 +313,7 @@ def load_panel(
             r = int(np.flatnonzero(missing)[0])
             raise DataError(
                 f"id column {name!r} in {src} has {int(missing.sum())} missing value(s), first "
-                f"at row {r + 1}; "
-                "fill or drop those rows"
+                f"at row {r + 1}; fill or drop those rows"
             )
 
     # order rows by series then time, and cut them into series
@@ -324,8 +322,8 @@ def load_panel(
             codes = frame.groupby(ids, sort=True, dropna=False).ngroup().to_numpy()
         except TypeError as exc:
             raise DataError(
-                f"id columns {ids} in {src} mix types that cannot be sorted ({exc}); make each "
-                "id column all text or all numbers"
+                f"id columns {ids} in {src} mix types that cannot be sorted ({_one_line(exc)}); "
+                "make each id column all text or all numbers"
             ) from exc
     else:
         codes = np.zeros(len(frame), dtype=np.int64)
@@ -345,26 +343,22 @@ def load_panel(
         k = int(dup[0])
         s = int(np.searchsorted(starts, k, side="right") - 1)
         raise DataError(
-            f"duplicate rows in {src}: series {_id_label(keys[s])!r} has {int(dup.size)} repeated "
-            f"{c.time} value(s), first {_fmt_time(times[k])}; aggregate or drop the duplicates "
-            f"(one row per {'/'.join(ids + [c.time])})"
+            f"duplicate rows in {src}: series {_id_label(keys[s])!r} has {int(dup.size)} "
+            f"repeated {c.time} value(s), first {_fmt_time(times[k])}; aggregate or drop the "
+            f"duplicates (one row per {'/'.join(ids + [c.time])})"
         )
     lengths = np.diff(bounds)
     if (lengths < 2).any():
         s = int(np.flatnonzero(lengths < 2)[0])
         raise DataError(
             f"series {_id_label(keys[s])!r} in {src} has only {int(lengths[s])} time point; "
-            "every series "
-            "needs at least 2: drop it or check the --id-col columns"
+            "every series needs at least 2: drop it or check the --id-col columns"
         )
 
     series_times = np.split(times, starts[1:])
-    if freq is None:
-        freq = _panel_freq(series_times, keys, src, c.time)
-    else:
-        freq = _check_freq_alias(freq)
-    for key, t in zip(keys, series_times, strict=True):
-        _check_regular(t, freq, key, src, c.time)
+    freq = _check_freq_alias(freq) if freq else _panel_freq(series_times, keys, src, c.time)
+    for s in _irregular_candidates(times, codes, starts, freq):
+        _check_regular(series_times[s], freq, keys[s], src, c.time)
 
     return Panel(
         columns=c,
@@ -396,8 +390,8 @@ def _check_columns(frame: pd.DataFrame, c: Columns, src: str) -> None:
     if c.target == c.time or clash or set(c.ids) & set(c.features):
         raise DataError(
             f"column mapping for {src} uses a column twice (target {c.target!r}, time "
-            f"{c.time!r}, ids {list(c.ids)}, "
-            f"features {list(c.features)}); give each role its own column"
+            f"{c.time!r}, ids {list(c.ids)}, features {list(c.features)}); give each role its "
+            "own column"
         )
 
 
@@ -405,7 +399,7 @@ def _where(frame: pd.DataFrame, ids: list[str], time: str, row: int) -> str:
     """'series X, <time> V' for an original row position, for messages."""
     rec = frame.iloc[row]
     label = _id_label(tuple(rec[n] for n in ids))
-    return f"series {label!r}, {time} {rec[time]!s}"
+    return f"series {label!r}, {time} {_one_line(rec[time], 40)}"
 
 
 def _fmt_time(t: np.datetime64) -> str:
@@ -438,8 +432,8 @@ def _parse_times(col: pd.Series, name: str, src: str) -> np.ndarray:
         return parsed.dt.tz_localize(None).to_numpy().astype(_NS)
     except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
         raise DataError(
-            f"time column {name!r} in {src} has dates out of range ({exc}); use dates between "
-            "1678 and 2261"
+            f"time column {name!r} in {src} has dates out of range ({_one_line(exc)}); use dates "
+            "between 1678 and 2261"
         ) from exc
 
 
@@ -465,8 +459,7 @@ def _to_float(col: pd.Series, name: str, src: str, *, role: str) -> np.ndarray:
         )
         raise DataError(
             f"{role} column {name!r} in {src} is not numeric: row {r + 1} holds "
-            f"{str(col.iloc[r])!r} "
-            f"({int(bad.sum())} non-numeric value(s)); {fix}"
+            f"{str(col.iloc[r])!r} ({int(bad.sum())} non-numeric value(s)); {fix}"
         )
     return values
 
@@ -486,8 +479,7 @@ def _weights(
         r = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"weight column {name!r} in {src} has a missing, infinite or negative value at row "
-            f"{r + 1} "
-            f"({_where(frame, ids, time, r)}); weights must be booleans or numbers >= 0"
+            f"{r + 1} ({_where(frame, ids, time, r)}); weights must be booleans or numbers >= 0"
         )
     return values
 
@@ -495,15 +487,23 @@ def _weights(
 # --------------------------------------------------------------------------- frequency
 
 
-def _check_freq_alias(freq: str) -> str:
+def _offset(freq: str) -> pd.DateOffset:
+    """``freq`` as a pandas offset; :class:`DataError` when it is not an alias."""
     try:
-        offset = pd.tseries.frequencies.to_offset(freq)
+        return pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError) as exc:
         raise DataError(
             f"unknown frequency {freq!r}; use a pandas offset alias such as W-FRI, MS, D or h "
             "(--freq)"
         ) from exc
-    return offset.freqstr
+
+
+def _check_freq_alias(freq: str) -> str:
+    return _offset(freq).freqstr
+
+
+def _one_line(value: object, limit: int = 200) -> str:
+    return " ".join(str(value).split())[:limit]
 
 
 def infer_freq(times: np.ndarray) -> str:
@@ -578,9 +578,7 @@ def _freq_from_steps(t: np.ndarray) -> str | None:
 def _panel_freq(series_times: list[np.ndarray], keys: list[tuple], src: str, time: str) -> str:
     """The frequency most series agree on (series with gaps are checked against it later)."""
     found: dict[str, int] = {}
-    for t in series_times:
-        if t.size < 3:
-            continue
+    for t in [t for t in series_times if t.size >= 3][:50]:  # a sample is enough
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             f = pd.infer_freq(pd.DatetimeIndex(t))
@@ -589,15 +587,44 @@ def _panel_freq(series_times: list[np.ndarray], keys: list[tuple], src: str, tim
             found[f] = found.get(f, 0) + 1
     if found:
         return _check_freq_alias(max(found, key=found.__getitem__))
-    for key, t in zip(keys, series_times, strict=True):
+    for t in series_times:
         f = _freq_from_steps(t)
         if f is not None:
             return _check_freq_alias(f)
     raise DataError(
         f"cannot infer the frequency of {time!r} in {src}: series {_id_label(keys[0])!r} has no "
-        "regular step; "
-        "fill the missing dates or pass --freq (e.g. W-FRI, MS, D, h)"
+        "regular step; fill the missing dates or pass --freq (e.g. W-FRI, MS, D, h)"
     )
+
+
+def _fixed_step(freq: str) -> np.timedelta64 | None:
+    """The constant step of ``freq`` (hours, days, weeks...), None for calendar offsets."""
+    offset = _offset(freq)
+    if isinstance(offset, pd.offsets.Tick):
+        return np.timedelta64(int(offset.nanos), "ns")
+    if isinstance(offset, pd.offsets.Day):  # not a Tick since pandas 3
+        return np.timedelta64(int(offset.n), "D").astype("m8[ns]")
+    if isinstance(offset, pd.offsets.Week) and offset.weekday is not None:
+        return np.timedelta64(7 * int(offset.n), "D").astype("m8[ns]")
+    return None
+
+
+def _irregular_candidates(
+    times: np.ndarray, codes: np.ndarray, starts: np.ndarray, freq: str
+) -> np.ndarray:
+    """Series that may be off the ``freq`` grid (a step that is not one ``freq``, or a first
+    date off its anchor), found at once over all rows; the first series is always listed."""
+    offset, index = _offset(freq), pd.DatetimeIndex(times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PerformanceWarning: offsets applied element-wise
+        following = (index[:-1] + offset).to_numpy().astype(_NS)
+        first = index[starts]
+        off_grid = ((first + offset) - offset).to_numpy().astype(_NS) != first.to_numpy()
+    bad_step = (times[1:] != following) & (np.diff(codes) == 0)
+    suspect = off_grid.copy()
+    suspect[np.searchsorted(starts, np.flatnonzero(bad_step), side="right") - 1] = True
+    suspect[0] = True
+    return np.flatnonzero(suspect)
 
 
 def _check_regular(t: np.ndarray, freq: str, key: tuple, src: str, time: str) -> None:
@@ -610,15 +637,13 @@ def _check_regular(t: np.ndarray, freq: str, key: tuple, src: str, time: str) ->
     if k == 0:
         raise DataError(
             f"series {label!r} in {src} starts on {_fmt_time(t[0])}, which is not on the {freq} "
-            f"grid of {time!r}; "
-            "align the dates or pass the right --freq"
+            f"grid of {time!r}; align the dates or pass the right --freq"
         )
     problem = "a gap" if t[k] > expected[k] else "a date off the grid"
     raise DataError(
         f"series {label!r} in {src} has {problem} in {time!r} between {_fmt_time(t[k - 1])} and "
-        f"{_fmt_time(t[k])} "
-        f"(frequency {freq}, expected {_fmt_time(expected[k])} next); fill the missing dates or "
-        "pass the right --freq"
+        f"{_fmt_time(t[k])} (frequency {freq}, expected {_fmt_time(expected[k])} next); fill the "
+        "missing dates or pass the right --freq"
     )
 
 
@@ -636,13 +661,7 @@ _CYCLES = {"second": ("hour", "day", "year"), "minute": ("hour", "day", "year"),
 
 def _freq_kind(freq: str) -> tuple[str, int]:
     """('second' ... 'year' or 'other', multiple) of a pandas offset alias."""
-    try:
-        offset = pd.tseries.frequencies.to_offset(freq)
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"unknown frequency {freq!r}; use a pandas offset alias such as W-FRI, MS, D or h "
-            "(--freq)"
-        ) from exc
+    offset = _offset(freq)
     code = offset.rule_code.split("-")[0]
     if code in _KIND_CODES:
         kind = _KIND_CODES[code]
@@ -700,7 +719,7 @@ def future_times(last: np.datetime64, freq: str, n: int) -> np.ndarray:
     """The ``n`` times after ``last`` on the ``freq`` grid, as datetime64[ns]."""
     if n <= 0:
         return np.array([], dtype=_NS)
-    offset = pd.tseries.frequencies.to_offset(freq)
+    offset = _offset(freq)
     start = pd.Timestamp(last) + offset
     return pd.date_range(start=start, periods=n, freq=offset).to_numpy().astype(_NS)
 
@@ -753,10 +772,9 @@ def split_panel(panel: Panel, horizon: int, cv_windows: int = 1, min_train: int 
         s = int(np.argmin(lengths))
         raise DataError(
             f"series {panel.id_labels[s]!r} in {panel.source} has {int(lengths[s])} time points, "
-            f"but horizon {horizon} "
-            f"with {cv_windows} validation window(s) needs at least {need} ({min_train} training + "
-            f"{cv_windows + 1} x {horizon}); pass a smaller --horizon or --cv-windows, or drop "
-            "short series"
+            f"but horizon {horizon} with {cv_windows} validation window(s) needs at least {need} "
+            f"({min_train} training + {cv_windows + 1} x {horizon}); pass a smaller --horizon or "
+            "--cv-windows, or drop short series"
         )
     test_start = lengths - horizon
     folds = tuple(
@@ -778,8 +796,11 @@ def _seasonal_lags(horizon: int, season: int) -> np.ndarray:
 
 def _loc_scale(values: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std along ``axis``; a (near) zero std is floored to |mean| or 1."""
-    loc = values.mean(axis=axis)
-    std = values.std(axis=axis)
+    return _floor_scale(values.mean(axis=axis), values.std(axis=axis))
+
+
+def _floor_scale(loc: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(loc, scale)`` with a (near) zero or undefined std replaced by |loc|, or 1 at 0."""
     tiny = std <= 1e-8 * np.maximum(np.abs(loc), 1.0)
     fallback = np.where(np.abs(loc) > 0, np.abs(loc), 1.0)
     scale = np.where(tiny | ~np.isfinite(std), fallback, std)
@@ -815,7 +836,7 @@ def make_windows(
             f"horizon must be a whole number >= 1, got {horizon!r}; pass e.g. --horizon 13"
         )
     w, h = int(window_size), int(horizon)
-    end = np.asarray(end, dtype=np.int64).reshape(-1)
+    end = np.asarray(end, dtype=np.int64).reshape(-1).copy()
     lengths = panel.lengths
     if end.shape != (panel.n_series,):
         raise ValueError(
@@ -834,68 +855,87 @@ def make_windows(
         what = f"window_size {w} + horizon {h} = {need}" if mode == "train" else f"window_size {w}"
         raise DataError(
             f"series {panel.id_labels[s]!r} in {panel.source} has only {int(end[s])} time points "
-            "before its "
-            f"{'validation/test' if mode == 'train' else 'forecast'} window, fewer than {what} "
-            f"({short.size} such series); use a smaller window_size or --horizon, or drop short "
-            "series"
+            f"before its {'validation/test' if mode == 'train' else 'forecast'} window, fewer "
+            f"than {what} ({short.size} such series); use a smaller window_size or --horizon, or "
+            "drop short series"
         )
 
+    n = panel.n_series
     lags = _seasonal_lags(h, panel.season_length)
-    pad = int(lags.max())  # NaN history in front so that every seasonal index exists
+    pad = int(lags.max())  # NaN history in front of each series: every seasonal index exists
     cols = np.arange(h)
-    n_feat = len(panel.columns.features)
-    xs, ys, seas, feats, cals, series, offsets = [], [], [], [], [], [], []
-    for i in range(panel.n_series):
-        e, t_len = int(end[i]), int(lengths[i])
-        starts = np.arange(e - w - h + 1) if mode == "train" else np.array([e - w])
-        # padded[k] = y[k - pad]; one sliding window covers [start - pad, start + w + h)
-        visible = panel.y[i][: e if mode == "train" else min(t_len, e + h)]
-        padded = np.concatenate((np.full(pad, np.nan), visible, np.full(h, np.nan)))
-        view = sliding_window_view(padded, pad + w + h)[starts]
-        xs.append(view[:, pad : pad + w])
-        ys.append(view[:, pad + w :])
-        seas.append(view[:, pad + w + cols - lags])
-        first = starts + w  # index of the first label step in the series
-        steps = first[:, None] + cols[None, :]
-        extra = max(int(steps.max()) + 1 - t_len, 0)
-        f = panel.features[i]
-        if extra:
-            f = np.concatenate((f, np.zeros((extra, n_feat))))
-            t = np.concatenate(
-                (panel.times[i], future_times(panel.times[i][-1], panel.freq, extra))
-            )
-        else:
-            t = panel.times[i]
-        feats.append(f[steps])
-        cals.append(calendar_features(t[: int(steps.max()) + 1], panel.freq)[steps])
-        series.append(np.full(starts.size, i, dtype=np.int64))
-        offsets.append(first)
 
-    x = np.concatenate(xs)
-    y = np.concatenate(ys)
-    seasonal = np.concatenate(seas)
-    sid = np.concatenate(series)
+    # the samples: series id and position of the first label step within the series
+    if mode == "train":
+        counts = end - need + 1
+        sid = np.repeat(np.arange(n), counts)
+        first = w + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    else:
+        sid, first = np.arange(n), end.copy()
+
+    # target: every series in one flat array, as [pad NaN | y_i | h NaN] blocks
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    block = pad + lengths + h
+    off = np.cumsum(block) - block + pad  # flat index of y_i[0]
+    flat = np.full(int(block.sum()), np.nan)
+    flat[np.repeat(off, lengths) + within] = np.concatenate(panel.y)
+    origin = off[sid] + first  # flat index of each sample's first label step
+    windows = sliding_window_view(flat, w + h)[origin - w]  # input and labels, one copy
+    x, y = windows[:, :w], windows[:, w:]
+    seasonal = flat[origin[:, None] + cols - lags]  # lag_j > j: always before the input end
+
+    # features and calendar over [y_i | h future steps] blocks (unknown features -> 0)
+    ext = lengths + h
+    foff = np.cumsum(ext) - ext
+    rows = np.repeat(foff, lengths) + within
+    feat_flat = np.zeros((int(ext.sum()), len(panel.columns.features)))
+    feat_flat[rows] = np.concatenate(panel.features)
+    lasts = np.array([t[-1] for t in panel.times], dtype=_NS)
+    future = (foff + lengths)[:, None] + cols
+    times_flat = np.empty(int(ext.sum()), dtype=_NS)
+    times_flat[rows] = np.concatenate(panel.times)
+    past_end = mode == "eval" and bool((end + h > lengths).any())
+    times_flat[future] = _future_block(lasts, panel.freq, h) if past_end else lasts[:, None]
+    steps = (foff[sid] + first)[:, None] + cols
+    features = feat_flat[steps]
+    calendar = calendar_features(times_flat, panel.freq)[steps]
+
     if scaler == "none":
         loc, scale = np.zeros(len(x)), np.ones(len(x))
     elif scaler == "window":
         loc, scale = _loc_scale(x, axis=1)
-    else:
-        stats = [_loc_scale(panel.y[i][: int(end[i])], axis=0) for i in range(panel.n_series)]
-        loc = np.array([s[0] for s in stats])[sid]
-        scale = np.array([s[1] for s in stats])[sid]
+    else:  # per series over [0, end_i): the history this fold may see
+        row_sid = np.repeat(np.arange(n), lengths)
+        seen = within < end[row_sid]
+        values = np.concatenate(panel.y)[seen]
+        mean = np.bincount(row_sid[seen], weights=values, minlength=n) / end
+        var = np.bincount(row_sid[seen], weights=(values - mean[row_sid[seen]]) ** 2, minlength=n)
+        loc, scale = _floor_scale(mean, np.sqrt(var / end))
+        loc, scale = loc[sid], scale[sid]
     lo, sc = loc[:, None], scale[:, None]
-    has_labels = mode == "train" or not np.isnan(y).any()
     return Windows(
         x=(x - lo) / sc,
-        y=(y - lo) / sc if has_labels else None,
+        y=None if past_end else (y - lo) / sc,
         seasonal=(seasonal - lo) / sc,
-        features=np.concatenate(feats),
-        calendar=np.concatenate(cals),
+        features=features,
+        calendar=calendar,
         series=sid,
-        loc=loc.astype(np.float64),
-        scale=scale.astype(np.float64),
-        step_offset=np.concatenate(offsets),
+        loc=loc,
+        scale=scale,
+        step_offset=first,
     )
+
+
+def _future_block(lasts: np.ndarray, freq: str, h: int) -> np.ndarray:
+    """(n, h) the ``h`` times after each of ``lasts`` on the ``freq`` grid."""
+    step = _fixed_step(freq)
+    k = np.arange(1, h + 1)
+    if step is not None:
+        return lasts[:, None] + k * step
+    offset, index = _offset(freq), pd.DatetimeIndex(lasts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PerformanceWarning: offsets applied element-wise
+        return np.stack([(index + offset * j).to_numpy().astype(_NS) for j in k], axis=1)
 
 
 def inverse_scale(values: np.ndarray, windows: Windows) -> np.ndarray:

@@ -141,7 +141,9 @@ class Registry:
     # ---- loading -------------------------------------------------------------------------
     def add_plugin(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object (a module or any object with hookimpls) by hand."""
-        info = PluginInfo(name=name or getattr(plugin, "__name__", repr(plugin)), source="registered")
+        info = PluginInfo(
+            name=name or getattr(plugin, "__name__", repr(plugin)), source="registered"
+        )
         if self._loaded:
             self._register(plugin, info)
         else:

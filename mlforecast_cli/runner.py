@@ -375,8 +375,9 @@ def run_study(
 
 def _min_train(space: SearchSpace) -> int:
     """Training steps the largest window the space can sample needs (plus one label)."""
-    if "window_size" in space.params:
-        return int(space.params["window_size"].high) + 1
+    param = space.params.get("window_size")
+    if param is not None:
+        return int(max(param.choices) if param.choices else param.high) + 1
     return int(space.fixed.get("window_size", DEFAULT_WINDOW_SIZE)) + 1
 
 

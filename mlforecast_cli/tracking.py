@@ -43,9 +43,13 @@ class MlflowTracker:
     def __init__(
         self, *, experiment: str, tracking_uri: str | None = None, metric: str = "mape"
     ) -> None:
+        import logging
+
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.metric = metric
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         try:
@@ -157,8 +161,11 @@ class MlflowTracker:
             },
         )
         attrs = trial.user_attrs
-        metrics = [Metric("intermediate_value", float(v), end, int(step))
-                   for step, v in sorted(trial.intermediate_values.items()) if math.isfinite(v)]
+        metrics = [
+            Metric("intermediate_value", float(v), end, int(step))
+            for step, v in sorted(trial.intermediate_values.items())
+            if math.isfinite(v)
+        ]
         for prefix, key in (("val", "val_metrics"), ("train", "train_metrics")):
             for name, value in (attrs.get(key) or {}).items():
                 if value is not None and math.isfinite(value):
@@ -212,7 +219,7 @@ class MlflowTracker:
         model_dir: Path | None = None,
         counts: Mapping[str, int] | None = None,
     ) -> None:
-        """Write the study's best result (and, after refit, test metrics and model) on the parent."""
+        """Write the best result (after refit also test metrics and the model) on the parent."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)

@@ -525,3 +525,75 @@ def test_to_frame_round_trip_with_numeric_weight():
     assert list(back.columns) == ["id", "date", "value", "price", "w"]
     assert load_panel(back, cols).fingerprint() == panel.fingerprint()
     assert math.isclose(back["value"].sum(), frame["value"].sum())
+
+
+def test_weekly_series_off_the_anchor_and_monthly_gap():
+    fri = m4_like("W-FRI", 10, n_series=1)
+    sat = m4_like("W-SAT", 10, n_series=1).assign(id="late")
+    with pytest.raises(DataError, match=r"series 'late' .*starts on 2000-01-01.*W-FRI grid"):
+        load_panel(pd.concat([fri, sat]), M4)
+    monthly = m4_like("MS", 30, n_series=2).drop(index=[40])
+    with pytest.raises(DataError, match=r"series 'S1'.*gap.*2000-10-01 and 2000-12-01.*MS"):
+        load_panel(monthly, M4)
+
+
+def test_missing_id_and_bad_weight_named():
+    frame = m4_like("D", 6)
+    frame.loc[3, "id"] = None
+    with pytest.raises(DataError, match=r"id column 'id'.*row 4"):
+        load_panel(frame, M4)
+    frame = m4_like("D", 6).assign(w=1.0)
+    frame.loc[8, "w"] = -2.0
+    with pytest.raises(DataError, match=r"weight column 'w'.*row 9.*series 'S1'"):
+        load_panel(frame, Columns("value", "date", ("id",), weight="w"))
+
+
+def test_weight_text_booleans_follow_walmart_convention():
+    frame = m4_like("D", 4, n_series=1).assign(hol=["FALSE", "TRUE", "false", "false"])
+    panel = load_panel(frame, Columns("value", "date", ("id",), weight="hol"))
+    np.testing.assert_array_equal(panel.weights[0], [1, 5, 1, 1])
+
+
+def test_error_messages_are_one_line(tmp_path):
+    (tmp_path / "bad.csv").write_text('id,date,value\nA,"2020-01-01\nx",1\nA,2020-01-02,2\n')
+    frame = m4_like("D", 10)
+    cases = [
+        lambda: read_table(tmp_path / "missing.csv"),
+        lambda: load_panel(tmp_path / "bad.csv", M4),
+        lambda: load_panel(frame, Columns("nope", "date", ("id",))),
+        lambda: load_panel(frame.assign(value="x"), M4),
+        lambda: load_panel(frame.drop(index=4), M4),
+        lambda: split_panel(load_panel(frame, M4), horizon=8),
+    ]
+    for case in cases:
+        with pytest.raises(DataError) as info:
+            case()
+        assert "\n" not in str(info.value) and str(info.value)
+
+
+def test_many_series_load_and_window_quickly():
+    n_series, length = 2000, 120
+    dates = np.tile(pd.date_range("2020-01-01", periods=length, freq="D").to_numpy(), n_series)
+    frame = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n_series), length),
+            "date": dates,
+            "value": np.random.default_rng(1).normal(size=n_series * length),
+        }
+    ).sample(frac=1.0, random_state=0)
+    panel = load_panel(frame, M4)
+    assert panel.n_series == n_series and panel.freq == "D"
+    split = split_panel(panel, horizon=7)
+    win = make_windows(panel, split.folds[0].train_end, 14, 7, mode="train", scaler="series")
+    assert len(win) == n_series * (length - 14 - 14 - 7 + 1)
+
+
+@pytest.mark.parametrize("freq", ["MS", "ME", "QS-OCT", "W-FRI", "h", "B"])
+def test_eval_calendar_past_the_end_matches_future_times(freq):
+    panel = load_panel(m4_like(freq, 30, start="2001-01-01", n_series=3), M4)
+    win = make_windows(panel, panel.lengths, window_size=5, horizon=4, mode="eval")
+    assert win.y is None
+    for i in range(panel.n_series):
+        times = future_times(panel.times[i][-1], panel.freq, 4)
+        assert times[0] > panel.times[i][-1]
+        np.testing.assert_allclose(win.calendar[i], calendar_features(times, panel.freq))

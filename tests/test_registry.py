@@ -51,13 +51,19 @@ def test_plugin_registered_in_a_fixture(registry, space_file):
     entry = registry.get("fixture_plugin")
     assert entry.plugin.source == "registered"
     assert entry.load_space().n_params == 2
-    model = entry.create({"shrink": 0.0, "window_size": 4}, TaskInfo(horizon=2, season_length=1, n_series=1))
+    model = entry.create(
+        {"shrink": 0.0, "window_size": 4}, TaskInfo(horizon=2, season_length=1, n_series=1)
+    )
     assert model.params["shrink"] == 0.0
 
 
 def test_real_entry_point_found_from_a_temporary_distribution(on_path, space_file):
     write_distribution(
-        on_path, "mlftest-good", "mlftest_good", GOOD_PLUGIN.format(model="good_one", space=str(space_file)), "2.5"
+        on_path,
+        "mlftest-good",
+        "mlftest_good",
+        GOOD_PLUGIN.format(model="good_one", space=str(space_file)),
+        "2.5",
     )
     registry = Registry()
     entry = registry.get("good_one")
@@ -67,20 +73,27 @@ def test_real_entry_point_found_from_a_temporary_distribution(on_path, space_fil
 
 def test_plugins_load_lazily_and_once(on_path, space_file):
     write_distribution(
-        on_path, "mlftest-once", "mlftest_once",
-        "COUNT = [0]\n" + GOOD_PLUGIN.format(model="once", space=str(space_file))
+        on_path,
+        "mlftest-once",
+        "mlftest_once",
+        "COUNT = [0]\n"
+        + GOOD_PLUGIN.format(model="once", space=str(space_file))
         + "\nCOUNT[0] += 1\n",
     )
     registry = Registry()
     assert "mlftest_once" not in sys.modules
-    registry.models
-    registry.models
+    assert registry.models == registry.models
     registry.get("once")
     assert sys.modules["mlftest_once"].COUNT == [1]
 
 
 def test_broken_plugin_is_reported_and_others_still_work(on_path):
-    write_distribution(on_path, "mlftest-broken", "mlftest_broken", "raise RuntimeError('boom at import\\nsecond line')\n")
+    write_distribution(
+        on_path,
+        "mlftest-broken",
+        "mlftest_broken",
+        "raise RuntimeError('boom at import\\nsecond line')\n",
+    )
     registry = Registry()
     [problem] = [p for p in registry.problems if "mlftest_broken" in p]
     assert "mlftest-broken 1.0" in problem
@@ -94,7 +107,9 @@ def test_duplicate_model_names_name_both_plugins(registry, space_file):
     registry.add_plugin(make_plugin("second_plugin", space_file, "twin"), name="second_plugin")
     with pytest.raises(PluginError, match="first_plugin.*second_plugin"):
         registry.get("twin")
-    assert any("'twin'" in p and "first_plugin" in p and "second_plugin" in p for p in registry.problems)
+    assert any(
+        "'twin'" in p and "first_plugin" in p and "second_plugin" in p for p in registry.problems
+    )
     assert registry.get("seasonal_naive").ready
 
 
@@ -144,8 +159,16 @@ def test_missing_requirement_gives_the_install_command(registry, space_file):
     class NeedsLib:
         @hookimpl
         def register_models(self, register):
-            register(ModelSpec(name="needy", summary="", factory="x:y", space=space_file,
-                               requires=("surely_not_installed_lib",), install="pip install needy-extra"))
+            register(
+                ModelSpec(
+                    name="needy",
+                    summary="",
+                    factory="x:y",
+                    space=space_file,
+                    requires=("surely_not_installed_lib",),
+                    install="pip install needy-extra",
+                )
+            )
 
     registry.add_plugin(NeedsLib(), name="needs")
     entry = registry.get("needy")

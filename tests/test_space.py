@@ -497,6 +497,7 @@ def test_sampler_seed() -> None:
     assert _sampled(build_sampler(s, seed=7)) == _sampled(build_sampler(s, seed=7))
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_other_samplers_and_pruners() -> None:
     data = with_optimizer(
         sampler={"type": "RandomSampler", "seed": 1},
@@ -540,6 +541,7 @@ BAD_OPTUNA = [
 ]  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.parametrize(("block", "spec", "fragment"), BAD_OPTUNA)
 def test_bad_sampler_and_pruner(block: str, spec: dict, fragment: str) -> None:
     s = parse_space(with_optimizer(**{block: spec}), SRC)
@@ -776,7 +778,7 @@ def spaces(draw: st.DrawFn) -> SearchSpace:
     return parse_space(data, "x")
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(spaces())
 def test_to_yaml_round_trip_property(s: SearchSpace) -> None:
     again = parse_space(yaml.safe_load(s.to_yaml()), "x")

@@ -119,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
+        first = (str(exc).strip().splitlines() or [""])[0]
         error_line(
-            f"unexpected {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            " (rerun with --debug for the traceback and report it)"
+            f"unexpected {type(exc).__name__}: {first} "
+            "(rerun with --debug for the traceback and report it)"
         )
         code = 1
     sys.exit(code if isinstance(code, int) else 0)

@@ -13,6 +13,9 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..data import Panel
 
+EXPERIMENTS = {"walmart": "walmart_sales_forecasting"}
+"""Default MLflow experiment of a built-in dataset (the original project's name for Walmart)."""
+
 DatasetOpt = Annotated[
     str | None,
     typer.Option("--dataset", help="Built-in dataset (see 'mlf datasets'); default walmart."),
@@ -74,7 +77,7 @@ def load_data(
                 weight=card.weight,
             )
             panel = _reload_builtin(name, columns)
-        experiment = getattr(card, "experiment", None) or f"{name}_forecasting"
+        experiment = EXPERIMENTS.get(name, f"{name}_forecasting")
         return DataChoice(panel, name, card.horizon, experiment, builtin=True)
     if dataset:
         raise UsageError("--dataset and --data exclude each other: pass only one of them")

@@ -10,7 +10,9 @@ from .output import print_json, print_table
 
 
 def datasets(
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
 ) -> None:
     """List the built-in datasets with their source and defaults."""
     from dataclasses import asdict

@@ -12,7 +12,9 @@ from .output import console, err_console, print_json, print_table
 
 
 def list_models(
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
 ) -> None:
     """List every installed model, its plugin and whether it is ready to run."""
     registry = get_registry()

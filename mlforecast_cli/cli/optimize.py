@@ -75,13 +75,17 @@ def optimize(
     assignments: Annotated[
         list[str] | None, typer.Option("--set", help="Override one space key: KEY=VALUE.")
     ] = None,
-    study_name: Annotated[str | None, typer.Option("--study-name", help="Study to create or resume.")] = None,
+    study_name: Annotated[
+        str | None, typer.Option("--study-name", help="Study to create or resume.")
+    ] = None,
     storage: Annotated[
         str | None, typer.Option("--storage", help="Optuna storage URL (default .mlf/ journal).")
     ] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Trials run at once.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Sampler and model seed.")] = 42,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment.")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="MLflow experiment.")
+    ] = None,
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")
     ] = None,
@@ -116,8 +120,21 @@ def optimize(
     if horizon is None:
         raise UsageError(f"--horizon is needed for --data {data}: how many steps to forecast")
     plans = [
-        _plan(entry, choice, horizon, metric, cv_windows, space_file, assignments, study_name,
-              storage, n_jobs, seed, device, len(entries) > 1)
+        _plan(
+            entry,
+            choice,
+            horizon,
+            metric,
+            cv_windows,
+            space_file,
+            assignments,
+            study_name,
+            storage,
+            n_jobs,
+            seed,
+            device,
+            len(entries) > 1,
+        )
         for entry in entries
     ]
     experiment = experiment or choice.experiment
@@ -136,9 +153,7 @@ def optimize(
             tracker = MlflowTracker(
                 experiment=experiment, tracking_uri=tracking_uri, metric=config.metric
             )
-            outcomes.append(
-                _run_one(entry, config, choice, tracker, board, trials, timeout)
-            )
+            outcomes.append(_run_one(entry, config, choice, tracker, board, trials, timeout))
     except KeyboardInterrupt:
         if board is not None:
             board.__exit__(None, None, None)
@@ -164,8 +179,21 @@ def optimize(
         raise typer.Exit(1)
 
 
-def _plan(entry, choice: DataChoice, horizon, metric, cv_windows, space_file, assignments,
-          study_name, storage, n_jobs, seed, device, several):
+def _plan(
+    entry,
+    choice: DataChoice,
+    horizon,
+    metric,
+    cv_windows,
+    space_file,
+    assignments,
+    study_name,
+    storage,
+    n_jobs,
+    seed,
+    device,
+    several,
+):
     """Validate everything about one model's study before anything is written."""
     from ..data import split_panel
     from ..runner import StudyConfig, _min_train, resolve_device
@@ -247,8 +275,14 @@ def _run_one(entry, config, choice: DataChoice, tracker, board, trials, timeout)
     outcome = ModelOutcome(entry.name, config.study_name, parent_run_id=tracker.parent_run_id)
     try:
         run_study(
-            entry, panel, config, n_trials=trials, timeout=timeout, callbacks=callbacks,
-            study=study, objective=objective,
+            entry,
+            panel,
+            config,
+            n_trials=trials,
+            timeout=timeout,
+            callbacks=callbacks,
+            study=study,
+            objective=objective,
         )
     except KeyboardInterrupt:
         tracker.log_unfinished(objective.started, status="KILLED")
@@ -273,25 +307,26 @@ def _run_one(entry, config, choice: DataChoice, tracker, board, trials, timeout)
             status = "FAILED"
             refit = None
         outcome.best_params = refit.params if refit else None
-        model_dir = None
-        if refit is not None:
-            outcome.test_metrics = refit.test_metrics
-            model_dir = _save_model(entry, config, choice, refit)
-        tracker.log_summary(
-            best_params=outcome.best_params or dict(study.best_params),
-            best_value=outcome.best_value,
-            test_metrics=outcome.test_metrics,
-            train_metrics=refit.train_metrics if refit else None,
-            model_dir=model_dir,
-            counts=outcome.counts,
-        )
+        with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
+            model_dir = None
+            if refit is not None:
+                outcome.test_metrics = refit.test_metrics
+                model_dir = _save_model(entry, config, choice, refit, Path(tmp) / "model")
+            tracker.log_summary(
+                best_params=outcome.best_params or dict(study.best_params),
+                best_value=outcome.best_value,
+                test_metrics=outcome.test_metrics,
+                train_metrics=refit.train_metrics if refit else None,
+                model_dir=model_dir,
+                counts=outcome.counts,
+            )
     tracker.close(status)
     outcome.tracking_seconds = tracker.seconds
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _save_model(entry, config, choice: DataChoice, refit) -> Path:
+def _save_model(entry, config, choice: DataChoice, refit, folder: Path) -> Path:
     from dataclasses import asdict
 
     from .. import __version__
@@ -316,7 +351,7 @@ def _save_model(entry, config, choice: DataChoice, refit) -> Path:
         test_metrics=refit.test_metrics,
         mlf_version=__version__,
     )
-    return saved.save(Path(tempfile.mkdtemp(prefix="mlf-model-")) / "model")
+    return saved.save(folder)
 
 
 def _counts(study) -> dict[str, int]:

@@ -11,7 +11,9 @@ from .output import print_json, print_table
 
 
 def plugins(
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
 ) -> None:
     """List the loaded plugins (entry points of group 'mlf', --plugins-dir files) and errors."""
     registry = get_registry()

@@ -1,0 +1,394 @@
+"""What the lstm, tcn and transformer plugins share: input building, one training loop, pickling.
+
+This module imports torch, so a plugin imports it only inside its model's methods (``fit``,
+``predict``): listing models never loads it. A plugin gives :class:`NeuralTrainer` a
+``build_network(params, dims)`` function returning a ``torch.nn.Module`` whose
+``forward(past, steps, series)`` maps
+
+* ``past``   (n, w, 1)  the scaled past window,
+* ``steps``  (n, h, k)  per horizon step: the base value (see below), a mask saying whether the
+  seasonal value was known, the relative step position, the standardised known features and
+  the calendar features (``k`` is :attr:`Dims.n_step_features`),
+* ``series`` (n,)       the integer series index,
+
+to (n, h): the whole horizon at once. With ``residual`` (the default) that output is a
+correction added to the base value: the seasonal value (same step one season back), or the
+last observed value where the history is too short. The networks zero their last layer, so an
+untrained model *is* the seasonal naive forecast and training only has to learn what differs.
+
+The loop: mini-batches, Adam, the loss on scaled targets, gradient clipping, early stopping on
+the validation window keeping the best weights, ``report(epoch, validation loss)`` every epoch,
+and a clear error when the loss becomes NaN. Without a validation window (the refit) it trains
+for exactly ``epochs`` epochs; :meth:`NeuralTrainer.refit_params` hands the best epoch to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlforecast_cli import TaskInfo, Windows
+
+DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "epochs": 100,
+    "batch_size": 32,
+    "dropout": 0.1,
+    "patience": 10,
+    "min_delta": 1e-4,
+    "grad_clip": 1.0,
+    "weight_decay": 0.0,
+    "loss": "huber",
+    "residual": True,
+    "embedding_dim": 4,
+    "head_size": 64,
+}
+"""Training settings every space may set (under ``params`` or ``fixed``); these when absent."""
+
+LOSSES = ("huber", "mae", "mse")
+N_BASE_FEATURES = 3
+"""Per-step inputs before the known features: base value, seasonal mask, step position."""
+PREDICT_CHUNK = 4096
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (the loss became NaN or infinite)."""
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Sizes a network is built for."""
+
+    window_size: int
+    horizon: int
+    n_step_features: int
+    n_series: int
+
+
+def setting(params: Mapping[str, Any], key: str) -> Any:
+    """``params[key]``, else the shared default."""
+    return params.get(key, DEFAULTS[key])
+
+
+def device_for(requested: str) -> torch.device:
+    """``requested`` when this machine has it, else the CPU (a model unpickled elsewhere)."""
+    if requested == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if requested == "mps" and mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Inputs:
+    """Tensors of a set of windows, on one device."""
+
+    past: torch.Tensor
+    steps: torch.Tensor
+    series: torch.Tensor
+    base: torch.Tensor
+    y: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return int(self.past.shape[0])
+
+    def take(self, index: torch.Tensor) -> Inputs:
+        return Inputs(
+            self.past[index],
+            self.steps[index],
+            self.series[index],
+            self.base[index],
+            None if self.y is None else self.y[index],
+        )
+
+
+def feature_stats(windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (floored to 1 where constant) of each known feature over ``windows``."""
+    f = windows.features.reshape(-1, windows.features.shape[-1])
+    if f.shape[1] == 0 or f.shape[0] == 0:
+        return np.zeros(f.shape[1]), np.ones(f.shape[1])
+    mean, std = f.mean(axis=0), f.std(axis=0)
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
+def step_features(windows: Windows, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(n, h, k) per-step inputs: base, seasonal mask, position, features, calendar."""
+    seasonal = np.asarray(windows.seasonal, dtype=np.float64)
+    known = np.isfinite(seasonal)
+    base = base_values(windows)
+    n, h = seasonal.shape
+    position = np.broadcast_to(np.arange(h) / max(h - 1, 1), (n, h))
+    mean, std = stats
+    features = (np.asarray(windows.features, dtype=np.float64) - mean) / std
+    parts = [base[..., None], known[..., None], position[..., None], features, windows.calendar]
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=-1)
+
+
+def base_values(windows: Windows) -> np.ndarray:
+    """(n, h) the seasonal value where known, else the last value of the window (scaled)."""
+    seasonal = np.asarray(windows.seasonal, dtype=np.float64)
+    last = np.broadcast_to(np.asarray(windows.x, dtype=np.float64)[:, -1:], seasonal.shape)
+    return np.where(np.isfinite(seasonal), seasonal, last)
+
+
+def build_inputs(
+    windows: Windows, stats: tuple[np.ndarray, np.ndarray], device: torch.device
+) -> Inputs:
+    def tensor(a: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
+
+    return Inputs(
+        past=tensor(np.asarray(windows.x, dtype=np.float64)[..., None]),
+        steps=tensor(step_features(windows, stats)),
+        series=tensor(np.asarray(windows.series), dtype=torch.long),
+        base=tensor(base_values(windows)),
+        y=None if windows.y is None else tensor(np.asarray(windows.y, dtype=np.float64)),
+    )
+
+
+# --------------------------------------------------------------------------- shared layers
+
+
+class StepHead(nn.Module):
+    """Maps a context vector and each horizon step's inputs to one value per step.
+
+    Input per step: the context, the step's features and a series embedding; a two-layer MLP
+    whose last layer starts at zero (the model starts at the base forecast).
+    """
+
+    def __init__(self, context_size: int, dims: Dims, params: Mapping[str, Any]) -> None:
+        super().__init__()
+        size = int(setting(params, "head_size"))
+        emb = int(setting(params, "embedding_dim"))
+        self.embed = nn.Embedding(max(dims.n_series, 1), emb)
+        self.norm = nn.LayerNorm(context_size)
+        self.mlp = nn.Sequential(
+            nn.Linear(context_size + dims.n_step_features + emb, size),
+            nn.GELU(),
+            nn.Dropout(float(setting(params, "dropout"))),
+            nn.Linear(size, size),
+            nn.GELU(),
+            zero_linear(size, 1),
+        )
+
+    def forward(self, context: torch.Tensor, steps: torch.Tensor, series: torch.Tensor):
+        h = steps.shape[1]
+        context = self.norm(context)[:, None, :].expand(-1, h, -1)
+        emb = self.embed(series)[:, None, :].expand(-1, h, -1)
+        return self.mlp(torch.cat((context, steps, emb), dim=-1)).squeeze(-1)
+
+
+def zero_linear(n_in: int, n_out: int) -> nn.Linear:
+    """A linear layer with zero weights and bias (an untrained residual adds nothing)."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    name = str(name).lower()
+    if name == "huber":
+        return nn.HuberLoss(delta=1.0)
+    if name == "mae":
+        return nn.L1Loss()
+    if name == "mse":
+        return nn.MSELoss()
+    raise ValueError(f"loss {name!r} is not one of {', '.join(LOSSES)}")
+
+
+class NeuralTrainer:
+    """Builds, trains and runs one network; what a torch plugin's model delegates to.
+
+    Picklable: the weights are kept as CPU tensors in the pickle and the network is rebuilt
+    (with the plugin's ``build_network``) on load.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        build_network: Callable[[Mapping[str, Any], Dims], nn.Module],
+        params: Mapping[str, Any],
+        task: TaskInfo,
+    ) -> None:
+        self.name = name
+        self.build_network = build_network
+        self.params = dict(params)
+        self.task = task
+        self.network: nn.Module | None = None
+        self.dims: Dims | None = None
+        self.stats: tuple[np.ndarray, np.ndarray] | None = None
+        self.best_epoch = 0
+        self.epochs_run = 0
+        self.history: list[tuple[int, float, float | None]] = []
+        """(epoch, mean training loss, validation loss or None) per epoch."""
+
+    # ---------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        train: Windows,
+        valid: Windows | None = None,
+        report: Callable[[int, float], None] | None = None,
+    ) -> NeuralTrainer:
+        params, task = self.params, self.task
+        if len(train) == 0:
+            raise ValueError(f"{self.name}: no training windows to fit on")
+        torch.set_num_threads(max(1, int(task.n_threads)))
+        torch.manual_seed(int(task.seed))
+        device = device_for(task.device)
+        self.stats = feature_stats(train)
+        self.dims = Dims(
+            window_size=train.window_size,
+            horizon=train.horizon,
+            n_step_features=N_BASE_FEATURES + train.features.shape[-1] + train.calendar.shape[-1],
+            n_series=max(int(task.n_series), int(np.max(train.series)) + 1),
+        )
+        net = self.build_network(params, self.dims).to(device)
+        self.network = net
+        data = build_inputs(train, self.stats, device)
+        val = None
+        if valid is not None and valid.y is not None and len(valid):
+            val = build_inputs(valid, self.stats, device)
+
+        epochs = max(int(setting(params, "epochs")), 1)
+        batch_size = max(int(setting(params, "batch_size")), 1)
+        patience = max(int(setting(params, "patience")), 1)
+        min_delta = float(setting(params, "min_delta"))
+        clip = float(setting(params, "grad_clip"))
+        loss_fn = _loss_fn(setting(params, "loss"))
+        optimizer = torch.optim.Adam(
+            net.parameters(),
+            lr=float(setting(params, "learning_rate")),
+            weight_decay=float(setting(params, "weight_decay")),
+        )
+        generator = torch.Generator().manual_seed(int(task.seed))
+
+        best_loss, best_state, waited = math.inf, None, 0
+        self.history = []
+        for epoch in range(1, epochs + 1):
+            net.train()
+            order = torch.randperm(len(data), generator=generator).to(device)
+            total, count = 0.0, 0
+            for start in range(0, len(data), batch_size):
+                batch = data.take(order[start : start + batch_size])
+                loss = loss_fn(self._forward(batch), batch.y)
+                if not torch.isfinite(loss):
+                    raise TrainingError(self._nan_message(epoch, "training"))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip > 0:
+                    nn.utils.clip_grad_norm_(net.parameters(), clip)
+                optimizer.step()
+                total += float(loss.detach()) * len(batch)
+                count += len(batch)
+            self.epochs_run = epoch
+            if val is None:
+                self.history.append((epoch, total / count, None))
+                continue
+            value = self._loss(val, loss_fn)
+            if not math.isfinite(value):
+                raise TrainingError(self._nan_message(epoch, "validation"))
+            self.history.append((epoch, total / count, value))
+            if value < best_loss - min_delta:
+                best_loss, waited, self.best_epoch = value, 0, epoch
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                waited += 1
+            if report is not None:
+                report(epoch, value)  # may raise optuna.TrialPruned: let it through
+            if waited >= patience:
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        else:
+            self.best_epoch = self.epochs_run
+        net.eval()
+        return self
+
+    def _nan_message(self, epoch: int, what: str) -> str:
+        lr = setting(self.params, "learning_rate")
+        return (
+            f"{self.name}: the {what} loss became NaN or infinite at epoch {epoch} "
+            f"(learning_rate {lr}); lower learning_rate or check the data for extreme values"
+        )
+
+    def _forward(self, batch: Inputs) -> torch.Tensor:
+        out = self.network(batch.past, batch.steps, batch.series)
+        return out + batch.base if setting(self.params, "residual") else out
+
+    def _loss(self, data: Inputs, loss_fn) -> float:
+        self.network.eval()
+        with torch.no_grad():
+            return float(loss_fn(self._forward(data), data.y))
+
+    # ---------------------------------------------------------------- predict
+
+    def predict(self, windows: Windows) -> np.ndarray:
+        if self.network is None:
+            raise RuntimeError(f"{self.name}: call fit before predict")
+        device = next(self.network.parameters()).device
+        self.network.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(windows), PREDICT_CHUNK):
+                part = _slice(windows, slice(start, start + PREDICT_CHUNK))
+                data = build_inputs(part, self.stats, device)
+                out.append(self._forward(data).double().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.dims.horizon))
+        return np.concatenate(out)
+
+    def refit_params(self) -> dict[str, Any]:
+        """The epoch early stopping kept: the refit (no validation window) trains that long."""
+        return {"epochs": int(max(self.best_epoch, 1))}
+
+    # ---------------------------------------------------------------- pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        net = state.pop("network")
+        state["weights"] = (
+            None if net is None else {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("weights")
+        self.__dict__.update(state)
+        self.network = None
+        if weights is not None:
+            net = self.build_network(self.params, self.dims)
+            net.load_state_dict(weights)
+            self.network = net.to(device_for(self.task.device)).eval()
+
+
+def _slice(windows: Windows, index: slice) -> Windows:
+    def cut(a):
+        return None if a is None else a[index]
+
+    return Windows(
+        x=windows.x[index],
+        y=cut(windows.y),
+        seasonal=windows.seasonal[index],
+        features=windows.features[index],
+        calendar=windows.calendar[index],
+        series=windows.series[index],
+        loc=windows.loc[index],
+        scale=windows.scale[index],
+        step_offset=cut(windows.step_offset),
+    )

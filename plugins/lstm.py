@@ -1,0 +1,85 @@
+"""LSTM: a recurrent encoder over the past window, a per-step head over the whole horizon.
+
+The encoder reads the scaled past window; its last hidden state (both directions when
+bidirectional), the series embedding and each horizon step's known inputs (seasonal value and
+mask, features, calendar) give one correction per step over the seasonal naive forecast. The
+training loop is shared with tcn and transformer (``_torch_training``); torch is imported only
+when a model is fit or loaded, never when models are listed.
+"""
+
+from __future__ import annotations
+
+from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+
+
+def build_network(params, dims):
+    """The ``torch.nn.Module`` for ``params`` (see ``_torch_training`` for its inputs)."""
+    from torch import nn
+
+    from mlforecast_cli.plugins._torch_training import StepHead, setting
+
+    hidden = int(params.get("hidden_size", 128))
+    layers = int(params.get("num_layers", 1))
+    directions = 2 if bool(params.get("bidirectional", False)) else 1
+    dropout = float(setting(params, "dropout"))
+
+    class LSTMNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(
+                input_size=1,
+                hidden_size=hidden,
+                num_layers=layers,
+                batch_first=True,
+                dropout=dropout if layers > 1 else 0.0,  # only between layers
+                bidirectional=directions == 2,
+            )
+            self.head = StepHead(hidden * directions, dims, params)
+
+        def forward(self, past, steps, series):
+            _, (h_n, _) = self.lstm(past)
+            # h_n: (layers * directions, n, hidden); the last layer's final state per direction
+            context = h_n[-directions:].transpose(0, 1).reshape(past.shape[0], -1)
+            return self.head(context, steps, series)
+
+    return LSTMNet()
+
+
+class LSTMForecaster(Forecaster):
+    """Long short-term memory network, trained with the shared loop (early stopping, pruning)."""
+
+    supports_pruning = True
+
+    def __init__(self, params, task) -> None:
+        super().__init__(params, task)
+        self.trainer = None
+
+    def fit(self, train, valid=None, report=None):
+        from mlforecast_cli.plugins._torch_training import NeuralTrainer
+
+        self.trainer = NeuralTrainer("lstm", build_network, self.params, self.task)
+        self.trainer.fit(train, valid, report)
+        return self
+
+    def predict(self, windows):
+        if self.trainer is None:
+            raise RuntimeError("lstm: call fit before predict")
+        return self.trainer.predict(windows)
+
+    def refit_params(self):
+        return self.trainer.refit_params() if self.trainer is not None else {}
+
+
+@hookimpl
+def register_models(register):
+    register(
+        ModelSpec(
+            name="lstm",
+            summary="LSTM encoder + per-step head, residual over the seasonal naive (PyTorch)",
+            family="neural",
+            factory="mlforecast_cli.plugins.lstm:LSTMForecaster",
+            space="mlforecast_cli.spaces:lstm.yaml",
+            requires=("torch",),
+            install='pip install "mlforecast-cli[torch]"',
+        )
+    )

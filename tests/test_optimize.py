@@ -1,0 +1,273 @@
+"""`mlf optimize` end to end: real Optuna studies, a real MLflow store, real data."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlforecast_cli.storage import open_storage
+from tests.plugin_factories import (
+    CURVE_SPACE,
+    SPACE,
+    CurveModel,
+    FlakyModel,
+    InterruptingModel,
+    MeanModel,
+    spec_plugin,
+)
+
+EXPERIMENT = "walmart_sales_forecasting"
+VAL_KEYS = {"val_MAPE", "val_RMSE", "val_MAE", "val_sMAPE", "val_MASE", "val_WAPE", "val_WMAE"}
+
+
+def runs(uri: str, role: str, experiment: str = EXPERIMENT):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`mlf.role` = '{role}'", max_results=1000
+    )
+
+
+def study_trials(name: str):
+    study = optuna.load_study(study_name=name, storage=open_storage(None))
+    return study.get_trials(deepcopy=False)
+
+
+def test_seasonal_naive_three_trials_tracked_in_mlflow(cli, mlflow_uri):
+    result = cli("optimize", "seasonal_naive", "--trials", "3", "--quiet")
+    assert result.code == 0, result
+    assert "seasonal_naive (reference)" in result.out
+    [parent] = runs(mlflow_uri, "study")
+    children = runs(mlflow_uri, "trial")
+    assert len(children) == 3
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert VAL_KEYS <= set(child.data.metrics)
+        assert {"train_MAPE", "training_time_s"} <= set(child.data.metrics)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["test_MAPE"] == pytest.approx(8.90, abs=0.005)
+    assert parent.data.params["model"] == "seasonal_naive"
+    assert parent.data.params["data_fingerprint"]
+    client = MlflowClient(mlflow_uri)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"space.yaml", "best_params.json", "model"} <= artifacts
+
+
+def test_rerun_resumes_the_study_and_adds_trials(cli, mlflow_uri):
+    for _ in range(2):
+        assert cli("optimize", "seasonal_naive", "--trials", "2", "--quiet").code == 0
+    assert len(study_trials("seasonal_naive-walmart-h13-mape")) == 4
+    assert len(runs(mlflow_uri, "study")) == 1
+    assert len(runs(mlflow_uri, "trial")) == 4
+
+
+def test_test_model_registered_by_the_tests(cli, registry, mlflow_uri, tmp_path):
+    registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
+    result = cli("optimize", "tiny", "--trials", "4", "--json")
+    assert result.code == 0, result
+    document = json.loads(result.out)
+    [model] = document["models"]
+    assert model["trials"] == {"complete": 4, "pruned": 0, "fail": 0}
+    assert set(model["best_params"]) >= {"shrink", "window_size", "scaler"}
+    assert model["test_metrics"]["mape"] > 0
+    [parent] = runs(mlflow_uri, "study")
+    assert parent.info.run_id == model["mlflow_parent_run_id"]
+    trials = study_trials(model["study_name"])
+    assert all(t.user_attrs["config"]["scaler"] == "window" for t in trials)
+
+
+def test_pruned_trial_is_killed_in_mlflow(cli, registry, mlflow_uri, tmp_path):
+    registry.add_plugin(spec_plugin("curve", CurveModel, CURVE_SPACE, tmp_path), name="curve")
+    result = cli("optimize", "curve", "--trials", "12", "--quiet")
+    assert result.code == 0, result
+    trials = study_trials("curve-walmart-h13-mape")
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned, [t.params for t in trials]
+    children = {int(c.data.tags["mlf.trial_number"]): c for c in runs(mlflow_uri, "trial")}
+    client = MlflowClient(mlflow_uri)
+    for trial in pruned:
+        child = children[trial.number]
+        assert child.info.status == "KILLED"
+        history = client.get_metric_history(child.info.run_id, "intermediate_value")
+        assert [m.step for m in history] == sorted(trial.intermediate_values)
+
+
+def test_failing_and_nan_trials_fail_alone(cli, registry, mlflow_uri, tmp_path):
+    space = (
+        "params:\n  mode: {type: categorical, choices: [raise, nan, ok]}\nfixed: {shrink: 0.0}\n"
+    )
+    registry.add_plugin(spec_plugin("flaky", FlakyModel, space, tmp_path), name="flaky")
+    result = cli("optimize", "flaky", "--trials", "9", "--quiet")
+    assert result.code == 0, result
+    trials = study_trials("flaky-walmart-h13-mape")
+    by_mode = {t.params["mode"]: t for t in trials}
+    assert set(by_mode) == {"raise", "nan", "ok"}
+    assert by_mode["raise"].state.name == "FAIL"
+    assert "flaky model exploded" in by_mode["raise"].user_attrs["error"]
+    assert "second line" not in by_mode["raise"].user_attrs["error"]
+    assert by_mode["nan"].state.name == "FAIL"
+    assert "NaN" in by_mode["nan"].user_attrs["error"]
+    assert by_mode["ok"].state.name == "COMPLETE"
+    failed = [c for c in runs(mlflow_uri, "trial") if c.info.status == "FAILED"]
+    assert failed and all(c.data.tags.get("mlf.error") for c in failed)
+
+
+def test_all_trials_failing_exits_1(cli, registry, mlflow_uri, tmp_path):
+    space = "params:\n  mode: {type: categorical, choices: [raise]}\nfixed: {shrink: 0.0}\n"
+    registry.add_plugin(spec_plugin("doomed", FlakyModel, space, tmp_path), name="doomed")
+    result = cli("optimize", "doomed", "--trials", "2", "--quiet")
+    assert result.code == 1
+    assert "no trial completed" in result.err and "flaky model exploded" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_interrupt_keeps_finished_trials_and_kills_runs(cli, registry, mlflow_uri, tmp_path):
+    InterruptingModel.fits = 0
+    registry.add_plugin(spec_plugin("stopper", InterruptingModel, SPACE, tmp_path), name="s")
+    result = cli("optimize", "stopper", "--trials", "5", "--quiet")
+    assert result.code == 130
+    assert "resume" in result.err
+    trials = study_trials("stopper-walmart-h13-mape")
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    [parent] = runs(mlflow_uri, "study")
+    assert parent.info.status == "KILLED"
+    statuses = sorted(c.info.status for c in runs(mlflow_uri, "trial"))
+    assert statuses == ["FINISHED", "FINISHED", "KILLED"]
+    # the same command resumes
+    assert cli("optimize", "stopper", "--trials", "2", "--quiet").code == 0
+    assert len(study_trials("stopper-walmart-h13-mape")) == 5
+
+
+def test_resuming_with_another_task_is_refused(cli, mlflow_uri):
+    assert cli("optimize", "seasonal_naive", "--trials", "1", "--quiet").code == 0
+    result = cli(
+        "optimize",
+        "seasonal_naive",
+        "--trials",
+        "1",
+        "--horizon",
+        "8",
+        "--study-name",
+        "seasonal_naive-walmart-h13-mape",
+    )
+    assert result.code == 2
+    assert "horizon 13 → 8" in result.err and "--study-name" in result.err
+
+
+def test_leaderboard_ranks_models(cli, registry, mlflow_uri, tmp_path):
+    registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
+    assert cli("optimize", "tiny", "seasonal_naive", "--trials", "2", "--quiet").code == 0
+    result = cli("leaderboard", "--json")
+    assert result.code == 0, result
+    rows = json.loads(result.out)["models"]
+    assert {r["model"] for r in rows} == {"tiny", "seasonal_naive"}
+    assert [r["rank"] for r in rows] == [1, 2]
+    assert rows[0]["test"] <= rows[1]["test"]
+    table = cli("leaderboard")
+    assert "seasonal_naive (reference)" in table.out
+
+
+def test_own_data_file_and_experiment_name(cli, mlflow_uri, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.date_range("2020-01-05", periods=60, freq="W-SUN")
+    rng = np.random.default_rng(0)
+    frame = pd.concat(
+        pd.DataFrame({"shop": s, "week": dates, "units": 100 + 10 * s + rng.normal(0, 1, 60)})
+        for s in range(3)
+    )
+    path = tmp_path / "my_sales.csv"
+    frame.to_csv(path, index=False)
+    result = cli(
+        "optimize",
+        "seasonal_naive",
+        "--trials",
+        "1",
+        "--data",
+        str(path),
+        "--target",
+        "units",
+        "--time-col",
+        "week",
+        "--id-col",
+        "shop",
+        "--horizon",
+        "4",
+        "--json",
+    )
+    assert result.code == 0, result
+    document = json.loads(result.out)
+    assert document["experiment"] == "my_sales"
+    assert runs(mlflow_uri, "study", experiment="my_sales")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["optimize", "lightgbmm"], "unknown model"),
+        (["optimize", "seasonal_naive", "--trials", "0"], "--trials"),
+        (["optimize", "seasonal_naive", "--metric", "r2"], "--metric 'r2'"),
+        (["optimize", "seasonal_naive", "--horizon", "100"], "needs at least"),
+        (
+            ["optimize", "seasonal_naive", "--storage", "postgresql://u:secret@127.0.0.1:1/db"],
+            "cannot open the study storage",
+        ),
+        (["optimize", "seasonal_naive", "--set", "nonsense"], "--set"),
+        (["optimize", "seasonal_naive", "--device", "tpu"], "--device"),
+        (["optimize", "seasonal_naive", "--dataset", "nope"], "nope"),
+        (["optimize", "seasonal_naive", "--target", "x"], "--data"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, mlflow_uri, args, message):
+    result = cli(*args)
+    assert result.code == 2, result
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert "secret" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert runs_count(mlflow_uri) == 0
+
+
+def runs_count(uri: str) -> int:
+    client = MlflowClient(uri)
+    return sum(len(client.search_runs([e.experiment_id])) for e in client.search_experiments())
+
+
+def test_space_override_reaches_the_trials(cli, registry, mlflow_uri, tmp_path):
+    registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
+    result = cli(
+        "optimize",
+        "tiny",
+        "--trials",
+        "2",
+        "--quiet",
+        "--set",
+        "shrink=0.25",
+        "--set",
+        "window_size=5..6",
+    )
+    assert result.code == 0, result
+    trials = study_trials("tiny-walmart-h13-mape")
+    assert all(t.user_attrs["config"]["shrink"] == 0.25 for t in trials)
+    assert all(5 <= t.params["window_size"] <= 6 for t in trials)
+    space_file = tmp_path / "mine.yaml"
+    space_file.write_text(textwrap.dedent(SPACE).replace("high: 12", "high: 5"))
+    result = cli(
+        "optimize",
+        "tiny",
+        "--trials",
+        "1",
+        "--quiet",
+        "--space",
+        str(space_file),
+        "--study-name",
+        "custom",
+    )
+    assert result.code == 0, result
+    assert study_trials("custom")[0].params["window_size"] <= 5
