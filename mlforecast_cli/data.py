@@ -103,7 +103,7 @@ class Panel:
         meta = {
             "columns": asdict(self.columns),
             "freq": self.freq,
-            "ids": [list(map(str, i)) for i in self.ids],
+            "ids": [list(map(repr, i)) for i in self.ids],
         }
         h.update(json.dumps(meta, sort_keys=True).encode())
         for i in range(self.n_series):
@@ -375,16 +375,18 @@ def load_panel(
 
 def _check_columns(frame: pd.DataFrame, c: Columns, src: str) -> None:
     available = ", ".join(map(str, frame.columns))
-    roles = [(c.target, "target", "--target"), (c.time, "time", "--time-col")]
-    roles += [(n, "id", "--id-col") for n in c.ids]
-    roles += [(n, "feature", "--feature") for n in c.features]
+    roles = [
+        (c.target, "target", "set it with --target"),
+        (c.time, "time", "set it with --time-col"),
+    ]
+    roles += [(n, "id", "set it with --id-col") for n in c.ids]
+    roles += [(n, "feature", "set it with --feature") for n in c.features]
     if c.weight is not None:
-        roles.append((c.weight, "weight", "--weight"))
-    for name, role, flag in roles:
+        roles.append((c.weight, "weight", "name an existing column as the weight"))
+    for name, role, fix in roles:
         if name not in frame.columns:
             raise DataError(
-                f"{role} column {name!r} not found in {src}; available columns: {available}; set "
-                f"it with {flag}"
+                f"{role} column {name!r} not found in {src}; available columns: {available}; {fix}"
             )
     clash = {c.target, c.time} & (set(c.ids) | set(c.features))
     if c.target == c.time or clash or set(c.ids) & set(c.features):

@@ -272,22 +272,28 @@ class Objective:
                     )
                 )
         except (TrialFailed, MlfError) as exc:
-            trial.set_user_attr("error", str(exc))
-            trial.set_user_attr("training_time_s", time.perf_counter() - start)
+            _set_user_attrs(trial, error=str(exc), training_time_s=time.perf_counter() - start)
             raise
         metrics = _mean_metrics([f.metrics for f in folds])
-        trial.set_user_attr("val_metrics", metrics)
-        trial.set_user_attr("train_metrics", folds[-1].train_metrics)
-        trial.set_user_attr("training_time_s", sum(f.seconds for f in folds))
-        refit = folds[-1].refit_params
-        if refit:
-            trial.set_user_attr("refit_params", _jsonable(refit))
+        _set_user_attrs(
+            trial,
+            val_metrics=metrics,
+            train_metrics=folds[-1].train_metrics,
+            training_time_s=sum(f.seconds for f in folds),
+            refit_params=_jsonable(folds[-1].refit_params),
+        )
         value = metrics.get(self.config.metric, float("nan"))
         if not math.isfinite(value):
             message = f"validation {metric_label(self.config.metric)} is {value}"
             trial.set_user_attr("error", message)
             raise TrialFailed(message)
         return value
+
+
+def _set_user_attrs(trial, **attrs: Any) -> None:
+    for key, value in attrs.items():
+        if value or value == 0:
+            trial.set_user_attr(key, value)
 
 
 def _mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 The default is an Optuna journal file under the project folder (``.mlf/`` in the working
 directory, or ``MLF_HOME``): no server, safe for several local processes (file lock), and the
-cheapest per trial of Optuna's on-disk storages here (``benchmarks/storage_overhead.py``).
+cheapest per trial of the on-disk storages measured (``benchmarks/overhead.py``).
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def open_storage(url: str | None):
     journal_path = _journal_path(url)
     try:
         if journal_path is not None:
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+            from optuna.storages.journal import JournalStorage
 
-            journal_path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(journal_path)))
+            from .journal import LocalJournalBackend
+
+            return JournalStorage(LocalJournalBackend(journal_path))
         if "://" not in url:
             raise UsageError(
                 f"--storage {url!r} is not a storage URL: use sqlite:///FILE.db, "

@@ -1,0 +1,860 @@
+"""The contract suite every model plugin runs, ours and third parties' alike.
+
+A plugin author subclasses one class in a test module and names the model::
+
+    from mlforecast_cli.testing import ForecasterContract
+
+    class TestMyModel(ForecasterContract):
+        model_name = "my_model"        # as registered
+        params = {"max_epochs": 2}     # optional: pin some hyperparameters
+
+pytest then runs every inherited ``test_*`` method on a few real series of the built-in
+``walmart`` panel, cut into windows exactly as ``mlf optimize`` cuts them. Each rule is also a
+plain function (``check_spec``, ``check_fit_predict``, ...) and :func:`check_model` runs them
+all, for a script or a notebook. A broken rule raises :class:`ContractError` (an
+``AssertionError``) saying which rule, what the model did, and how to fix it.
+
+This module is only imported by tests: ``import mlforecast_cli`` never loads it, and pytest is
+imported only inside the methods that skip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .contract import ForecasterProtocol, TaskInfo, Windows
+from .errors import MlfError
+from .registry import FAMILIES, ModelEntry, Registry
+
+__all__ = [
+    "ContractCase",
+    "ContractError",
+    "Fitted",
+    "ForecasterContract",
+    "ReportRecorder",
+    "check_deterministic",
+    "check_factory",
+    "check_finite",
+    "check_fit_predict",
+    "check_inputs_unchanged",
+    "check_model",
+    "check_pickle",
+    "check_predict_any_windows",
+    "check_predictions",
+    "check_pruning_stops_fit",
+    "check_refit",
+    "check_report",
+    "check_report_calls",
+    "check_requires",
+    "check_shape",
+    "check_space",
+    "check_spec",
+    "check_spec_fields",
+    "check_unchanged",
+    "draw_params",
+    "global_random_state",
+    "make_case",
+    "snapshot_windows",
+]
+
+DEFAULT_HORIZON = 4
+DEFAULT_N_SERIES = 3
+DEFAULT_SEED = 42
+SUMMARY_MAX = 120
+
+
+class ContractError(AssertionError):
+    """A model broke a rule of the plugin contract; the message names the rule and the fix."""
+
+
+# --------------------------------------------------------------------------- the data
+
+
+@dataclass(frozen=True)
+class ContractCase:
+    """Everything one contract run feeds a model: the task, the params and three sets of
+    windows cut from a few real series, exactly as ``mlf optimize`` cuts them."""
+
+    entry: ModelEntry
+    params: dict[str, Any]
+    task: TaskInfo
+    train: Windows
+    """Training windows (every sample before the validation window)."""
+    valid: Windows
+    """One evaluation window per series, with labels (what a trial is scored on)."""
+    future: Windows
+    """One window per series past the end of the data: ``y`` is None (what ``mlf predict`` uses)."""
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def create(self, params: Mapping[str, Any] | None = None):
+        """A fresh, unfitted model built by the plugin's factory."""
+        model = self.entry.create(self.params if params is None else params, self.task)
+        if not isinstance(model, ForecasterProtocol):
+            raise ContractError(
+                f"{self.name}: the factory returned {type(model).__name__}, which has no "
+                "fit(train, valid=None, report=None) and predict(windows) methods; subclass "
+                "mlforecast_cli.Forecaster"
+            )
+        return model
+
+
+def draw_params(entry: ModelEntry, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """One configuration from the model's own space: a seeded Optuna trial plus ``fixed``."""
+    import optuna
+
+    space = _load_space(entry)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        return space.suggest(study.ask())
+    except Exception as exc:
+        raise ContractError(
+            f"{entry.name}: Optuna cannot sample the space {space.source}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def make_case(
+    entry: ModelEntry,
+    params: Mapping[str, Any] | None = None,
+    *,
+    horizon: int = DEFAULT_HORIZON,
+    n_series: int = DEFAULT_N_SERIES,
+    seed: int = DEFAULT_SEED,
+    dataset: str = "walmart",
+    device: str = "cpu",
+    n_threads: int | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+) -> ContractCase:
+    """The contract data for ``entry``: the first ``n_series`` series of a built-in dataset.
+
+    ``params`` are laid over one configuration drawn from the model's space (see
+    :func:`draw_params`), so a test may pin only what it cares about (a small
+    ``max_epochs``...). ``window_size`` and ``scaler`` shape the windows as in the runner.
+    """
+    from .data import make_windows, split_panel
+    from .datasets import load_dataset
+    from .runner import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE, task_info
+
+    full = {**draw_params(entry, seed), **dict(params or {})}
+    panel = load_dataset(dataset)
+    keep = list(range(min(int(n_series), panel.n_series)))
+    panel = replace(
+        panel,
+        ids=[panel.ids[i] for i in keep],
+        times=[panel.times[i] for i in keep],
+        y=[panel.y[i] for i in keep],
+        features=[panel.features[i] for i in keep],
+        weights=None if panel.weights is None else [panel.weights[i] for i in keep],
+    )
+    window_size = int(full.get("window_size", DEFAULT_WINDOW_SIZE))
+    scaler = str(full.get("scaler", DEFAULT_SCALER))
+    try:
+        split = split_panel(panel, horizon, 1, min_train=window_size + horizon)
+        end = split.folds[0].train_end
+        train = make_windows(panel, end, window_size, horizon, mode="train", scaler=scaler)
+        valid = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
+        future = make_windows(
+            panel, panel.lengths, window_size, horizon, mode="eval", scaler=scaler
+        )
+    except MlfError as exc:
+        raise ContractError(
+            f"{entry.name}: cannot cut contract windows with window_size={window_size}, "
+            f"scaler={scaler!r}, horizon={horizon}: {exc}; pin smaller values in params"
+        ) from exc
+    task = task_info(panel, horizon, seed=seed, device=device, n_jobs=1)
+    if n_threads is not None:
+        task = replace(task, n_threads=int(n_threads))
+    return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol)
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def check_spec(entry: ModelEntry, model_name: str | None = None) -> None:
+    """The spec is complete: name, one-line summary, family, installed requirements,
+    an importable factory, and a space that loads, validates and builds its optimizer."""
+    check_spec_fields(entry, model_name)
+    check_requires(entry)
+    check_factory(entry)
+    check_space(entry)
+
+
+def check_spec_fields(entry: ModelEntry, model_name: str | None = None) -> None:
+    """Name, a one-line summary, a known family, ``requires`` as a tuple of import names."""
+    spec = entry.spec
+    if model_name is not None and spec.name != model_name:
+        raise ContractError(f"the spec is named {spec.name!r}, the test expects {model_name!r}")
+    summary = spec.summary
+    if not isinstance(summary, str) or not summary.strip():
+        raise ContractError(f"{spec.name}: summary is empty; give one line for mlf list-models")
+    if "\n" in summary.strip() or len(summary) > SUMMARY_MAX:
+        raise ContractError(
+            f"{spec.name}: summary must be one line of at most {SUMMARY_MAX} characters "
+            f"(got {len(summary)}); put details in the space's description:"
+        )
+    if spec.family not in FAMILIES:
+        raise ContractError(
+            f"{spec.name}: family {spec.family!r} is not one of {', '.join(FAMILIES)}"
+        )
+    if isinstance(spec.requires, str) or not all(isinstance(r, str) for r in spec.requires):
+        raise ContractError(
+            f"{spec.name}: requires must be a tuple of import names, got {spec.requires!r}"
+        )
+
+
+def check_requires(entry: ModelEntry) -> None:
+    """Every import name in ``requires`` is installed."""
+    missing = entry.missing()
+    if missing:
+        raise ContractError(
+            f"{entry.name}: requires {', '.join(missing)}, which is not installed: "
+            f"{entry.install_hint()} (or skip the test module with pytest.importorskip)"
+        )
+
+
+def check_factory(entry: ModelEntry) -> Callable[..., Any]:
+    """The factory (an import string or a callable) resolves to a callable."""
+    try:
+        factory = entry.factory()
+    except MlfError as exc:
+        raise ContractError(str(exc)) from exc
+    if not callable(factory):
+        raise ContractError(
+            f"{entry.name}: factory {entry.spec.factory!r} is a {type(factory).__name__}, not "
+            "a class or function called as factory(params, task)"
+        )
+    return factory
+
+
+def check_space(entry: ModelEntry) -> None:
+    """The space loads and validates, its sampler and pruner build, Optuna can sample it."""
+    from .space import build_pruner, build_sampler
+
+    space = _load_space(entry)
+    try:
+        build_sampler(space, seed=DEFAULT_SEED)
+        build_pruner(space)
+    except MlfError as exc:
+        raise ContractError(f"{entry.name}: {exc}") from exc
+    draw_params(entry)
+
+
+def check_fit_predict(case: ContractCase, report: Callable[[int, float], None] | None = None):
+    """Fit on the training windows (with validation windows and ``report``) and predict the
+    validation, training and future windows: shape ``(n_windows, horizon)``, all finite.
+
+    Returns the fitted model.
+    """
+    model = case.create()
+    _fit(case, model, case.train, case.valid, report)
+    for label, windows in (("validation", case.valid), ("future", case.future)):
+        check_predictions(case, _predict(case, model, windows, label), windows, label)
+    check_predictions(case, _predict(case, model, case.train, "training"), case.train, "training")
+    return model
+
+
+def check_predictions(case: ContractCase, predictions: Any, windows: Windows, label: str) -> None:
+    """``predictions`` has shape ``(len(windows), horizon)`` and only finite values."""
+    check_shape(case, predictions, windows, label)
+    check_finite(case, predictions, label)
+
+
+def check_shape(case: ContractCase, predictions: Any, windows: Windows, label: str) -> None:
+    array = np.asarray(predictions)
+    expected = (len(windows), case.task.horizon)
+    if array.shape != expected:
+        raise ContractError(
+            f"{case.name}.predict on {len(windows)} {label} window(s) returned shape "
+            f"{array.shape}; expected {expected} = (n_windows, horizon)"
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ContractError(
+            f"{case.name}.predict on {label} windows returned dtype {array.dtype}; return real "
+            "numbers (a float numpy array)"
+        )
+
+
+def check_finite(case: ContractCase, predictions: Any, label: str) -> None:
+    array = np.asarray(predictions, dtype=float)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ContractError(
+            f"{case.name}.predict on {label} windows returned {int(bad.sum())} NaN or infinite "
+            f"value(s) of {array.size}, first at window {row}, step {col} ({array[row, col]}); "
+            "NaN in windows.seasonal marks history too short: fill it before using it"
+        )
+
+
+def check_deterministic(
+    case: ContractCase, reference: tuple[np.ndarray, np.ndarray] | None = None
+) -> None:
+    """Two fresh fits with the same params and ``task.seed`` predict the same, whatever the
+    global random state (seed every generator from ``task.seed``).
+
+    ``reference``: the (validation, future) predictions of a fit made under
+    :func:`global_random_state` ``(1)``; computed when not given.
+    """
+    first = reference if reference is not None else _fit_and_predict(case, global_seed=1)
+    second = _fit_and_predict(case, global_seed=2)
+    for label, a, b in zip(("validation", "future"), first, second, strict=True):
+        _same(
+            case,
+            a,
+            b,
+            f"{case.name} is not deterministic: two fits with task.seed={case.task.seed} "
+            f"predicted different {label} values",
+            "seed every random generator from task.seed (np.random.default_rng(task.seed), "
+            "torch.manual_seed(task.seed), the library's random_state/seed argument)",
+        )
+
+
+class ReportRecorder:
+    """A ``report(step, value)`` that records its calls (and may raise after some of them)."""
+
+    def __init__(self, raise_after: int | None = None, exc: BaseException | None = None) -> None:
+        self.calls: list[tuple[Any, Any]] = []
+        self.raise_after = raise_after
+        self.exc = exc
+
+    def __call__(self, step: int, value: float) -> None:
+        self.calls.append((step, value))
+        if self.raise_after is not None and len(self.calls) >= self.raise_after:
+            raise self.exc
+
+
+def check_report_calls(case: ContractCase, model: Any, calls: list[tuple[Any, Any]]) -> None:
+    """The calls a fit made to ``report``: whole-number steps, strictly increasing, finite
+    values; at least one when the model claims ``supports_pruning``."""
+    claims = bool(getattr(model, "supports_pruning", False))
+    if claims and not calls:
+        raise ContractError(
+            f"{case.name} sets supports_pruning = True but fit(train, valid, report) never "
+            "called report(step, value); call it after each epoch/round, or set it to False"
+        )
+    previous = None
+    for i, (step, value) in enumerate(calls):
+        if isinstance(step, bool) or not isinstance(step, int | np.integer):
+            raise ContractError(
+                f"{case.name}: report call {i} gave step {step!r} ({type(step).__name__}); "
+                "steps are whole numbers (the epoch or round)"
+            )
+        if previous is not None and step <= previous:
+            raise ContractError(
+                f"{case.name}: report steps must increase, got step {step} after {previous}"
+            )
+        previous = step
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ContractError(
+                f"{case.name}: report call {i} (step {step}) gave value {value!r}; report a "
+                "number (the validation loss)"
+            ) from None
+        if not math.isfinite(number):
+            raise ContractError(
+                f"{case.name}: report call {i} (step {step}) gave the non-finite value {number}; "
+                "report a finite validation loss"
+            )
+
+
+def check_report(case: ContractCase) -> bool:
+    """``report`` is used correctly: valid calls (see :func:`check_report_calls`), and a
+    report that raises ``optuna.TrialPruned`` stops the fit (see :func:`check_pruning_stops_fit`).
+
+    Returns False when the model neither claims pruning nor calls ``report`` (nothing to check).
+    """
+    recorder = ReportRecorder()
+    model = case.create()
+    _fit(case, model, case.train, case.valid, recorder)
+    check_report_calls(case, model, recorder.calls)
+    if not recorder.calls:
+        return False
+    check_pruning_stops_fit(case)
+    return True
+
+
+def check_pruning_stops_fit(case: ContractCase) -> None:
+    """A ``report`` that raises ``optuna.TrialPruned`` on its first call stops ``fit``: the
+    model lets the exception through (this is how the core prunes a trial)."""
+    import optuna
+
+    stopper = ReportRecorder(raise_after=1, exc=optuna.TrialPruned("pruned by the contract suite"))
+    try:
+        case.create().fit(case.train, case.valid, stopper)
+    except optuna.TrialPruned:
+        return
+    except Exception as exc:
+        raise ContractError(
+            f"{case.name}: when report() raised optuna.TrialPruned, fit raised "
+            f"{type(exc).__name__} instead; let exceptions from report propagate"
+        ) from exc
+    if not stopper.calls:
+        raise ContractError(f"{case.name}: fit(train, valid, report) never called report")
+    raise ContractError(
+        f"{case.name}: report() raised optuna.TrialPruned at step {stopper.calls[0][0]} but fit "
+        "went on and returned; let exceptions from report propagate (no bare except around it)"
+    )
+
+
+def check_pickle(case: ContractCase, model: Any) -> None:
+    """A fitted model survives ``pickle`` (how ``mlf optimize`` saves it) and predicts the same."""
+    try:
+        restored = pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:
+        raise ContractError(
+            f"{case.name}: a fitted model cannot be pickled ({type(exc).__name__}: {exc}); "
+            "mlf saves models with pickle: drop lambdas, open files and locks from its state, "
+            "or define __getstate__/__setstate__"
+        ) from exc
+    for label, windows in (("validation", case.valid), ("future", case.future)):
+        before = _predict(case, model, windows, label)
+        after = _predict(case, restored, windows, label)
+        check_shape(case, after, windows, f"{label} (after unpickling)")
+        _same(
+            case,
+            before,
+            after,
+            f"{case.name}: the unpickled model predicts different {label} values",
+            "keep every fitted value in the model's state",
+        )
+
+
+def check_predict_any_windows(case: ContractCase, model: Any) -> None:
+    """``predict`` works on any number of windows in any order: one window alone, the windows
+    reversed and repeated. Each window's forecast depends on that window only."""
+    full = np.asarray(_predict(case, model, case.valid, "validation"), dtype=float)
+    n = len(case.valid)
+    subsets = {
+        "the first validation window alone": np.array([0]),
+        "the last validation window alone": np.array([n - 1]),
+        "the validation windows reversed and repeated": np.r_[np.arange(n)[::-1], np.arange(n)],
+    }
+    for label, rows in subsets.items():
+        windows = _take(case.valid, rows)
+        predictions = _predict(case, model, windows, label)
+        check_predictions(case, predictions, windows, label)
+        _same(
+            case,
+            full[rows],
+            np.asarray(predictions, dtype=float),
+            f"{case.name}: the forecast of a window changed when it was predicted with {label}",
+            "forecast each window from its own row only (no statistics across the batch)",
+        )
+
+
+def snapshot_windows(case: ContractCase) -> dict[str, dict[str, np.ndarray]]:
+    """Copies of every array of the case's windows (see :func:`check_unchanged`)."""
+    return {label: _arrays(w) for label, w in _labelled(case)}
+
+
+def check_unchanged(case: ContractCase, snapshot: dict[str, dict[str, np.ndarray]]) -> None:
+    """The case's windows still equal ``snapshot``: the model changed no array in place."""
+    for label, w in _labelled(case):
+        for field, before in snapshot[label].items():
+            if not np.array_equal(before, getattr(w, field), equal_nan=True):
+                raise ContractError(
+                    f"{case.name} modified {label}.{field} in place; the core reuses windows "
+                    "between fits: copy an array before changing it"
+                )
+
+
+def check_inputs_unchanged(case: ContractCase) -> None:
+    """``fit`` and ``predict`` leave the windows they are given untouched."""
+    snapshot = snapshot_windows(case)
+    model = case.create()
+    _fit(case, model, case.train, case.valid, ReportRecorder())
+    for label, windows in _labelled(case):
+        _predict(case, model, windows, label)
+    check_unchanged(case, snapshot)
+
+
+def check_refit(case: ContractCase, fitted: Any = None) -> None:
+    """The refit path works: ``fit(train)`` with no validation windows and no report, and
+    ``refit_params()`` (when defined) returns JSON-able values the factory accepts again.
+
+    ``fitted``: a model already fit with validation windows (fit here when not given).
+    """
+    model = case.create()
+    _fit(case, model, case.train, None, None, how="fit(train) with valid=None, report=None")
+    check_predictions(
+        case,
+        _predict(case, model, case.valid, "validation"),
+        case.valid,
+        "validation (after fit without valid)",
+    )
+    if getattr(model, "refit_params", None) is None:
+        return
+    if not callable(model.refit_params):
+        raise ContractError(f"{case.name}.refit_params must be a method returning a dict")
+    if fitted is None:
+        fitted = case.create()
+        _fit(case, fitted, case.train, case.valid, None)
+    extra = fitted.refit_params()
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+        raise ContractError(
+            f"{case.name}.refit_params() returned {extra!r}; return a dict of param name → value"
+        )
+    try:
+        json.dumps(dict(extra))
+    except (TypeError, ValueError) as exc:
+        raise ContractError(
+            f"{case.name}.refit_params() returned values that are not JSON ({exc}); return "
+            "plain ints, floats, strings or lists (they are stored with the trial)"
+        ) from exc
+    again = case.create({**case.params, **extra})
+    _fit(case, again, case.train, None, None, how="fit(train) with the refit_params()")
+    check_predictions(
+        case,
+        _predict(case, again, case.valid, "validation"),
+        case.valid,
+        "validation (after a refit with refit_params())",
+    )
+
+
+def check_model(
+    model: str | ModelEntry,
+    params: Mapping[str, Any] | None = None,
+    *,
+    registry: Registry | None = None,
+    **case_options: Any,
+) -> ContractCase:
+    """Run every rule on ``model`` (a registered name or a :class:`ModelEntry`); raises the
+    first :class:`ContractError`. ``case_options`` go to :func:`make_case`."""
+    entry = model if isinstance(model, ModelEntry) else _lookup(registry or Registry(), model)
+    check_spec(entry)
+    case = make_case(entry, params, **case_options)
+    fitted = Fitted.fit(case)
+    fitted.check_shapes_and_finite()
+    check_report_calls(case, fitted.model, fitted.report_calls)
+    if fitted.report_calls:
+        check_pruning_stops_fit(case)
+    check_refit(case, fitted.model)
+    check_deterministic(case, fitted.reference)
+    check_pickle(case, fitted.model)
+    check_predict_any_windows(case, fitted.model)
+    check_unchanged(case, fitted.snapshot)
+    return case
+
+
+@dataclass
+class Fitted:
+    """One fit of the case's model (under global random state 1) and what it was given."""
+
+    case: ContractCase
+    model: Any
+    report_calls: list[tuple[Any, Any]]
+    reference: tuple[np.ndarray, np.ndarray]
+    """Its (validation, future) predictions, as floats."""
+    snapshot: dict[str, dict[str, np.ndarray]]
+    """Copies of the windows taken before the fit (see :func:`check_unchanged`)."""
+
+    @classmethod
+    def fit(cls, case: ContractCase) -> Fitted:
+        snapshot = snapshot_windows(case)
+        recorder = ReportRecorder()
+        with global_random_state(1):
+            model = case.create()
+            _fit(case, model, case.train, case.valid, recorder)
+        valid = _predict(case, model, case.valid, "validation")
+        future = _predict(case, model, case.future, "future")
+        for label, predictions, windows in (
+            ("validation", valid, case.valid),
+            ("future", future, case.future),
+        ):
+            check_shape(case, predictions, windows, label)
+        reference = (np.asarray(valid, dtype=float), np.asarray(future, dtype=float))
+        return cls(case, model, recorder.calls, reference, snapshot)
+
+    def predictions(self) -> Iterator[tuple[str, Any, Windows]]:
+        """(label, predictions, windows) for the validation, future and training windows."""
+        case = self.case
+        yield "validation", self.reference[0], case.valid
+        yield "future", self.reference[1], case.future
+        yield "training", _predict(case, self.model, case.train, "training"), case.train
+
+    def check_shapes_and_finite(self) -> None:
+        for label, predictions, windows in self.predictions():
+            check_predictions(self.case, predictions, windows, label)
+
+
+# --------------------------------------------------------------------------- the test class
+
+
+_CACHE: dict[tuple[type, str], tuple[bool, Any]] = {}
+
+
+class ForecasterContract:
+    """Base class of a model's contract tests: subclass it as ``Test<Model>`` and set
+    ``model_name``; every ``test_*`` method below then runs on that model. The model is fit
+    once per class and that fit is shared by the tests that only read it.
+
+    Class attributes (override in the subclass):
+
+    - ``model_name``: the registered name (required).
+    - ``params``: hyperparameters to test with, laid over one configuration drawn from the
+      model's space with a seeded Optuna trial (``None``: the drawn configuration as is).
+    - ``horizon`` (4), ``n_series`` (3), ``seed`` (42), ``dataset`` ("walmart"),
+      ``device`` ("cpu"), ``n_threads`` (None: as ``mlf optimize`` gives one trial).
+    - ``rtol`` / ``atol``: tolerance when two predictions must agree (determinism, pickling,
+      row independence), in the windows' scaled units.
+    - ``plugin``: a plugin object or module with an ``@hookimpl register_models`` to test
+      without installing it (entry points are then not loaded); or override
+      :meth:`make_registry`.
+    """
+
+    model_name: ClassVar[str] = ""
+    params: ClassVar[Mapping[str, Any] | None] = None
+    horizon: ClassVar[int] = DEFAULT_HORIZON
+    n_series: ClassVar[int] = DEFAULT_N_SERIES
+    seed: ClassVar[int] = DEFAULT_SEED
+    dataset: ClassVar[str] = "walmart"
+    device: ClassVar[str] = "cpu"
+    n_threads: ClassVar[int | None] = None
+    rtol: ClassVar[float] = 1e-5
+    atol: ClassVar[float] = 1e-6
+    plugin: ClassVar[object | None] = None
+
+    def make_registry(self) -> Registry:
+        """The registry the model is looked up in (override to build your own)."""
+        if self.plugin is not None:
+            registry = Registry(entry_points=False)
+            registry.add_plugin(self.plugin, name=getattr(self.plugin, "__name__", None))
+            return registry
+        return Registry()
+
+    # ---- computed once per class ---------------------------------------------------------
+    def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        slot = (type(self), key)
+        if slot not in _CACHE:
+            try:
+                _CACHE[slot] = (True, compute())
+            except Exception as exc:
+                _CACHE[slot] = (False, exc)
+        ok, value = _CACHE[slot]
+        if not ok:
+            raise value
+        return value
+
+    @property
+    def entry(self) -> ModelEntry:
+        def lookup() -> ModelEntry:
+            if not self.model_name:
+                raise ContractError(f"{type(self).__name__}: set model_name = '<registered name>'")
+            return _lookup(self.make_registry(), self.model_name)
+
+        return self._memo("entry", lookup)
+
+    @property
+    def case(self) -> ContractCase:
+        return self._memo(
+            "case",
+            lambda: make_case(
+                self.entry,
+                self.params,
+                horizon=self.horizon,
+                n_series=self.n_series,
+                seed=self.seed,
+                dataset=self.dataset,
+                device=self.device,
+                n_threads=self.n_threads,
+                rtol=self.rtol,
+                atol=self.atol,
+            ),
+        )
+
+    @property
+    def fitted(self) -> Fitted:
+        return self._memo("fitted", lambda: Fitted.fit(self.case))
+
+    def _skip_without_report(self) -> None:
+        if not self.fitted.report_calls:
+            import pytest
+
+            pytest.skip(f"{self.model_name} never calls report, so it is never pruned")
+
+    # ---- the spec --------------------------------------------------------------------------
+    def test_spec_is_complete(self) -> None:
+        check_spec_fields(self.entry, self.model_name)
+
+    def test_requires_are_installed(self) -> None:
+        check_requires(self.entry)
+
+    def test_factory_is_importable(self) -> None:
+        check_factory(self.entry)
+
+    def test_space_loads_and_validates(self) -> None:
+        check_space(self.entry)
+
+    # ---- fit and predict -------------------------------------------------------------------
+    def test_fit_predict_shapes(self) -> None:
+        for label, predictions, windows in self.fitted.predictions():
+            check_shape(self.case, predictions, windows, label)
+
+    def test_predictions_are_finite(self) -> None:
+        self.fitted.check_shapes_and_finite()
+
+    def test_fit_without_validation_or_report(self) -> None:
+        check_refit(self.case, self.fitted.model)
+
+    def test_deterministic_under_seed(self) -> None:
+        check_deterministic(self.case, self.fitted.reference)
+
+    def test_report_calls_are_valid(self) -> None:
+        check_report_calls(self.case, self.fitted.model, self.fitted.report_calls)
+        self._skip_without_report()
+
+    def test_pruning_stops_fit(self) -> None:
+        self._skip_without_report()
+        check_pruning_stops_fit(self.case)
+
+    def test_pickled_model_predicts_the_same(self) -> None:
+        check_pickle(self.case, self.fitted.model)
+
+    def test_predicts_any_number_of_windows(self) -> None:
+        check_predict_any_windows(self.case, self.fitted.model)
+
+    def test_leaves_inputs_unchanged(self) -> None:
+        fitted = self.fitted
+        for _ in fitted.predictions():
+            pass
+        check_unchanged(self.case, fitted.snapshot)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _lookup(registry: Registry, name: str) -> ModelEntry:
+    try:
+        return registry.get(name)
+    except MlfError as exc:
+        problems = "; ".join(registry.problems)
+        detail = f" (plugin problems: {problems})" if problems else ""
+        raise ContractError(f"{exc}{detail}") from exc
+
+
+def _load_space(entry: ModelEntry):
+    try:
+        space = entry.load_space()
+    except MlfError as exc:
+        raise ContractError(f"{entry.name}: invalid space: {exc}") from exc
+    return space
+
+
+def _fit(case, model, train, valid, report, how: str = "fit(train, valid, report)") -> None:
+    import optuna
+
+    try:
+        model.fit(train, valid, report)
+    except (ContractError, optuna.TrialPruned):
+        raise
+    except Exception as exc:
+        raise ContractError(
+            f"{case.name}.{how} with params {case.params} raised {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _predict(case: ContractCase, model: Any, windows: Windows, label: str) -> Any:
+    try:
+        return model.predict(windows)
+    except Exception as exc:
+        detail = " (their y is None: predict must not read labels)" if windows.y is None else ""
+        raise ContractError(
+            f"{case.name}.predict on {len(windows)} {label} window(s){detail} raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _fit_and_predict(case: ContractCase, global_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    with global_random_state(global_seed):
+        model = case.create()
+        _fit(case, model, case.train, case.valid, ReportRecorder())
+        return (
+            np.asarray(_predict(case, model, case.valid, "validation"), dtype=float),
+            np.asarray(_predict(case, model, case.future, "future"), dtype=float),
+        )
+
+
+@contextmanager
+def global_random_state(seed: int) -> Iterator[None]:
+    """Seed the global generators (random, numpy, torch when loaded) differently, then restore:
+    a model that relies on them instead of task.seed gives different results."""
+    import sys
+
+    state = random.getstate(), np.random.get_state()
+    torch = sys.modules.get("torch")
+    torch_state = torch.random.get_rng_state() if torch is not None else None
+    random.seed(seed)
+    np.random.seed(seed)
+    if torch is not None:
+        torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        if torch is not None:
+            torch.random.set_rng_state(torch_state)
+
+
+def _same(case: ContractCase, a: Any, b: Any, what: str, fix: str) -> None:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ContractError(f"{what}: shapes {a.shape} and {b.shape}")
+    if not np.allclose(a, b, rtol=case.rtol, atol=case.atol, equal_nan=True):
+        gap = float(np.nanmax(np.abs(a - b)))
+        raise ContractError(
+            f"{what} (largest difference {gap:.3g}, tolerance rtol={case.rtol:g}, "
+            f"atol={case.atol:g}); {fix}"
+        )
+
+
+def _arrays(windows: Windows) -> dict[str, np.ndarray]:
+    out = {}
+    for name in ("x", "y", "seasonal", "features", "calendar", "series", "loc", "scale"):
+        value = getattr(windows, name)
+        if value is not None:
+            out[name] = np.array(value, copy=True)
+    return out
+
+
+def _take(windows: Windows, rows: np.ndarray) -> Windows:
+    """The windows at ``rows`` (any order, repeats allowed)."""
+
+    def pick(value):
+        return None if value is None else np.asarray(value)[rows]
+
+    return Windows(
+        x=pick(windows.x),
+        y=pick(windows.y),
+        seasonal=pick(windows.seasonal),
+        features=pick(windows.features),
+        calendar=pick(windows.calendar),
+        series=pick(windows.series),
+        loc=pick(windows.loc),
+        scale=pick(windows.scale),
+        step_offset=pick(windows.step_offset),
+    )
+
+
+def _labelled(case: ContractCase) -> tuple[tuple[str, Windows], ...]:
+    return (("train", case.train), ("valid", case.valid), ("future", case.future))
