@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ METRIC_LABELS = {
 }
 CONFIG_ATTR = "mlf_config"
 """Study user attribute holding what the study was created for (checked on resume)."""
+WORKER_ATTR = "mlf_worker"
+"""Trial user attribute naming the host and process that runs it (to reap dead workers)."""
+CONFIG_WAIT_S = 60.0
 
 
 class TrialFailed(MlfError):
@@ -244,6 +248,7 @@ class Objective:
         import optuna
 
         self.started.add(trial.number)
+        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
         params = self.config.space.suggest(trial)
         trial.set_user_attr("config", _jsonable(params))
 
@@ -309,37 +314,102 @@ def open_storage(url: str | None):
 
 
 def create_study(config: StudyConfig, panel: Panel):
-    """Create or resume the study named in ``config`` (refusing one made for another task)."""
-    import optuna
+    """Create or resume the study named in ``config`` (refusing one made for another task).
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    Returns ``(study, created)``; ``created`` is True for exactly one of several workers
+    that start the same new study at once (the storage makes creation atomic).
+    """
+    import optuna
+    from optuna.exceptions import DuplicatedStudyError
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are tracked, not printed
     storage = open_storage(config.storage)
     sampler = build_sampler(config.space, seed=config.seed)
     pruner = build_pruner(config.space)
     direction = config.space.optimizer.get("direction", "minimize")
-    study = optuna.create_study(
-        study_name=config.study_name,
-        storage=storage,
-        sampler=sampler,
-        pruner=pruner,
-        direction=direction,
-        load_if_exists=True,
-    )
     identity = config.identity(panel.fingerprint())
-    stored = study.user_attrs.get(CONFIG_ATTR)
-    if stored is None:
+    try:
+        study = optuna.create_study(
+            study_name=config.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=direction,
+        )
+    except DuplicatedStudyError:
+        study = optuna.load_study(
+            study_name=config.study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
+    else:
         study.set_user_attr(CONFIG_ATTR, identity)
         for key, value in config.extra.items():
             study.set_user_attr(key, _jsonable(value))
-    else:
-        changed = [k for k in identity if stored.get(k) != identity[k]]
-        if changed:
-            what = ", ".join(f"{k} {stored.get(k)!r} → {identity[k]!r}" for k in changed)
-            raise UsageError(
-                f"study '{config.study_name}' was created for another task ({what}): "
-                "pass a new --study-name, or the original settings to resume it"
+        return study, True
+    stored = wait_for_user_attr(study, CONFIG_ATTR, CONFIG_WAIT_S)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, identity)
+        return study, False
+    changed = [k for k in identity if stored.get(k) != identity[k]]
+    if changed:
+        what = ", ".join(f"{k} {stored.get(k)!r} → {identity[k]!r}" for k in changed)
+        raise UsageError(
+            f"study '{config.study_name}' was created for another task ({what}): "
+            "pass a new --study-name, or the original settings to resume it"
+        )
+    return study, False
+
+
+def wait_for_user_attr(study, key: str, timeout: float) -> Any:
+    """The study's user attribute ``key``, waiting up to ``timeout`` s for another worker to
+    write it (a study that predates the attribute gets None at once if it has trials)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = study.user_attrs.get(key)
+        if value is not None or study.get_trials(deepcopy=False):
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def reap_dead_trials(study) -> list:
+    """Fail the RUNNING trials whose worker process on this host has died (SIGKILL, OOM).
+
+    Returns the trials this call failed; when several workers reap at once the storage lets
+    only one of them fail each trial. Workers on other hosts are left to Optuna's heartbeat
+    (RDB storages).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    storage = study._storage  # Optuna exposes no public handle on a study's storage
+    reaped = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get(WORKER_ATTR) or {}
+        if worker.get("host") != host or _pid_alive(worker.get("pid")):
+            continue
+        try:
+            storage.set_trial_user_attr(
+                trial._trial_id, "error", f"worker process {worker.get('pid')} died"
             )
-    return study
+            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                reaped.append(storage.get_trial(trial._trial_id))
+        except UpdateFinishedTrialError:
+            continue
+    return reaped
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:
@@ -366,7 +436,7 @@ def run_study(
 ):
     """Add ``n_trials`` trials to the study (created or resumed); returns the study."""
     objective = objective or build_objective(entry, panel, config)
-    study = study if study is not None else create_study(config, panel)
+    study = study if study is not None else create_study(config, panel)[0]
     study.optimize(
         objective,
         n_trials=n_trials,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from .errors import UsageError
@@ -54,20 +55,40 @@ def open_storage(url: str | None):
                 f"--storage {url!r} is not a storage URL: use sqlite:///FILE.db, "
                 "postgresql://USER:PASSWORD@HOST:PORT/DB, journal:///FILE.journal or memory"
             )
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=60,
-            grace_period=180,
-        )
+        return _rdb_storage(url)
     except UsageError:
         raise
+    except ImportError as exc:
+        driver = {"postgresql": '"psycopg[binary]"', "mysql": "pymysql"}.get(
+            url.split(":", 1)[0].split("+", 1)[0], "the database driver"
+        )
+        raise UsageError(
+            f"cannot open the study storage {redact(url)}: its database driver is not "
+            f'installed; pip install {driver} (or pip install "mlforecast-cli[postgres]")'
+        ) from exc
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(
             f"cannot open the study storage {redact(url)}: {first}; check the URL, that the "
             "server is running and the credentials, or leave out --storage for the local default"
         ) from exc
+
+
+def _rdb_storage(url: str, attempts: int = 5):
+    """Optuna's RDB storage; retried when workers race to create the schema of a new database."""
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=60, grace_period=180
+            )
+        except Exception as exc:
+            racing = any(s in str(exc) for s in ("duplicate key", "already exists"))
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _journal_path(url: str) -> Path | None:

@@ -13,7 +13,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ class MlflowTracker:
         self._queue: queue.Queue = queue.Queue()
         self._errors: list[str] = []
         self._thread: threading.Thread | None = None
+        self.closed = False
         self.seconds = 0.0
         """Time the background thread spent writing child runs."""
 
@@ -79,18 +80,32 @@ class MlflowTracker:
         self,
         study,
         *,
+        created: bool = True,
         parent_params: Mapping[str, Any] | None = None,
         parent_tags: Mapping[str, str] | None = None,
         space_yaml: str | None = None,
+        parent_wait_s: float = 60.0,
+        pending=(),
     ) -> str:
-        """Open (or reopen) the study's parent run and start logging; returns its run id."""
+        """Open (or reopen) the study's parent run and start logging; returns its run id.
+
+        The worker that ``created`` the study creates the parent run; the others wait for its
+        id to appear in the study (up to ``parent_wait_s``), so all share one parent.
+        ``pending`` trials (failed here for a dead worker) are logged at once.
+        """
         self.study = study
         self._logged = {
             int(t.number) for t in study.get_trials(deepcopy=False) if t.state.is_finished()
-        }
+        } - {t.number for t in pending}
+        if not created and not study.user_attrs.get(PARENT_ATTR):
+            from .runner import wait_for_user_attr
+
+            wait_for_user_attr(study, PARENT_ATTR, parent_wait_s)
         self.parent_run_id = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
         self._thread = threading.Thread(target=self._drain, name="mlf-tracking", daemon=True)
         self._thread.start()
+        for trial in pending:
+            self(study, trial)
         return self.parent_run_id
 
     # ---- parent run ----------------------------------------------------------------------
@@ -220,8 +235,14 @@ class MlflowTracker:
         train_metrics: Mapping[str, float] | None = None,
         model_dir: Path | None = None,
         counts: Mapping[str, int] | None = None,
+        model_panel=None,
+        model_requirements: Sequence[str] = (),
     ) -> None:
-        """Write the best result (after refit also test metrics and the model) on the parent."""
+        """Write the best result (after refit also test metrics and the model) on the parent.
+
+        ``model_dir`` (a saved :class:`~mlforecast_cli.saved_model.SavedModel`) is logged as an
+        MLflow pyfunc model (see :meth:`log_model`); ``model_panel`` gives its input example.
+        """
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -244,10 +265,34 @@ class MlflowTracker:
         if best_params is not None:
             self.client.log_dict(self.parent_run_id, dict(best_params), "best_params.json")
         if model_dir is not None:
-            self.client.log_artifacts(self.parent_run_id, str(model_dir), "model")
+            self.log_model(model_dir, panel=model_panel, requirements=model_requirements)
+
+    def log_model(self, model_dir: Path, *, panel=None, requirements: Sequence[str] = ()) -> str:
+        """Log a saved model folder as the pyfunc model ``model`` of the parent run, tag the run
+        with its URI (``mlf.model_uri``) and return it."""
+        from .pyfunc import MODEL_URI_TAG, log_model
+
+        uri = log_model(
+            model_dir,
+            run_id=self.parent_run_id,
+            tracking_uri=self.tracking_uri,
+            experiment_id=self.experiment_id,
+            panel=panel,
+            pip_requirements=requirements,
+        )
+        self.client.set_tag(self.parent_run_id, MODEL_URI_TAG, uri)
+        return uri
+
+    def log_plots(self, folder: Path) -> None:
+        """Log the PNG files of ``folder`` under ``plots/`` on the parent run."""
+        if any(Path(folder).glob("*.png")):
+            self.client.log_artifacts(self.parent_run_id, str(folder), "plots")
 
     def close(self, status: str = "FINISHED") -> None:
-        """Flush the queue, stop the thread and end the parent run with ``status``."""
+        """Flush the queue, stop the thread and end the parent run with ``status`` (once)."""
+        if self.closed:
+            return
+        self.closed = True
         if self._thread is not None:
             self.flush()
             self._queue.put(None)

@@ -26,7 +26,16 @@ from .data_options import (
 from .output import console, err_console, print_json, print_table
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 REFERENCE = "seasonal_naive"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the running trial fails, runs are closed) but exit 143."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 @dataclass
@@ -92,6 +101,10 @@ def optimize(
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda|mps.")] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Also save each study's plots (PNG) in DIR/<study name>/."),
+    ] = None,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..registry import get_registry
@@ -143,27 +156,39 @@ def optimize(
     quiet = quiet or json_output
     outcomes: list[ModelOutcome] = []
     board = None
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     if not quiet:
         from ..progress import ProgressBoard
 
         board = ProgressBoard(console=err_console if json_output else console)
         board.__enter__()
+    tracker = None
     try:
         for entry, config in plans:
             tracker = MlflowTracker(
                 experiment=experiment, tracking_uri=tracking_uri, metric=config.metric
             )
-            outcomes.append(_run_one(entry, config, choice, tracker, board, trials, timeout))
-    except KeyboardInterrupt:
+            outcomes.append(
+                _run_one(entry, config, choice, tracker, board, trials, timeout, plots_dir=plots)
+            )
+    except KeyboardInterrupt as exc:
+        if tracker is not None and tracker.parent_run_id:
+            tracker.close("KILLED")
         if board is not None:
             board.__exit__(None, None, None)
             board = None
         names = " ".join(e.name for e, _ in plans)
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         err_console.print(
-            "[yellow]interrupted:[/] finished trials are kept; run the same command to resume "
+            f"[yellow]{what}:[/] finished trials are kept; run the same command to resume "
             f"(mlf optimize {names} ...)"
         )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        raise typer.Exit(code) from None
     finally:
         if board is not None:
             board.__exit__(None, None, None)
@@ -238,17 +263,28 @@ def _plan(
     return entry, config
 
 
-def _run_one(entry, config, choice: DataChoice, tracker, board, trials, timeout) -> ModelOutcome:
+def _run_one(
+    entry, config, choice: DataChoice, tracker, board, trials, timeout, plots_dir=None
+) -> ModelOutcome:
     from .. import __version__
-    from ..runner import build_objective, create_study, metric_label, refit_best, run_study
+    from ..runner import (
+        build_objective,
+        create_study,
+        metric_label,
+        reap_dead_trials,
+        refit_best,
+        run_study,
+    )
     from ..storage import redact
 
     started = time.perf_counter()
     objective = build_objective(entry, choice.panel, config)
-    study = create_study(config, choice.panel)
+    study, created = create_study(config, choice.panel)
     panel = choice.panel
+    reaped = reap_dead_trials(study)
     tracker.start(
         study,
+        created=created,
         parent_params={
             "model": entry.name,
             "study_name": config.study_name,
@@ -266,6 +302,7 @@ def _run_one(entry, config, choice: DataChoice, tracker, board, trials, timeout)
         },
         parent_tags={"mlf.model": entry.name, "mlf.command": shlex.join(["mlf", *sys.argv[1:]])},
         space_yaml=config.space.to_yaml(),
+        pending=reaped,
     )
     callbacks = [tracker]
     progress = None
@@ -317,8 +354,19 @@ def _run_one(entry, config, choice: DataChoice, tracker, board, trials, timeout)
                 best_value=outcome.best_value,
                 test_metrics=outcome.test_metrics,
                 train_metrics=refit.train_metrics if refit else None,
-                model_dir=model_dir,
                 counts=outcome.counts,
+            )
+            if model_dir is not None:
+                try:
+                    tracker.log_model(model_dir, panel=panel, requirements=_requirements(entry))
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    outcome.error = (
+                        f"logging the model in MLflow failed: {type(exc).__name__}: {first}"
+                    )
+                    status = "FAILED"
+            _log_plots(
+                study, tracker, config, entry.name, panel, refit, Path(tmp) / "plots", plots_dir
             )
     tracker.close(status)
     outcome.tracking_seconds = tracker.seconds
@@ -352,6 +400,38 @@ def _save_model(entry, config, choice: DataChoice, refit, folder: Path) -> Path:
         mlf_version=__version__,
     )
     return saved.save(folder)
+
+
+def _requirements(entry) -> list[str]:
+    """Distributions the logged model needs besides mlf's own: the plugin's and its libraries."""
+    return (
+        [entry.plugin.dist, *entry.spec.requires] if entry.plugin.dist else [*entry.spec.requires]
+    )
+
+
+def _log_plots(study, tracker, config, model, panel, refit, folder: Path, plots_dir) -> None:
+    """Draw the study's plots, log them on the parent run and copy them to ``plots_dir``."""
+    import shutil
+
+    from ..plots import study_plots
+
+    drawn = study_plots(
+        study,
+        folder,
+        panel=panel,
+        result=refit.result if refit is not None else None,
+        model=model,
+        metric=config.metric,
+    )
+    try:
+        tracker.log_plots(folder)
+    except Exception as exc:
+        err_console.print(f"[yellow]warning:[/] could not log the plots in MLflow: {exc}")
+    if plots_dir is not None and drawn.files:
+        target = Path(plots_dir) / config.study_name
+        target.mkdir(parents=True, exist_ok=True)
+        for path in drawn.files.values():
+            shutil.copy2(path, target / path.name)
 
 
 def _counts(study) -> dict[str, int]:
