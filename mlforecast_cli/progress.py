@@ -33,16 +33,21 @@ class ProgressBoard:
             console=console,
             transient=False,
         )
+        self._started = False
 
     def __enter__(self) -> ProgressBoard:
-        self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self._started:
+            self.progress.stop()
+            self._started = False
 
     def add(self, model: str, n_trials: int | None, metric_label: str) -> ModelProgress:
-        """Add a bar for ``model`` and return its Optuna callback."""
+        """Add a bar for ``model`` (showing the board on the first) and return its callback."""
+        if not self._started:
+            self.progress.start()
+            self._started = True
         task = self.progress.add_task(model, total=n_trials, counts="", best="-")
         return ModelProgress(self.progress, task, metric_label)
 

@@ -78,6 +78,9 @@ def _rdb_storage(url: str, attempts: int = 5):
     """Optuna's RDB storage; retried when workers race to create the schema of a new database."""
     import optuna
 
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(
