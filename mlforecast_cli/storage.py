@@ -76,9 +76,9 @@ def open_storage(url: str | None):
 
 def _rdb_storage(url: str, attempts: int = 5):
     """Optuna's RDB storage; retried when workers race to create the schema of a new database."""
-    import optuna
-
     import warnings
+
+    import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for attempt in range(attempts):
