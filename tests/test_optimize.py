@@ -55,7 +55,8 @@ def test_seasonal_naive_three_trials_tracked_in_mlflow(cli, mlflow_uri):
     assert parent.data.params["data_fingerprint"]
     client = MlflowClient(mlflow_uri)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"space.yaml", "best_params.json", "model"} <= artifacts
+    assert {"space.yaml", "best_params.json", "model", "environment.json"} <= artifacts
+    assert parent.data.tags["mlf.command"].startswith("mlf optimize")
 
 
 def test_rerun_resumes_the_study_and_adds_trials(cli, mlflow_uri):
@@ -271,3 +272,15 @@ def test_space_override_reaches_the_trials(cli, registry, mlflow_uri, tmp_path):
     )
     assert result.code == 0, result
     assert study_trials("custom")[0].params["window_size"] <= 5
+
+
+def test_same_seed_same_best(cli, registry, mlflow_uri, tmp_path, monkeypatch):
+    registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
+    results = []
+    for home in ("a", "b"):
+        monkeypatch.setenv("MLF_HOME", str(tmp_path / home))
+        result = cli("optimize", "tiny", "--trials", "5", "--seed", "7", "--json")
+        assert result.code == 0, result
+        [model] = json.loads(result.out)["models"]
+        results.append((model["best_value"], model["best_params"], model["test_metrics"]))
+    assert results[0] == results[1]

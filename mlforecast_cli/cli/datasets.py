@@ -28,5 +28,6 @@ def datasets(
         row["features"] = ", ".join(row["features"])
     print_table(
         rows,
-        ["name", "title", "target", "time", "ids", "features", "horizon", "freq"],
+        ["name", "target", "time", "ids", "features", "horizon", "freq", "title"],
+        shrink=("title",),
     )

@@ -40,6 +40,7 @@ def leaderboard(
         ["rank", "model", "val", "test", "trials", "study", "run_id"],
         headers={"val": f"best val {label}", "test": f"test {label}"},
         title=f"Leaderboard: {experiment}",
+        shrink=("study", "run_id"),
     )
 
 

@@ -41,8 +41,10 @@ def list_models(
         row["status"] = f"[green]{row['status']}[/]" if row["status"] == "ready" else row["status"]
     print_table(
         rows,
-        ["name", "family", "summary", "plugin", "params", "status"],
+        ["name", "family", "plugin", "params", "status", "summary"],
         headers={"params": "searched"},
+        wrap=("status",),
+        shrink=("summary",),
     )
     for problem in registry.problems:
         err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)

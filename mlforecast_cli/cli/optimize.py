@@ -468,6 +468,7 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
         ["model", "val", "test", "trials", "time", "study"],
         headers={"val": f"best val {label}", "test": f"test {label}"},
         title="Leaderboard",
+        shrink=("study",),
     )
 
 

@@ -24,15 +24,30 @@ def print_table(
     *,
     title: str | None = None,
     headers: Mapping[str, str] | None = None,
+    wrap: Sequence[str] = (),
+    shrink: Sequence[str] = (),
 ) -> None:
-    """Print ``rows`` as a Rich table with the given column keys."""
+    """Print ``rows`` as a Rich table, one line per row except in the ``wrap`` columns;
+    only the ``shrink`` columns are cut short (with an ellipsis) on a narrow terminal."""
     from rich.table import Table
+    from rich.text import Text
 
+    cells = [[Text.from_markup(_cell(row.get(key))) for key in columns] for row in rows]
+    names = [(headers or {}).get(key, key) for key in columns]
+    widths = [max([len(n)] + [r[i].cell_len for r in cells]) for i, n in enumerate(names)]
+    fixed = sum(w for w, key in zip(widths, columns, strict=True) if key not in shrink)
+    room = console.width - fixed - 3 * len(columns) - 1
+    share = room // max(1, len(shrink))
+    keep = [i for i, key in enumerate(columns) if key not in shrink or share >= 10]
+    for row in cells:
+        for i, key in enumerate(columns):
+            if key in shrink:
+                row[i].truncate(max(share, 1), overflow="ellipsis")
     table = Table(title=title, title_justify="left")
-    for i, key in enumerate(columns):
-        table.add_column((headers or {}).get(key, key), no_wrap=i == 0)
-    for row in rows:
-        table.add_row(*(_cell(row.get(key)) for key in columns))
+    for i in keep:
+        table.add_column(names[i], no_wrap=columns[i] not in wrap, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*(row[i] for i in keep))
     console.print(table)
 
 
