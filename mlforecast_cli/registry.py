@@ -44,7 +44,7 @@ class PluginInfo:
 
     @property
     def label(self) -> str:
-        where = f"{self.dist} {self.version}" if self.dist else self.source
+        where = " ".join(v for v in (self.dist, self.version) if v) or self.source
         return f"{self.name} ({where})"
 
 
@@ -267,9 +267,19 @@ class Registry:
             return self._models[name]
         if name in self._duplicates:
             raise PluginError(_duplicate_message(name, self._duplicates[name]))
+        failed = [p for p in self.plugins if p.error and not p.models]
+        for plugin in failed:
+            if plugin.name == name:
+                raise PluginError(
+                    f"model '{name}' is not available: plugin {plugin.label}: {plugin.error}; "
+                    "fix or uninstall that plugin (see 'mlf plugins')"
+                )
         known = sorted(self._models)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"installed: {', '.join(known)}"
+        if failed:
+            labels = ", ".join(p.label for p in failed)
+            hint += f"; plugins that failed to load may provide it: {labels} (see 'mlf plugins')"
         raise UnknownModelError(
             f"unknown model '{name}': {hint} (run 'mlf list-models' to see every model)"
         )
@@ -277,10 +287,11 @@ class Registry:
 
 def _duplicate_message(name: str, owners: list[PluginInfo]) -> str:
     who = " and ".join(p.label for p in owners)
-    return (
-        f"model name '{name}' is registered by {who}: uninstall one of them or choose "
-        "which plugins load with MLF_LOAD_PLUGINS"
-    )
+    if any(p.source == "file" for p in owners):
+        fix = "rename the model in one of them, or move a file out of the plugins folder"
+    else:
+        fix = "uninstall one of them or choose which plugins load with MLF_LOAD_PLUGINS"
+    return f"model name '{name}' is registered by {who}: {fix}"
 
 
 def _check_spec(spec: Any) -> str | None:

@@ -6,7 +6,7 @@ A plugin author subclasses one class in a test module and names the model::
 
     class TestMyModel(ForecasterContract):
         model_name = "my_model"        # as registered
-        params = {"max_epochs": 2}     # optional: pin some hyperparameters
+        params = {"epochs": 2}         # optional: pin some hyperparameters
 
 pytest then runs every inherited ``test_*`` method on a few real series of the built-in
 ``walmart`` panel, cut into windows exactly as ``mlf optimize`` cuts them. Each rule is also a
@@ -26,7 +26,7 @@ import pickle
 import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -87,11 +87,11 @@ class ContractCase:
     entry: ModelEntry
     params: dict[str, Any]
     task: TaskInfo
-    train: Windows
+    train: Windows = field(repr=False)
     """Training windows (every sample before the validation window)."""
-    valid: Windows
+    valid: Windows = field(repr=False)
     """One evaluation window per series, with labels (what a trial is scored on)."""
-    future: Windows
+    future: Windows = field(repr=False)
     """One window per series past the end of the data: ``y`` is None (what ``mlf predict`` uses)."""
     rtol: float = 1e-5
     atol: float = 1e-6
@@ -114,6 +114,7 @@ class ContractCase:
 
 def draw_params(entry: ModelEntry, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """One configuration from the model's own space: a seeded Optuna trial plus ``fixed``."""
+    __tracebackhide__ = True
     import optuna
 
     space = _load_space(entry)
@@ -148,8 +149,9 @@ def make_case(
 
     ``params`` are laid over one configuration drawn from the model's space (see
     :func:`draw_params`), so a test may pin only what it cares about (a small
-    ``max_epochs``...). ``window_size`` and ``scaler`` shape the windows as in the runner.
+    ``epochs``...). ``window_size`` and ``scaler`` shape the windows as in the runner.
     """
+    __tracebackhide__ = True
     from .data import make_windows, split_panel
     from .datasets import load_dataset
     from .runner import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE, task_info
@@ -179,7 +181,7 @@ def make_case(
         raise ContractError(
             f"{entry.name}: cannot cut contract windows with window_size={window_size}, "
             f"scaler={scaler!r}, horizon={horizon}: {exc}; pin smaller values in params"
-        ) from exc
+        ) from None
     task = task_info(panel, horizon, seed=seed, device=device, n_jobs=1)
     if n_threads is not None:
         task = replace(task, n_threads=int(n_threads))
@@ -192,6 +194,7 @@ def make_case(
 def check_spec(entry: ModelEntry, model_name: str | None = None) -> None:
     """The spec is complete: name, one-line summary, family, installed requirements,
     an importable factory, and a space that loads, validates and builds its optimizer."""
+    __tracebackhide__ = True
     check_spec_fields(entry, model_name)
     check_requires(entry)
     check_factory(entry)
@@ -200,6 +203,7 @@ def check_spec(entry: ModelEntry, model_name: str | None = None) -> None:
 
 def check_spec_fields(entry: ModelEntry, model_name: str | None = None) -> None:
     """Name, a one-line summary, a known family, ``requires`` as a tuple of import names."""
+    __tracebackhide__ = True
     spec = entry.spec
     if model_name is not None and spec.name != model_name:
         raise ContractError(f"the spec is named {spec.name!r}, the test expects {model_name!r}")
@@ -223,6 +227,7 @@ def check_spec_fields(entry: ModelEntry, model_name: str | None = None) -> None:
 
 def check_requires(entry: ModelEntry) -> None:
     """Every import name in ``requires`` is installed."""
+    __tracebackhide__ = True
     missing = entry.missing()
     if missing:
         raise ContractError(
@@ -233,10 +238,11 @@ def check_requires(entry: ModelEntry) -> None:
 
 def check_factory(entry: ModelEntry) -> Callable[..., Any]:
     """The factory (an import string or a callable) resolves to a callable."""
+    __tracebackhide__ = True
     try:
         factory = entry.factory()
     except MlfError as exc:
-        raise ContractError(str(exc)) from exc
+        raise ContractError(str(exc)) from None
     if not callable(factory):
         raise ContractError(
             f"{entry.name}: factory {entry.spec.factory!r} is a {type(factory).__name__}, not "
@@ -247,6 +253,7 @@ def check_factory(entry: ModelEntry) -> Callable[..., Any]:
 
 def check_space(entry: ModelEntry) -> None:
     """The space loads and validates, its sampler and pruner build, Optuna can sample it."""
+    __tracebackhide__ = True
     from .space import build_pruner, build_sampler
 
     space = _load_space(entry)
@@ -254,7 +261,7 @@ def check_space(entry: ModelEntry) -> None:
         build_sampler(space, seed=DEFAULT_SEED)
         build_pruner(space)
     except MlfError as exc:
-        raise ContractError(f"{entry.name}: {exc}") from exc
+        raise ContractError(f"{entry.name}: {exc}") from None
     draw_params(entry)
 
 
@@ -264,6 +271,7 @@ def check_fit_predict(case: ContractCase, report: Callable[[int, float], None] |
 
     Returns the fitted model.
     """
+    __tracebackhide__ = True
     model = case.create()
     _fit(case, model, case.train, case.valid, report)
     for label, windows in (("validation", case.valid), ("future", case.future)):
@@ -274,11 +282,13 @@ def check_fit_predict(case: ContractCase, report: Callable[[int, float], None] |
 
 def check_predictions(case: ContractCase, predictions: Any, windows: Windows, label: str) -> None:
     """``predictions`` has shape ``(len(windows), horizon)`` and only finite values."""
+    __tracebackhide__ = True
     check_shape(case, predictions, windows, label)
     check_finite(case, predictions, label)
 
 
 def check_shape(case: ContractCase, predictions: Any, windows: Windows, label: str) -> None:
+    __tracebackhide__ = True
     array = np.asarray(predictions)
     expected = (len(windows), case.task.horizon)
     if array.shape != expected:
@@ -294,6 +304,7 @@ def check_shape(case: ContractCase, predictions: Any, windows: Windows, label: s
 
 
 def check_finite(case: ContractCase, predictions: Any, label: str) -> None:
+    __tracebackhide__ = True
     array = np.asarray(predictions, dtype=float)
     bad = ~np.isfinite(array)
     if bad.any():
@@ -314,6 +325,7 @@ def check_deterministic(
     ``reference``: the (validation, future) predictions of a fit made under
     :func:`global_random_state` ``(1)``; computed when not given.
     """
+    __tracebackhide__ = True
     first = reference if reference is not None else _fit_and_predict(case, global_seed=1)
     second = _fit_and_predict(case, global_seed=2)
     for label, a, b in zip(("validation", "future"), first, second, strict=True):
@@ -345,6 +357,7 @@ class ReportRecorder:
 def check_report_calls(case: ContractCase, model: Any, calls: list[tuple[Any, Any]]) -> None:
     """The calls a fit made to ``report``: whole-number steps, strictly increasing, finite
     values; at least one when the model claims ``supports_pruning``."""
+    __tracebackhide__ = True
     claims = bool(getattr(model, "supports_pruning", False))
     if claims and not calls:
         raise ContractError(
@@ -383,6 +396,7 @@ def check_report(case: ContractCase) -> bool:
 
     Returns False when the model neither claims pruning nor calls ``report`` (nothing to check).
     """
+    __tracebackhide__ = True
     recorder = ReportRecorder()
     model = case.create()
     _fit(case, model, case.train, case.valid, recorder)
@@ -396,6 +410,7 @@ def check_report(case: ContractCase) -> bool:
 def check_pruning_stops_fit(case: ContractCase) -> None:
     """A ``report`` that raises ``optuna.TrialPruned`` on its first call stops ``fit``: the
     model lets the exception through (this is how the core prunes a trial)."""
+    __tracebackhide__ = True
     import optuna
 
     stopper = ReportRecorder(raise_after=1, exc=optuna.TrialPruned("pruned by the contract suite"))
@@ -418,6 +433,7 @@ def check_pruning_stops_fit(case: ContractCase) -> None:
 
 def check_pickle(case: ContractCase, model: Any) -> None:
     """A fitted model survives ``pickle`` (how ``mlf optimize`` saves it) and predicts the same."""
+    __tracebackhide__ = True
     try:
         restored = pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
@@ -442,6 +458,7 @@ def check_pickle(case: ContractCase, model: Any) -> None:
 def check_predict_any_windows(case: ContractCase, model: Any) -> None:
     """``predict`` works on any number of windows in any order: one window alone, the windows
     reversed and repeated. Each window's forecast depends on that window only."""
+    __tracebackhide__ = True
     full = np.asarray(_predict(case, model, case.valid, "validation"), dtype=float)
     n = len(case.valid)
     subsets = {
@@ -469,17 +486,19 @@ def snapshot_windows(case: ContractCase) -> dict[str, dict[str, np.ndarray]]:
 
 def check_unchanged(case: ContractCase, snapshot: dict[str, dict[str, np.ndarray]]) -> None:
     """The case's windows still equal ``snapshot``: the model changed no array in place."""
+    __tracebackhide__ = True
     for label, w in _labelled(case):
-        for field, before in snapshot[label].items():
-            if not np.array_equal(before, getattr(w, field), equal_nan=True):
+        for name, before in snapshot[label].items():
+            if not np.array_equal(before, getattr(w, name), equal_nan=True):
                 raise ContractError(
-                    f"{case.name} modified {label}.{field} in place; the core reuses windows "
+                    f"{case.name} modified {label}.{name} in place; the core reuses windows "
                     "between fits: copy an array before changing it"
                 )
 
 
 def check_inputs_unchanged(case: ContractCase) -> None:
     """``fit`` and ``predict`` leave the windows they are given untouched."""
+    __tracebackhide__ = True
     snapshot = snapshot_windows(case)
     model = case.create()
     _fit(case, model, case.train, case.valid, ReportRecorder())
@@ -494,6 +513,7 @@ def check_refit(case: ContractCase, fitted: Any = None) -> None:
 
     ``fitted``: a model already fit with validation windows (fit here when not given).
     """
+    __tracebackhide__ = True
     model = case.create()
     _fit(case, model, case.train, None, None, how="fit(train) with valid=None, report=None")
     check_predictions(
@@ -540,6 +560,7 @@ def check_model(
 ) -> ContractCase:
     """Run every rule on ``model`` (a registered name or a :class:`ModelEntry`); raises the
     first :class:`ContractError`. ``case_options`` go to :func:`make_case`."""
+    __tracebackhide__ = True
     entry = model if isinstance(model, ModelEntry) else _lookup(registry or Registry(), model)
     check_spec(entry)
     case = make_case(entry, params, **case_options)
@@ -570,6 +591,7 @@ class Fitted:
 
     @classmethod
     def fit(cls, case: ContractCase) -> Fitted:
+        __tracebackhide__ = True
         snapshot = snapshot_windows(case)
         recorder = ReportRecorder()
         with global_random_state(1):
@@ -593,6 +615,7 @@ class Fitted:
         yield "training", _predict(case, self.model, case.train, "training"), case.train
 
     def check_shapes_and_finite(self) -> None:
+        __tracebackhide__ = True
         for label, predictions, windows in self.predictions():
             check_predictions(self.case, predictions, windows, label)
 
@@ -644,15 +667,17 @@ class ForecasterContract:
 
     # ---- computed once per class ---------------------------------------------------------
     def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        __tracebackhide__ = True
         slot = (type(self), key)
         if slot not in _CACHE:
             try:
                 _CACHE[slot] = (True, compute())
             except Exception as exc:
-                _CACHE[slot] = (False, exc)
+                _CACHE[slot] = (False, (exc, exc.__traceback__))
         ok, value = _CACHE[slot]
-        if not ok:
-            raise value
+        if not ok:  # the same failure in every test that needs it, with its own traceback
+            exc, traceback = value
+            raise exc.with_traceback(traceback)
         return value
 
     @property
@@ -744,23 +769,26 @@ class ForecasterContract:
 
 
 def _lookup(registry: Registry, name: str) -> ModelEntry:
+    __tracebackhide__ = True
     try:
         return registry.get(name)
     except MlfError as exc:
         problems = "; ".join(registry.problems)
         detail = f" (plugin problems: {problems})" if problems else ""
-        raise ContractError(f"{exc}{detail}") from exc
+        raise ContractError(f"{exc}{detail}") from None
 
 
 def _load_space(entry: ModelEntry):
+    __tracebackhide__ = True
     try:
         space = entry.load_space()
     except MlfError as exc:
-        raise ContractError(f"{entry.name}: invalid space: {exc}") from exc
+        raise ContractError(f"{entry.name}: invalid space: {exc}") from None
     return space
 
 
 def _fit(case, model, train, valid, report, how: str = "fit(train, valid, report)") -> None:
+    __tracebackhide__ = True
     import optuna
 
     try:
@@ -774,6 +802,7 @@ def _fit(case, model, train, valid, report, how: str = "fit(train, valid, report
 
 
 def _predict(case: ContractCase, model: Any, windows: Windows, label: str) -> Any:
+    __tracebackhide__ = True
     try:
         return model.predict(windows)
     except Exception as exc:
@@ -785,6 +814,7 @@ def _predict(case: ContractCase, model: Any, windows: Windows, label: str) -> An
 
 
 def _fit_and_predict(case: ContractCase, global_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    __tracebackhide__ = True
     with global_random_state(global_seed):
         model = case.create()
         _fit(case, model, case.train, case.valid, ReportRecorder())
@@ -817,6 +847,7 @@ def global_random_state(seed: int) -> Iterator[None]:
 
 
 def _same(case: ContractCase, a: Any, b: Any, what: str, fix: str) -> None:
+    __tracebackhide__ = True
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ContractError(f"{what}: shapes {a.shape} and {b.shape}")
@@ -829,31 +860,25 @@ def _same(case: ContractCase, a: Any, b: Any, what: str, fix: str) -> None:
 
 
 def _arrays(windows: Windows) -> dict[str, np.ndarray]:
+    """A copy of every array field of ``windows``."""
     out = {}
-    for name in ("x", "y", "seasonal", "features", "calendar", "series", "loc", "scale"):
-        value = getattr(windows, name)
-        if value is not None:
-            out[name] = np.array(value, copy=True)
+    for item in fields(windows):
+        value = getattr(windows, item.name)
+        if isinstance(value, np.ndarray):
+            out[item.name] = value.copy()
     return out
 
 
 def _take(windows: Windows, rows: np.ndarray) -> Windows:
     """The windows at ``rows`` (any order, repeats allowed)."""
+    n = len(windows)
 
     def pick(value):
-        return None if value is None else np.asarray(value)[rows]
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == n:
+            return value[rows]
+        return value
 
-    return Windows(
-        x=pick(windows.x),
-        y=pick(windows.y),
-        seasonal=pick(windows.seasonal),
-        features=pick(windows.features),
-        calendar=pick(windows.calendar),
-        series=pick(windows.series),
-        loc=pick(windows.loc),
-        scale=pick(windows.scale),
-        step_offset=pick(windows.step_offset),
-    )
+    return replace(windows, **{f.name: pick(getattr(windows, f.name)) for f in fields(windows)})
 
 
 def _labelled(case: ContractCase) -> tuple[tuple[str, Windows], ...]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from importlib import metadata
+from typing import Annotated, Any
 
 import typer
 
-from ..registry import get_registry
-from .output import print_json, print_table
+from ..registry import ENTRY_POINT_GROUP, Registry, get_registry
+from .output import err_console, print_json, print_table
 
 
 def plugins(
@@ -15,24 +17,92 @@ def plugins(
         bool, typer.Option("--json", help="Print JSON instead of a table.")
     ] = False,
 ) -> None:
-    """List the loaded plugins (entry points of group 'mlf', --plugins-dir files) and errors."""
+    """List the plugins, their versions, their models and load errors.
+
+    Entry points of group 'mlf' load unless MLF_LOAD_PLUGINS=a,b names which (empty: none).
+
+    Single-file plugins (*.py) load from --plugins-dir DIR or MLF_PLUGINS_DIR.
+    """
     registry = get_registry()
     registry.load()
-    rows = [
-        {
-            "plugin": info.name,
-            "source": info.source,
-            "distribution": info.dist,
-            "version": info.version,
-            "models": list(info.models),
-            "error": info.error,
-        }
-        for info in registry.plugins
-    ]
+    rows = [_row(registry, info) for info in registry.plugins]
+    notes = _notes(registry)
+    problems = registry.problems + notes
     if json_output:
-        print_json({"plugins": rows, "problems": registry.problems})
+        print_json(
+            {
+                "plugins": rows,
+                "problems": problems,
+                "load_plugins": os.environ.get("MLF_LOAD_PLUGINS"),
+                "plugins_dir": _plugins_dir(registry),
+            }
+        )
         return
+    table, details = [], []
     for row in rows:
-        row["models"] = ", ".join(row["models"])
-        row["error"] = f"[red]{row['error']}[/]" if row["error"] else "ok"
-    print_table(rows, ["plugin", "source", "distribution", "version", "models", "error"])
+        models = []
+        for name in row["models"]:
+            status = row["model_status"][name]
+            if status == "ready":
+                models.append(name)
+                continue
+            models.append(f"{name} ({status.split(':')[0]})")
+            if not status.startswith("duplicate"):  # duplicates are among the problems
+                details.append(f"model {name} of plugin {row['plugin']}: {status}")
+        table.append(
+            {
+                "plugin": row["plugin"],
+                "source": row["source"],
+                "distribution": " ".join(v for v in (row["distribution"], row["version"]) if v),
+                "models": ", ".join(models) or "-",
+                "status": "[red]error: see below[/]" if row["error"] else "[green]ok[/]",
+            }
+        )
+    print_table(table, ["plugin", "source", "distribution", "models", "status"])
+    for problem in problems + details:
+        err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+
+
+def _row(registry: Registry, info) -> dict[str, Any]:
+    models = registry.models
+    status = {}
+    for name in info.models:
+        entry = models.get(name)
+        if entry is not None and entry.plugin is info:
+            status[name] = entry.status
+        else:
+            status[name] = "duplicate name: see problems"
+    plugin = registry.pm.get_plugin(info.name) if not info.error else None
+    callers = registry.pm.get_hookcallers(plugin) if plugin is not None else None
+    return {
+        "plugin": info.name,
+        "source": info.source,
+        "distribution": info.dist,
+        "version": info.version,
+        "models": list(info.models),
+        "model_status": status,
+        "hooks": sorted(caller.name for caller in callers or ()),
+        "error": info.error,
+    }
+
+
+def _notes(registry: Registry) -> list[str]:
+    """Names in MLF_LOAD_PLUGINS that match no entry point (a typo hides a plugin)."""
+    wanted = os.environ.get("MLF_LOAD_PLUGINS")
+    if not wanted or not wanted.strip():
+        return []
+    available = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    unknown = [name.strip() for name in wanted.split(",") if name.strip() not in available]
+    unknown = [name for name in unknown if name]
+    if not unknown:
+        return []
+    return [
+        f"MLF_LOAD_PLUGINS names {', '.join(repr(n) for n in unknown)}, but no installed entry "
+        f"point of group '{ENTRY_POINT_GROUP}' is called so; installed: "
+        f"{', '.join(sorted(available)) or 'none'}"
+    ]
+
+
+def _plugins_dir(registry: Registry) -> str | None:
+    folder = getattr(registry, "_plugins_dir", None)
+    return str(folder) if folder is not None else None
