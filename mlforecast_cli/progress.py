@@ -43,45 +43,77 @@ class ProgressBoard:
             self.progress.stop()
             self._started = False
 
-    def add(self, model: str, n_trials: int | None, metric_label: str) -> ModelProgress:
-        """Add a bar for ``model`` (showing the board on the first) and return its callback."""
+    def add(self, model: str, n_trials: int | None, metric_label: str, study) -> ModelProgress:
+        """Add a bar for ``model``'s ``study`` (showing the board on the first); returns the
+        bar's Optuna callback. Trials already in the study are not counted."""
         if not self._started:
             self.progress.start()
             self._started = True
         task = self.progress.add_task(model, total=n_trials, counts="", best="-")
-        return ModelProgress(self.progress, task, metric_label)
+        return ModelProgress(self.progress, task, metric_label, study)
 
 
 class ModelProgress:
-    """Optuna callback updating one bar: trials done, complete/pruned/failed, best so far."""
+    """Optuna callback updating one bar from the study: trials done (by any worker process),
+    complete/pruned/failed, best value so far."""
 
-    def __init__(self, progress: Progress, task, metric_label: str) -> None:
+    def __init__(self, progress: Progress, task, metric_label: str, study) -> None:
         self.progress = progress
         self.task = task
         self.metric_label = metric_label
+        self.study = study
+        self.skip = {t.number for t in study.get_trials(deepcopy=False)}
         self.counts: Counter[str] = Counter()
         self.best: float | None = None
         self._lock = threading.Lock()
+        self._polling: threading.Event | None = None
 
     def __call__(self, study, trial) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recount this run's trials from the study's storage."""
         with self._lock:
-            self.counts[trial.state.name] += 1
-            value = trial.value if trial.state.name == "COMPLETE" else None
-            if value is not None and math.isfinite(value):
-                minimize = study.direction.name == "MINIMIZE"
-                if self.best is None or (value < self.best if minimize else value > self.best):
-                    self.best = value
+            trials = [t for t in self.study.get_trials(deepcopy=False) if t.number not in self.skip]
+            self.counts = Counter(t.state.name for t in trials if t.state.is_finished())
+            values = [
+                t.value
+                for t in trials
+                if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
+            ]
+            if values:
+                minimize = self.study.direction.name == "MINIMIZE"
+                self.best = min(values) if minimize else max(values)
             self.progress.update(
                 self.task,
-                advance=1,
+                completed=sum(self.counts.values()),
                 counts=self._counts_text(),
                 best=f"{self.metric_label} {self.best:.4g}" if self.best is not None else "-",
             )
+
+    def poll(self, interval: float = 1.0) -> None:
+        """Refresh every ``interval`` seconds from a background thread (other workers' trials)."""
+        stop = self._polling = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.refresh()
+                except Exception:  # the display must never break the study
+                    continue
+
+        threading.Thread(target=loop, name="mlf-progress", daemon=True).start()
+
+    def stop_polling(self) -> None:
+        if self._polling is not None:
+            self._polling.set()
 
     def _counts_text(self) -> str:
         c = self.counts
         return f"[green]{c['COMPLETE']}✓[/] [yellow]{c['PRUNED']}✂[/] [red]{c['FAIL']}✗[/]"
 
     def finish(self, note: str = "") -> None:
+        self.stop_polling()
+        self.refresh()
         task = self.progress.tasks[[t.id for t in self.progress.tasks].index(self.task)]
         self.progress.update(self.task, total=task.completed, counts=self._counts_text() + note)

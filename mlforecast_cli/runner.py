@@ -441,7 +441,7 @@ def run_study(
         objective,
         n_trials=n_trials,
         timeout=timeout,
-        n_jobs=config.n_jobs,
+        n_jobs=1,  # parallel trials run in worker processes (cli/workers.py), not threads
         catch=(Exception,),
         callbacks=list(callbacks),
         gc_after_trial=False,

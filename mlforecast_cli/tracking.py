@@ -135,6 +135,7 @@ class MlflowTracker:
         )
         if space_yaml is not None:
             self.client.log_text(run_id, space_yaml, "space.yaml")
+        self.client.log_dict(run_id, package_versions(), "environment.json")
         return run_id
 
     # ---- child runs ----------------------------------------------------------------------
@@ -284,12 +285,13 @@ class MlflowTracker:
         return uri
 
     def log_plots(self, folder: Path) -> None:
-        """Log the PNG files of ``folder`` under ``plots/`` on the parent run."""
-        if any(Path(folder).glob("*.png")):
+        """Log the plots in ``folder`` (PNG files, plots.json) under ``plots/`` on the parent."""
+        if Path(folder).is_dir() and any(Path(folder).iterdir()):
             self.client.log_artifacts(self.parent_run_id, str(folder), "plots")
 
-    def close(self, status: str = "FINISHED") -> None:
-        """Flush the queue, stop the thread and end the parent run with ``status`` (once)."""
+    def close(self, status: str | None = "FINISHED") -> None:
+        """Flush the queue, stop the thread and end the parent run with ``status`` (once);
+        None leaves the parent run as it is (a worker that shares it)."""
         if self.closed:
             return
         self.closed = True
@@ -298,8 +300,37 @@ class MlflowTracker:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
-        if self.parent_run_id:
+        if self.parent_run_id and status is not None:
             self.client.set_terminated(self.parent_run_id, status)
+
+
+PACKAGES = (
+    "mlforecast-cli",
+    "numpy",
+    "pandas",
+    "optuna",
+    "mlflow",
+    "pluggy",
+    "lightgbm",
+    "xgboost",
+    "catboost",
+    "scikit-learn",
+    "torch",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on (none imported)."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 _WAL_INSTALLED = False

@@ -55,7 +55,8 @@ def test_seasonal_naive_three_trials_tracked_in_mlflow(cli, mlflow_uri):
     assert parent.data.params["data_fingerprint"]
     client = MlflowClient(mlflow_uri)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"space.yaml", "best_params.json", "model", "environment.json"} <= artifacts
+    assert {"space.yaml", "best_params.json", "plots", "environment.json"} <= artifacts
+    assert parent.data.tags["mlf.model_uri"].startswith("models:/")
     assert parent.data.tags["mlf.command"].startswith("mlf optimize")
 
 

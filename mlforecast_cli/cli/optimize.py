@@ -105,6 +105,7 @@ def optimize(
         Path | None,
         typer.Option("--plots", help="Also save each study's plots (PNG) in DIR/<study name>/."),
     ] = None,
+    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..registry import get_registry
@@ -166,6 +167,26 @@ def optimize(
 
         board = ProgressBoard(console=err_console if json_output else console)
         board.__enter__()
+    from . import workers
+
+    worker_options = [
+        "--quiet",
+        "--worker",
+        "--n-jobs",
+        str(n_jobs),
+        "--horizon",
+        str(horizon),
+        "--cv-windows",
+        str(cv_windows),
+        "--experiment",
+        experiment,
+        "--device",
+        device,
+        *workers.data_options(dataset, data, target, time_col, id_col, feature),
+        *(["--space", str(space_file.resolve())] if space_file else []),
+        *(arg for a in assignments or () for arg in ("--set", a)),
+        *(["--timeout", str(timeout)] if timeout is not None else []),
+    ]
     tracker = None
     try:
         for entry, config in plans:
@@ -173,7 +194,18 @@ def optimize(
                 experiment=experiment, tracking_uri=tracking_uri, metric=config.metric
             )
             outcomes.append(
-                _run_one(entry, config, choice, tracker, board, trials, timeout, plots_dir=plots)
+                _run_one(
+                    entry,
+                    config,
+                    choice,
+                    tracker,
+                    board,
+                    trials,
+                    timeout,
+                    plots_dir=plots,
+                    worker=worker,
+                    worker_options=worker_options,
+                )
             )
     except KeyboardInterrupt as exc:
         if tracker is not None and tracker.parent_run_id:
@@ -264,7 +296,16 @@ def _plan(
 
 
 def _run_one(
-    entry, config, choice: DataChoice, tracker, board, trials, timeout, plots_dir=None
+    entry,
+    config,
+    choice: DataChoice,
+    tracker,
+    board,
+    trials,
+    timeout,
+    plots_dir=None,
+    worker: bool = False,
+    worker_options: list[str] | None = None,
 ) -> ModelOutcome:
     from .. import __version__
     from ..runner import (
@@ -275,7 +316,7 @@ def _run_one(
         refit_best,
         run_study,
     )
-    from ..storage import redact
+    from ..storage import default_storage_url, redact
 
     started = time.perf_counter()
     objective = build_objective(entry, choice.panel, config)
@@ -304,30 +345,67 @@ def _run_one(
         space_yaml=config.space.to_yaml(),
         pending=reaped,
     )
+    from . import workers
+
     callbacks = [tracker]
     progress = None
     if board is not None:
-        progress = board.add(entry.name, trials, metric_label(config.metric))
+        progress = board.add(entry.name, trials, metric_label(config.metric), study)
         callbacks.append(progress)
     outcome = ModelOutcome(entry.name, config.study_name, parent_run_id=tracker.parent_run_id)
+    share = workers.shares(trials, 1 if worker else config.n_jobs)
+    procs = workers.start(
+        [
+            [
+                "optimize",
+                entry.name,
+                *(worker_options or []),
+                "--study-name",
+                config.study_name,
+                "--storage",
+                config.storage or default_storage_url(),
+                "--tracking-uri",
+                tracker.tracking_uri,
+                "--metric",
+                config.metric,
+                "--trials",
+                str(n),
+                "--seed",
+                str(config.seed + k),
+            ]
+            for k, n in enumerate(share[1:], start=1)
+            if n > 0
+        ]
+    )
     try:
+        if progress is not None and procs:
+            progress.poll()
         run_study(
             entry,
             panel,
             config,
-            n_trials=trials,
+            n_trials=share[0],
             timeout=timeout,
             callbacks=callbacks,
             study=study,
             objective=objective,
         )
+        worker_errors = workers.wait(procs)
     except KeyboardInterrupt:
+        workers.stop(procs)
+        workers.wait(procs)
         tracker.log_unfinished(objective.started, status="KILLED")
-        tracker.close("KILLED")
+        tracker.close(None if worker else "KILLED")
         raise
     if progress is not None:
         progress.finish()
     tracker.flush()
+    if worker:
+        tracker.close(None)
+        outcome.counts = _counts(study)
+        return outcome
+    if worker_errors:
+        err_console.print(f"[yellow]warning:[/] {'; '.join(worker_errors)}", highlight=False)
     outcome.counts = _counts(study)
     status = "FINISHED"
     if outcome.counts.get("complete", 0) == 0:
@@ -429,9 +507,12 @@ def _log_plots(study, tracker, config, model, panel, refit, folder: Path, plots_
         err_console.print(f"[yellow]warning:[/] could not log the plots in MLflow: {exc}")
     if plots_dir is not None and drawn.files:
         target = Path(plots_dir) / config.study_name
-        target.mkdir(parents=True, exist_ok=True)
-        for path in drawn.files.values():
-            shutil.copy2(path, target / path.name)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for path in drawn.files.values():
+                shutil.copy2(path, target / path.name)
+        except OSError as exc:
+            err_console.print(f"[yellow]warning:[/] could not write the plots to {target}: {exc}")
 
 
 def _counts(study) -> dict[str, int]:

@@ -1,0 +1,71 @@
+"""`mlf report`: one self-contained HTML page with an experiment's leaderboard and plots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .leaderboard import DEFAULT_EXPERIMENT
+from .output import console, print_json
+
+
+def report(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write (.html).")
+    ] = Path("report.html"),
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment to report on.")
+    ] = DEFAULT_EXPERIMENT,
+    metric: Annotated[str, typer.Option("--metric", help="Metric to rank by.")] = "mape",
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what was written as JSON.")
+    ] = False,
+) -> None:
+    """Write an HTML page with the leaderboard and each model's plots (images inlined)."""
+    _check_output(output)
+    from ..report import collect, render, write
+
+    data = collect(experiment, metric, tracking_uri)
+    try:
+        write(output, render(data))
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write there ({exc.strerror or exc})") from exc
+    plots = sum(len(s.images) for s in data.sections)
+    if json_output:
+        print_json(
+            {
+                "output": str(output),
+                "experiment": experiment,
+                "models": [s.row["model"] for s in data.sections],
+                "plots": plots,
+            }
+        )
+        return
+    console.print(
+        f"wrote {output}: {len(data.sections)} model(s), {plots} plot(s) of experiment "
+        f"'{experiment}'",
+        soft_wrap=True,
+    )
+
+
+def _check_output(output: Path) -> None:
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(
+            f"--output {output}: a report is an HTML page; end the file name with .html"
+        )
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a file name ending .html")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--output {output}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK) or (
+        output.exists() and not os.access(output, os.W_OK)
+    ):
+        raise UsageError(f"--output {output}: permission denied; choose a writable place")

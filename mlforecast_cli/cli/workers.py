@@ -1,0 +1,82 @@
+"""`--n-jobs N`: N worker processes share one study (no GIL between their trials).
+
+The command's own process runs one share of the trials with progress and tracking; it starts
+N-1 copies of the same command with ``--worker`` that run the other shares, log their own
+trials under the same MLflow parent run, and leave the refit to the first process.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def shares(trials: int, n_jobs: int) -> list[int]:
+    """Split ``trials`` over ``n_jobs`` processes, the first taking any remainder."""
+    base, extra = divmod(trials, n_jobs)
+    return [base + (1 if k < extra else 0) for k in range(n_jobs)]
+
+
+def data_options(
+    dataset: str | None,
+    data: Path | None,
+    target: str | None,
+    time_col: str | None,
+    id_cols: Sequence[str] | None,
+    features: Sequence[str] | None,
+) -> list[str]:
+    """The data flags of the command, repeated for a worker."""
+    args: list[str] = []
+    if data is not None:
+        args += [
+            "--data",
+            str(Path(data).resolve()),
+            "--target",
+            target or "",
+            "--time-col",
+            time_col or "",
+        ]
+        for column in id_cols or ():
+            args += ["--id-col", column]
+    elif dataset:
+        args += ["--dataset", dataset]
+    for column in features or ():
+        args += ["--feature", column]
+    return args
+
+
+def start(commands: Sequence[Sequence[str]]) -> list[subprocess.Popen]:
+    """Start one ``python -m mlforecast_cli`` process per argument list."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "mlforecast_cli", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+
+
+def stop(procs: Sequence[subprocess.Popen], sig: int = signal.SIGTERM) -> None:
+    """Ask every running worker to stop (it fails its running trial and closes its runs)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+
+
+def wait(procs: Sequence[subprocess.Popen]) -> list[str]:
+    """Wait for the workers; the last error line of each one that failed."""
+    errors = []
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode not in (0, 130, 143):
+            lines = [line for line in (err or "").splitlines() if line.strip()]
+            errors.append(
+                f"worker {proc.pid} exited {proc.returncode}: "
+                f"{lines[-1] if lines else 'no message'}"
+            )
+    return errors
