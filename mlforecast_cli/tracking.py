@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import queue
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -102,6 +103,7 @@ class MlflowTracker:
 
             wait_for_user_attr(study, PARENT_ATTR, parent_wait_s)
         self.parent_run_id = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
+        self.repair_children()
         self._thread = threading.Thread(target=self._drain, name="mlf-tracking", daemon=True)
         self._thread.start()
         for trial in pending:
@@ -159,7 +161,6 @@ class MlflowTracker:
 
     def log_trial(self, trial, status: str | None = None) -> str:
         """Write one trial as a child run (synchronously); returns its run id."""
-        from mlflow.entities import Metric, Param, RunTag
 
         if trial.number in self._logged:
             return ""
@@ -178,6 +179,15 @@ class MlflowTracker:
                 "mlf.trial_state": state,
             },
         )
+        self._write_trial(run.info.run_id, trial, status)
+        return run.info.run_id
+
+    def _write_trial(self, run_id: str, trial, status: str | None = None) -> None:
+        """Log a finished trial's params, metrics and error into ``run_id``, then end it."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        state = trial.state.name
+        end = _ms(trial.datetime_complete) or int(time.time() * 1000)
         attrs = trial.user_attrs
         metrics = [
             Metric("intermediate_value", float(v), end, int(step))
@@ -199,13 +209,44 @@ class MlflowTracker:
             tags.append(RunTag("mlf.error", str(attrs["error"])[:5000]))
         for i in range(0, max(len(metrics), len(params), 1), BATCH):
             self.client.log_batch(
-                run.info.run_id,
+                run_id,
                 metrics=metrics[i : i + BATCH],
                 params=params[i : i + BATCH],
                 tags=tags if i == 0 else [],
             )
-        self.client.set_terminated(run.info.run_id, status or STATUS.get(state, "FAILED"), end)
-        return run.info.run_id
+        self.client.set_terminated(run_id, status or STATUS.get(state, "FAILED"), end)
+
+    def repair_children(self) -> int:
+        """Complete what a killed worker left of its trials' child runs: a run left RUNNING
+        halfway through logging is finished, a finished trial with no run gets one.
+
+        Only trials whose worker process on this host is gone are touched (a live worker may
+        be writing its runs right now). Returns how many trials were repaired.
+        """
+        from .runner import WORKER_ATTR, _pid_alive
+
+        children = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+            max_results=50000,
+        )
+        runs = {int(r.data.tags.get("mlf.trial_number", -1)): r for r in children}
+        host = socket.gethostname()
+        repaired = 0
+        for trial in self.study.get_trials(deepcopy=False):
+            worker = trial.user_attrs.get(WORKER_ATTR) or {}
+            if not trial.state.is_finished() or worker.get("host") != host:
+                continue
+            run = runs.get(trial.number)
+            if (run is not None and run.info.status != "RUNNING") or _pid_alive(worker.get("pid")):
+                continue
+            if run is None:
+                self._logged.discard(trial.number)
+                self.log_trial(trial)
+            else:
+                self._write_trial(run.info.run_id, trial)
+            repaired += 1
+        return repaired
 
     def flush(self) -> None:
         """Wait until every queued trial is written."""
