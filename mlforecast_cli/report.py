@@ -239,26 +239,6 @@ def _param(value: Any) -> str:
 
 def write(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename (no half file)."""
-    import os
+    from .files import atomic_write
 
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _default_mode() -> int:
-    """The mode a new file gets (0o666 less the umask), not mkstemp's private 0o600."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -92,9 +92,18 @@ def _click_exception_type() -> type[Exception]:
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
+_invocation: list[str] = []
+
+
+def invocation() -> list[str]:
+    """The arguments of the running ``mlf`` command (to record how to rerun it)."""
+    return list(_invocation)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
+    _invocation[:] = args
     debug = "--debug" in args or os.environ.get("MLF_DEBUG", "") not in ("", "0")
     click_exception = _click_exception_type()
     try:

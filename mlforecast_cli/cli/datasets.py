@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
+from .options import JsonTableOpt
 from .output import print_json, print_table
 
 
 def datasets(
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
-    ] = False,
+    json_output: JsonTableOpt = False,
 ) -> None:
     """List the built-in datasets with their source and defaults."""
     from dataclasses import asdict

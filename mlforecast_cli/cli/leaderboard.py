@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from ..errors import UsageError
+from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
 from .output import print_json, print_table
-
-DEFAULT_EXPERIMENT = "walmart_sales_forecasting"
 
 
 def leaderboard(
-    experiment: Annotated[
-        str, typer.Option("--experiment", help="MLflow experiment to read.")
-    ] = DEFAULT_EXPERIMENT,
-    metric: Annotated[str, typer.Option("--metric", help="Metric to rank by.")] = "mape",
-    tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
-    ] = False,
+    experiment: ExperimentOpt = DEFAULT_EXPERIMENT,
+    metric: RankMetricOpt = "mape",
+    tracking_uri: TrackingUriOpt = None,
+    json_output: JsonTableOpt = False,
 ) -> None:
     """Rank an experiment's models: each one's best study by validation, with its test score."""
     rows = leaderboard_rows(experiment, metric, tracking_uri)

@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 
 from ..registry import get_model, get_registry
+from .options import JsonTableOpt
 from .output import console, err_console, print_json, print_table
 
 
 def list_models(
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
-    ] = False,
+    json_output: JsonTableOpt = False,
 ) -> None:
     """List every installed model, its plugin and whether it is ready to run."""
     registry = get_registry()

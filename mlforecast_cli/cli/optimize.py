@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from .data_options import (
     TimeOpt,
     load_data,
 )
+from .options import TrackingUriOpt
 from .output import console, err_console, print_json, print_table
 
 EXIT_INTERRUPTED = 130
@@ -95,9 +95,7 @@ def optimize(
     experiment: Annotated[
         str | None, typer.Option("--experiment", help="MLflow experiment.")
     ] = None,
-    tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")
-    ] = None,
+    tracking_uri: TrackingUriOpt = None,
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda|mps.")] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
@@ -317,6 +315,7 @@ def _run_one(
         run_study,
     )
     from ..storage import default_storage_url, redact
+    from . import invocation
 
     started = time.perf_counter()
     objective = build_objective(entry, choice.panel, config)
@@ -341,7 +340,7 @@ def _run_one(
             "mlf_version": __version__,
             "storage": redact(config.storage or "default"),
         },
-        parent_tags={"mlf.model": entry.name, "mlf.command": shlex.join(["mlf", *sys.argv[1:]])},
+        parent_tags={"mlf.model": entry.name, "mlf.command": shlex.join(["mlf", *invocation()])},
         space_yaml=config.space.to_yaml(),
         pending=reaped,
     )

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 from importlib import metadata
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from ..registry import ENTRY_POINT_GROUP, Registry, get_registry
+from .options import JsonTableOpt
 from .output import err_console, print_json, print_table
 
 
 def plugins(
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
-    ] = False,
+    json_output: JsonTableOpt = False,
 ) -> None:
     """List the plugins, their versions, their models and load errors.
 

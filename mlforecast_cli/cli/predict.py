@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 
 from ..errors import MlfError, UsageError
 from .data_options import EXPERIMENTS, DataOpt, DatasetOpt
+from .options import TrackingUriOpt
 from .output import console, print_json, print_table
 
 if TYPE_CHECKING:
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from ..saved_model import SavedModel
 
-DEFAULT_EXPERIMENT = EXPERIMENTS["walmart"]
 WRITERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 """Output file suffixes and the format each one means."""
 
@@ -60,9 +59,7 @@ def predict(
     experiment: Annotated[
         str | None, typer.Option("--experiment", help="MLflow experiment to look in.")
     ] = None,
-    tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")
-    ] = None,
+    tracking_uri: TrackingUriOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Forecast HORIZON steps past the end of each series with a study's refit model."""
@@ -317,21 +314,14 @@ def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
 
 def _check_output(output: Path) -> str:
     """The writer for ``output``; refuses an unknown suffix or a place that cannot be written."""
-    suffix = output.suffix.lower()
-    if suffix not in WRITERS:
-        raise UsageError(
-            f"--output {output}: unknown file type {suffix or '(no extension)'!r}; end the name "
-            "with .csv or .parquet"
-        )
-    if output.is_dir():
-        raise UsageError(f"--output {output} is a folder; give a file name ending .csv or .parquet")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"--output {output}: folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK) or (
-        output.exists() and not os.access(output, os.W_OK)
-    ):
-        raise UsageError(f"--output {output}: permission denied; choose a writable place")
+    from ..files import check_output
+
+    suffix = check_output(
+        output,
+        tuple(WRITERS),
+        f"unknown file type {output.suffix.lower() or '(no extension)'!r}; end the name with "
+        ".csv or .parquet",
+    )
     if WRITERS[suffix] == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -344,34 +334,13 @@ def _check_output(output: Path) -> str:
 
 
 def _write(frame: pd.DataFrame, output: Path, writer: str) -> None:
-    """Write ``frame`` to a temporary file next to ``output``, then rename it: a reader never
-    sees half a file, and a failure leaves no file behind."""
-    import tempfile
+    """Write ``frame`` as CSV or Parquet, all or nothing."""
+    from ..files import atomic_write
 
-    parent = output.parent if str(output.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise UsageError(f"--output {output}: cannot write there ({exc.strerror})") from exc
-    os.close(fd)
-    try:
-        if writer == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise UsageError(f"--output {output}: cannot write there ({exc.strerror or exc})") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _default_mode() -> int:
-    from ..report import _default_mode as mode
-
-    return mode()
+    if writer == "csv":
+        atomic_write(output, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        atomic_write(output, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import UsageError
-from .leaderboard import DEFAULT_EXPERIMENT
+from .options import DEFAULT_EXPERIMENT, RankMetricOpt, TrackingUriOpt
 from .output import console, print_json
 
 
@@ -20,10 +19,8 @@ def report(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment to report on.")
     ] = DEFAULT_EXPERIMENT,
-    metric: Annotated[str, typer.Option("--metric", help="Metric to rank by.")] = "mape",
-    tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")
-    ] = None,
+    metric: RankMetricOpt = "mape",
+    tracking_uri: TrackingUriOpt = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print what was written as JSON.")
     ] = False,
@@ -56,16 +53,8 @@ def report(
 
 
 def _check_output(output: Path) -> None:
-    if output.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(
-            f"--output {output}: a report is an HTML page; end the file name with .html"
-        )
-    if output.is_dir():
-        raise UsageError(f"--output {output} is a folder; give a file name ending .html")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"--output {output}: folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK) or (
-        output.exists() and not os.access(output, os.W_OK)
-    ):
-        raise UsageError(f"--output {output}: permission denied; choose a writable place")
+    from ..files import check_output
+
+    check_output(
+        output, (".html", ".htm"), "a report is an HTML page; end the file name with .html"
+    )
