@@ -14,9 +14,8 @@ from mlforecast_cli import Forecaster, ModelSpec, hookimpl
 
 def build_network(params, dims):
     """The ``torch.nn.Module`` for ``params`` (see ``_torch_training`` for its inputs)."""
-    from torch import nn
-
     from mlforecast_cli.plugins._torch_training import StepHead, setting
+    from torch import nn
 
     hidden = int(params.get("hidden_size", 128))
     layers = int(params.get("num_layers", 1))
@@ -75,7 +74,7 @@ def register_models(register):
     register(
         ModelSpec(
             name="lstm",
-            summary="LSTM encoder + per-step head, residual over the seasonal naive (PyTorch)",
+            summary="LSTM encoder, per-step head over the horizon (PyTorch)",
             family="neural",
             factory="mlforecast_cli.plugins.lstm:LSTMForecaster",
             space="mlforecast_cli.spaces:lstm.yaml",

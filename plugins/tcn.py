@@ -1,0 +1,142 @@
+"""TCN: a temporal convolutional network (Bai, Kolter & Koltun 2018) over the past window.
+
+Residual blocks of two dilated causal convolutions (dilation 1, 2, 4, ... per block, one block
+per entry of ``num_channels``); the last time step's channels, the series embedding and each
+horizon step's known inputs give one correction per step over the seasonal naive forecast.
+``num_channels`` is a categorical of channel lists written ``"32-64-128"``. The receptive
+field is ``1 + 2 (kernel_size - 1) (2^levels - 1)`` steps. Training loop shared with lstm and
+transformer (``_torch_training``); torch is imported only when a model is fit or loaded.
+"""
+
+from __future__ import annotations
+
+from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+
+
+def parse_channels(value) -> list[int]:
+    """``"32-64-128"``, ``[32, 64, 128]`` or ``64`` → ``[32, 64, 128]`` / ``[64]``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, str):
+        items = [v for v in value.replace(",", "-").replace(" ", "-").split("-") if v]
+    else:
+        items = list(value)
+    try:
+        channels = [int(v) for v in items]
+    except (TypeError, ValueError):
+        channels = []
+    if not channels or min(channels) < 1:
+        raise ValueError(
+            f"tcn: num_channels {value!r} is not a list of positive channel counts; "
+            'write it like "32-64-128"'
+        )
+    return channels
+
+
+def receptive_field(kernel_size: int, levels: int) -> int:
+    """Past steps one output of the TCN sees (two convolutions per block)."""
+    return 1 + 2 * (kernel_size - 1) * (2**levels - 1)
+
+
+def build_network(params, dims):
+    """The ``torch.nn.Module`` for ``params`` (see ``_torch_training`` for its inputs)."""
+    from mlforecast_cli.plugins._torch_training import StepHead, setting
+    from torch import nn
+
+    channels = parse_channels(params.get("num_channels", "32-64-128"))
+    kernel = int(params.get("kernel_size", 3))
+    dropout = float(setting(params, "dropout"))
+
+    class CausalConv(nn.Module):
+        """Conv1d padded on the left only: output t sees inputs <= t."""
+
+        def __init__(self, n_in: int, n_out: int, dilation: int) -> None:
+            super().__init__()
+            self.pad = (kernel - 1) * dilation
+            self.conv = nn.Conv1d(n_in, n_out, kernel, dilation=dilation)
+            nn.init.normal_(self.conv.weight, 0.0, 0.01)
+
+        def forward(self, x):
+            return self.conv(nn.functional.pad(x, (self.pad, 0)))
+
+    class Block(nn.Module):
+        def __init__(self, n_in: int, n_out: int, dilation: int) -> None:
+            super().__init__()
+            self.net = nn.Sequential(
+                CausalConv(n_in, n_out, dilation),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                CausalConv(n_out, n_out, dilation),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
+            self.skip = nn.Conv1d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
+
+        def forward(self, x):
+            return nn.functional.relu(self.net(x) + self.skip(x))
+
+    class TCN(nn.Module):
+        """(n, 1, w) → (n, channels[-1], w), causal."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            sizes = [1, *channels]
+            self.blocks = nn.Sequential(
+                *(Block(sizes[i], sizes[i + 1], 2**i) for i in range(len(channels)))
+            )
+
+        def forward(self, x):
+            return self.blocks(x)
+
+    class TCNNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tcn = TCN()
+            self.head = StepHead(channels[-1], dims, params)
+
+        def forward(self, past, steps, series):
+            features = self.tcn(past.transpose(1, 2))
+            return self.head(features[:, :, -1], steps, series)
+
+    return TCNNet()
+
+
+class TCNForecaster(Forecaster):
+    """Temporal convolutional network, trained with the shared loop (early stopping, pruning)."""
+
+    supports_pruning = True
+
+    def __init__(self, params, task) -> None:
+        super().__init__(params, task)
+        parse_channels(self.params.get("num_channels", "32-64-128"))  # fail early, clearly
+        self.trainer = None
+
+    def fit(self, train, valid=None, report=None):
+        from mlforecast_cli.plugins._torch_training import NeuralTrainer
+
+        self.trainer = NeuralTrainer("tcn", build_network, self.params, self.task)
+        self.trainer.fit(train, valid, report)
+        return self
+
+    def predict(self, windows):
+        if self.trainer is None:
+            raise RuntimeError("tcn: call fit before predict")
+        return self.trainer.predict(windows)
+
+    def refit_params(self):
+        return self.trainer.refit_params() if self.trainer is not None else {}
+
+
+@hookimpl
+def register_models(register):
+    register(
+        ModelSpec(
+            name="tcn",
+            summary="Temporal convolutional network: dilated causal convolutions (PyTorch)",
+            family="neural",
+            factory="mlforecast_cli.plugins.tcn:TCNForecaster",
+            space="mlforecast_cli.spaces:tcn.yaml",
+            requires=("torch",),
+            install='pip install "mlforecast-cli[torch]"',
+        )
+    )
