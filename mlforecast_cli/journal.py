@@ -27,8 +27,8 @@ class LocalJournalBackend(BaseJournalBackend):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
-        self._offsets: dict[int, int] = {0: 0}
-        """Byte offset of each log number seen, so reads resume where they stopped."""
+        self._offsets: list[int] = [0]
+        """Byte offset of log number i (every one read so far, and where the next starts)."""
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
@@ -43,14 +43,15 @@ class LocalJournalBackend(BaseJournalBackend):
             os.close(fd)
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        start = max((n for n in self._offsets if n <= log_number_from), default=0)
+        start = min(log_number_from, len(self._offsets) - 1)
         with open(self.path, "rb") as fh:
             fh.seek(self._offsets[start])
             number = start
             for line in fh:
                 if not line.endswith(b"\n"):
                     break  # an append still being written (or torn by a power loss)
-                self._offsets[number + 1] = self._offsets[number] + len(line)
+                if number + 1 == len(self._offsets):
+                    self._offsets.append(self._offsets[number] + len(line))
                 if number >= log_number_from:
                     yield json.loads(line)
                 number += 1
