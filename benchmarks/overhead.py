@@ -47,7 +47,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
         n_jobs=1,
     )
     objective = build_objective(entry, panel, config)
-    study = create_study(config, panel)
+    study, _ = create_study(config, panel)
     callbacks = []
     tracker = board = None
     if tracked:
@@ -57,7 +57,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
         tracker.start(study, parent_params={"model": model})
         board = ProgressBoard(console=Console(file=io.StringIO(), force_terminal=True))
         board.__enter__()
-        callbacks = [tracker, board.add(model, trials, "MAPE")]
+        callbacks = [tracker, board.add(model, trials, "MAPE", study)]
     start = time.perf_counter()
     run_study(
         entry, panel, config, n_trials=trials, callbacks=callbacks, study=study, objective=objective
@@ -74,6 +74,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
         "fit_median_s": statistics.median(fits),
         "tracking_thread_s": tracker.seconds / trials if tracker else 0.0,
         "best": study.best_value,
+        "gaps": gaps,
     }
 
 

@@ -4,56 +4,107 @@ A tree model is a *global* model: one model for every series of the panel, the s
 feature. The ``horizon`` steps are forecast directly, in one of two ways (``strategy``):
 
 ``stacked`` (default)
-    one model, each sample cut into ``horizon`` rows with the step index as a feature;
+    one model; each sample gives ``horizon`` rows, the step index a feature;
 ``per_step``
     one model per horizon step, each seeing the whole seasonal profile of the horizon.
 
-The model learns, in the window's scaled units, either the target itself (``target: level``)
-or its gap to the seasonal naive forecast (``target: seasonal``, default): the value one season
-back where it is known, the last observed value where it is not. The gap is what the trees
-correct, so a model that learns nothing falls back to the seasonal naive.
+Units (``units``): by default (``relative``) every value a model sees or predicts is divided by
+its window's level (the median, or with ``level: mean`` the mean, absolute value of the input
+window in original units), whatever the core's scaler did, so a tree learns ratios that carry
+over between series and years;
+``scaled`` keeps the core's scaled units. Target (``target``): the value itself (``direct``,
+default) or its gap to the seasonal naive forecast (``seasonal_gap``). docs/trees.md has the
+measurements behind these defaults.
 
 While searching, every boosting round (or batch of trees) is scored on the validation window
-in the original units (MAPE, %), the number the pruner compares across trials; the same score
-drives early stopping. This module imports numpy only; no model library.
+in the original units (MAPE, %): the number the pruner compares across trials, and the one
+early stopping watches. This module imports no model library, and numpy only when used, so
+that listing models stays light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from mlforecast_cli import Forecaster, ReportFn, Windows
 
+if TYPE_CHECKING:
+    import numpy as np
+
 STRATEGIES = ("stacked", "per_step")
-TARGETS = ("seasonal", "level")
+TARGETS = ("direct", "seasonal_gap")
+UNITS = ("relative", "scaled")
+LEVELS = ("median", "mean")
+ROWS_PER_THREAD = 50_000
+"""Training rows that justify one more thread (see :meth:`TreeForecaster.threads_for`)."""
 TREND_STEPS = 4
-"""Recent steps averaged for the level / year-over-year features."""
+"""Recent steps averaged for the trend and year-over-year features."""
+
+
+# --------------------------------------------------------------------------- units
+
+
+def baseline(windows: Windows) -> np.ndarray:
+    """(n, h) seasonal naive forecast: one season back where known, else the last value."""
+    import numpy as np
+
+    last = np.broadcast_to(windows.x[:, -1:], windows.seasonal.shape)
+    return np.where(np.isfinite(windows.seasonal), windows.seasonal, last)
+
+
+def relative_view(windows: Windows, level: str = "median") -> Windows:
+    """``windows`` in units of each window's level: the median (or mean) absolute value of
+    its input window, in original units.
+
+    The median by default: a holiday spike inside the window must not lift the level of every
+    forecast (see docs/trees.md).
+
+    The result keeps the contract's invariant ``original = value * scale + loc`` (with
+    ``loc = 0`` and ``scale = level``), so whatever scores in original units works on either.
+    A window that is mostly zeros falls back to its mean absolute value, an all-zero one to 1.
+    """
+    import numpy as np
+
+    lo, sc = windows.loc[:, None], windows.scale[:, None]
+    x = windows.x * sc + lo
+    if level not in LEVELS:
+        raise ValueError(f"level {level!r} is not one of {', '.join(LEVELS)}")
+    mean = np.abs(x).mean(axis=1)
+    value = np.median(np.abs(x), axis=1) if level == "median" else mean
+    value = np.where(value > 0, value, mean)  # mostly-zero windows
+    value = np.where(np.isfinite(value) & (value > 0), value, 1.0)
+    lv = value[:, None]
+    return replace(
+        windows,
+        x=x / lv,
+        y=None if windows.y is None else (windows.y * sc + lo) / lv,
+        seasonal=(windows.seasonal * sc + lo) / lv,
+        loc=np.zeros_like(value),
+        scale=value,
+    )
 
 
 # --------------------------------------------------------------------------- features
 
 
-def baseline(windows: Windows) -> np.ndarray:
-    """(n, h) seasonal naive forecast in scaled units: one season back, else the last value."""
-    last = np.broadcast_to(windows.x[:, -1:], windows.seasonal.shape)
-    return np.where(np.isfinite(windows.seasonal), windows.seasonal, last)
-
-
 def _window_block(windows: Windows) -> tuple[np.ndarray, list[str]]:
     """(n, k) what every horizon step of a sample shares: lags, window statistics, series."""
+    import warnings
+
+    import numpy as np
+
     x = windows.x
-    n, w = x.shape
+    w = x.shape[1]
     q = max(1, min(TREND_STEPS, w))
     recent = x[:, -q:].mean(axis=1)
-    with np.errstate(invalid="ignore"), _quiet():
+    with warnings.catch_warnings():  # all-NaN seasonal rows (first year) stay NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
         seasonal_start = np.nanmean(windows.seasonal[:, :q], axis=1)
         seasonal_mean = np.nanmean(windows.seasonal, axis=1)
     cols = [
-        x[:, ::-1],  # lag 1 first, so column k is always lag k + 1
+        x[:, ::-1],  # lag 1 first: column k is lag k + 1 whatever the window size
         x.mean(axis=1, keepdims=True),
         x.std(axis=1, keepdims=True),
         x.min(axis=1, keepdims=True),
@@ -69,53 +120,45 @@ def _window_block(windows: Windows) -> tuple[np.ndarray, list[str]]:
     return np.concatenate(cols, axis=1), names
 
 
-class _quiet:
-    """Silence numpy's 'mean of empty slice' for all-NaN seasonal rows (they stay NaN)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
-
-
 def _step_block(windows: Windows, j: int) -> tuple[np.ndarray, list[str]]:
-    """(n, k) what is known about horizon step ``j``: season-back values, features, calendar."""
+    """(n, k) what is known of horizon step ``j``: season-back values, features, calendar."""
+    import numpy as np
+
     s = windows.seasonal
     n, h = s.shape
     nan = np.full(n, np.nan)
     cols = [
         s[:, j],
-        s[:, j - 1] if j > 0 else nan,  # last year's neighbours (moving holidays)
+        s[:, j - 1] if j > 0 else nan,  # last year's neighbours: holidays move by a week
         s[:, j + 1] if j + 1 < h else nan,
     ]
-    names = ["seasonal", "seasonal_prev", "seasonal_next"]
     f = windows.features[:, j, :]
     c = windows.calendar[:, j, :]
+    names = ["seasonal", "seasonal_prev", "seasonal_next"]
     names += [f"feature_{k}" for k in range(f.shape[1])]
     names += [f"calendar_{k}" for k in range(c.shape[1])]
     return np.column_stack([*cols, f, c]), names
 
 
 def stacked_matrix(windows: Windows) -> tuple[np.ndarray, list[str]]:
-    """(n * h, k) one row per (sample, step), sample-major, with the step index as a feature."""
+    """(n * h, k) one row per (sample, step), sample-major (row ``i * h + j``), step a feature."""
+    import numpy as np
+
     shared, shared_names = _window_block(windows)
     n, h = len(windows), windows.horizon
     blocks, names = [], []
     for j in range(h):
         block, names = _step_block(windows, j)
         blocks.append(np.column_stack([np.full(n, float(j)), block]))
-    steps = np.stack(blocks, axis=1).reshape(n * h, -1)  # row i * h + j
+    steps = np.stack(blocks, axis=1).reshape(n * h, -1)
     matrix = np.concatenate([np.repeat(shared, h, axis=0), steps], axis=1)
     return matrix, shared_names + ["step", *names]
 
 
 def step_matrix(windows: Windows, j: int) -> tuple[np.ndarray, list[str]]:
     """(n, k) the rows of the step-``j`` model: the whole seasonal profile plus step ``j``."""
+    import numpy as np
+
     shared, shared_names = _window_block(windows)
     block, names = _step_block(windows, j)
     profile = windows.seasonal
@@ -129,6 +172,8 @@ def step_matrix(windows: Windows, j: int) -> tuple[np.ndarray, list[str]]:
 
 def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """MAPE in percent over the non-zero actuals (as the core's metric); NaN if none."""
+    import numpy as np
+
     keep = actual != 0
     if not keep.any() or not np.all(np.isfinite(forecast[keep])):
         return float("nan")
@@ -136,13 +181,12 @@ def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 class Monitor:
-    """Scores a model's validation predictions per round and bridges them to ``report``.
+    """Bridges a library's per-round validation score to the core's ``report``.
 
-    A library callback calls :meth:`round` after each boosting round (or batch of trees)
-    with the round number (1-based) and the validation score; it returns False when
-    training must stop because the pruner said so. The pruning exception is kept and
-    re-raised by :meth:`reraise` once the library has returned: some libraries (CatBoost)
-    wrap exceptions raised inside their callbacks.
+    A library callback calls :meth:`round` after each boosting round (or batch of trees) with
+    the round number (1-based) and the validation score; False means "stop training": the
+    pruner said so. The pruning exception is kept and raised again by :meth:`reraise` once the
+    library has returned, because some libraries (CatBoost) wrap what their callbacks raise.
     """
 
     def __init__(self, report: ReportFn | None) -> None:
@@ -156,7 +200,7 @@ class Monitor:
             return self.error is None
         try:
             self.report(int(step), float(value))
-        except Exception as exc:  # optuna.TrialPruned, or anything the caller raises
+        except Exception as exc:  # optuna.TrialPruned, or whatever the caller raises
             self.error = exc
             return False
         return True
@@ -168,10 +212,10 @@ class Monitor:
 
 @dataclass
 class EvalSet:
-    """Validation rows of one model and how to score its raw predictions on them.
+    """The validation rows of one model and how to score its raw outputs on them.
 
-    ``score(raw)`` takes the model's raw outputs on ``X`` (in the order of ``X``'s rows) and
-    returns the MAPE (%) of the forecasts they make, in the original units.
+    ``score(raw)`` takes the model's outputs on ``X`` (in ``X``'s row order) and returns the
+    MAPE (%) of the forecasts they make, in original units.
     """
 
     X: np.ndarray
@@ -183,12 +227,13 @@ class EvalSet:
 
 
 class TreeForecaster(Forecaster):
-    """A global tree model over the panel; subclasses wrap one library each.
+    """A global tree model over the panel; a subclass wraps one library.
 
-    A subclass implements :meth:`_fit_one` (train one model, calling ``monitor.round`` once per
-    round with the validation score when ``valid`` is given; stop early on it) and
-    :meth:`_predict_one`. ``rounds_param`` names its rounds parameter, which
-    :meth:`refit_params` sets to what early stopping chose.
+    It implements :meth:`_fit_one` (train one model for at most ``rounds`` rounds; when
+    ``valid`` is given, call ``monitor.round`` once per round with ``valid.score`` of the
+    round's predictions, stop when it returns False, and stop early on that score) and
+    :meth:`_predict_one`. ``rounds_param`` names its rounds parameter; :meth:`refit_params`
+    sets it to the rounds early stopping chose.
     """
 
     supports_pruning = True
@@ -199,16 +244,24 @@ class TreeForecaster(Forecaster):
     def __init__(self, params, task) -> None:
         super().__init__(params, task)
         self.strategy = str(self.params.get("strategy", "stacked"))
-        self.target = str(self.params.get("target", "seasonal"))
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        if self.target not in TARGETS:
-            raise ValueError(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+        self.target = str(self.params.get("target", "direct"))
+        self.units = str(self.params.get("units", "relative"))
+        self.level = str(self.params.get("level", "median"))
+        for key, value, allowed in (
+            ("strategy", self.strategy, STRATEGIES),
+            ("target", self.target, TARGETS),
+            ("units", self.units, UNITS),
+            ("level", self.level, LEVELS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key} {value!r} is not one of {', '.join(allowed)}")
         self.models: list[Any] = []
         self.best_rounds: list[int] = []
         self.feature_names: list[str] = []
+        self.threads = max(1, int(task.n_threads))
+        """Threads the library may use; :meth:`fit` lowers it for small data."""
 
-    # ----------------------------------------------------------------- hooks for subclasses
+    # ----------------------------------------------------------------- for subclasses
 
     def _fit_one(
         self,
@@ -219,13 +272,11 @@ class TreeForecaster(Forecaster):
         rounds: int,
         categorical: list[int],
     ) -> tuple[Any, int]:
-        """Train one model for at most ``rounds`` rounds; return it and the rounds it uses."""
+        """Train one model; return it and the number of rounds it uses."""
         raise NotImplementedError
 
     def _predict_one(self, model: Any, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-    # ----------------------------------------------------------------- helpers
 
     @property
     def rounds(self) -> int:
@@ -233,29 +284,47 @@ class TreeForecaster(Forecaster):
 
     @property
     def patience(self) -> int:
+        """Rounds without a better validation score before early stopping."""
         return int(self.params.get("early_stopping_rounds", 30))
 
     @property
-    def seed(self) -> int:
-        return int(self.params.get("seed", self.task.seed))
+    def huber_delta(self) -> float:
+        """Where a Huber loss turns linear: 10 % of the level in relative units, 1 std else."""
+        return 0.1 if self.units == "relative" else 1.0
 
     @property
-    def threads(self) -> int:
-        return max(1, int(self.task.n_threads))
+    def seed(self) -> int:
+        return int(self.task.seed)
+
+    def threads_for(self, rows: int) -> int:
+        """Threads for ``rows`` training rows: at most the task's, one per ROWS_PER_THREAD.
+
+        On panels of a few thousand rows a second thread costs more than it saves (OpenMP
+        start-up and spinning: ten times slower on a busy 2-core machine), so small fits run
+        on one thread whatever the task allows.
+        """
+        return max(1, min(int(self.task.n_threads), rows // ROWS_PER_THREAD))
+
+    # ----------------------------------------------------------------- units and target
+
+    def _view(self, windows: Windows) -> Windows:
+        """The windows in the units the model works in."""
+        return relative_view(windows, self.level) if self.units == "relative" else windows
 
     def _labels(self, windows: Windows) -> np.ndarray:
-        """(n, h) what the model learns, in scaled units."""
+        """(n, h) what the model learns, in its units."""
         if windows.y is None:
             raise ValueError("these windows have no labels to learn from")
-        y = windows.y
-        return y - baseline(windows) if self.target == "seasonal" else y
+        return windows.y - baseline(windows) if self.target == "seasonal_gap" else windows.y
 
     def _forecast(self, windows: Windows, raw: np.ndarray) -> np.ndarray:
-        """(n, h) forecast in scaled units from (n, h) model outputs."""
-        return raw + baseline(windows) if self.target == "seasonal" else raw
+        """(n, h) forecast in the model's units from its (n, h) outputs."""
+        return raw + baseline(windows) if self.target == "seasonal_gap" else raw
 
     def _scorer(self, windows: Windows, j: int | None) -> Callable[[np.ndarray], float]:
-        """Scores raw outputs on ``windows`` (all steps, or step ``j``) in original units."""
+        """Scores outputs on ``windows`` (every step, or step ``j`` only) in original units."""
+        import numpy as np
+
         actual = windows.y * windows.scale[:, None] + windows.loc[:, None]
         n, h = actual.shape
         cols = slice(None) if j is None else slice(j, j + 1)
@@ -266,73 +335,76 @@ class TreeForecaster(Forecaster):
                 full = np.zeros((n, h))
                 full[:, j] = raw[:, 0]
                 raw = full
-            scaled = self._forecast(windows, raw)
-            forecast = scaled * windows.scale[:, None] + windows.loc[:, None]
+            forecast = self._forecast(windows, raw) * windows.scale[:, None]
+            forecast += windows.loc[:, None]
             return mape(actual[:, cols], forecast[:, cols])
 
         return score
 
-    # ----------------------------------------------------------------- contract
+    # ----------------------------------------------------------------- the contract
 
     def fit(
         self, train: Windows, valid: Windows | None = None, report: ReportFn | None = None
     ) -> TreeForecaster:
-        labels = self._labels(train)
+        import numpy as np
+
+        train = self._view(train)
         has_valid = valid is not None and valid.y is not None
+        valid = self._view(valid) if has_valid else None
+        labels = self._labels(train)
         self.models, self.best_rounds = [], []
         if self.strategy == "stacked":
-            X, self.feature_names = stacked_matrix(train)
-            y = labels.reshape(-1)
-            keep = np.isfinite(y)
+            parts = [(stacked_matrix, None, labels.reshape(-1), report)]
+        else:  # one model per step: nothing to prune on until all are fit, so no report
+            parts = [(step_matrix, j, labels[:, j], None) for j in range(train.horizon)]
+        for build, j, y, report_to in parts:
+            X, self.feature_names = build(train) if j is None else build(train, j)
+            keep = np.isfinite(y)  # labels are always finite; kept for custom windows
+            self.threads = self.threads_for(int(keep.sum()))
             evalset = None
-            if has_valid:
-                Xv, _ = stacked_matrix(valid)
-                evalset = EvalSet(Xv, self._labels(valid).reshape(-1), self._scorer(valid, None))
-            monitor = Monitor(report)
+            if valid is not None:
+                Xv, _ = build(valid) if j is None else build(valid, j)
+                yv = self._labels(valid)
+                yv = yv.reshape(-1) if j is None else yv[:, j]
+                evalset = EvalSet(Xv, yv, self._scorer(valid, j))
+            monitor = Monitor(report_to)
             model, best = self._fit_one(
                 X[keep], y[keep], evalset, monitor, self.rounds, self._categorical()
             )
             monitor.reraise()
-            self.models, self.best_rounds = [model], [best]
-            return self
-        for j in range(train.horizon):  # per_step: no pruning, early stopping per step
-            X, self.feature_names = step_matrix(train, j)
-            y = labels[:, j]
-            keep = np.isfinite(y)
-            evalset = None
-            if has_valid:
-                Xv, _ = step_matrix(valid, j)
-                evalset = EvalSet(Xv, self._labels(valid)[:, j], self._scorer(valid, j))
-            monitor = Monitor(None)
-            model, best = self._fit_one(
-                X[keep], y[keep], evalset, monitor, self.rounds, self._categorical()
-            )
             self.models.append(model)
-            self.best_rounds.append(best)
+            self.best_rounds.append(int(best))
         return self
 
     def _categorical(self) -> list[int]:
         return [self.feature_names.index("series")]
 
     def predict(self, windows: Windows) -> np.ndarray:
+        import numpy as np
+
         if not self.models:
             raise RuntimeError("fit the model before predict")
-        n, h = len(windows), windows.horizon
+        view = self._view(windows)
+        n, h = len(view), view.horizon
         if self.strategy == "stacked":
-            X, _ = stacked_matrix(windows)
-            raw = np.asarray(self._predict_one(self.models[0], X), dtype=np.float64)
-            raw = raw.reshape(n, h)
+            raw = self._predict_one(self.models[0], stacked_matrix(view)[0])
+            raw = np.asarray(raw, dtype=np.float64).reshape(n, h)
         else:
             raw = np.column_stack(
                 [
-                    np.asarray(self._predict_one(m, step_matrix(windows, j)[0]), dtype=np.float64)
+                    np.asarray(self._predict_one(m, step_matrix(view, j)[0]), dtype=np.float64)
                     for j, m in enumerate(self.models)
                 ]
             )
-        return self._forecast(windows, raw)
+        forecast = self._forecast(view, raw)
+        if view is windows:
+            return forecast
+        original = forecast * view.scale[:, None] + view.loc[:, None]
+        return (original - windows.loc[:, None]) / windows.scale[:, None]
 
     def refit_params(self) -> dict[str, Any]:
         """The rounds early stopping chose (per step: their mean), for the refit on train+valid."""
-        if not self.best_rounds or not self.early_stopping:
+        if not self.best_rounds:
             return {}
-        return {self.rounds_param: int(round(float(np.mean(self.best_rounds))))}
+        mean = sum(self.best_rounds) / len(self.best_rounds)
+        return {self.rounds_param: max(1, int(round(mean)))}

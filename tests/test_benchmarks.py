@@ -1,0 +1,93 @@
+"""benchmarks/run.py runs and writes its markdown; the helpers it shares behave."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+@pytest.fixture
+def bench_modules(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import accuracy
+    import common
+
+    return common, accuracy
+
+
+def test_run_quick_startup_writes_the_table(tmp_path):
+    out = tmp_path / "bench.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--quick", "--only", "startup"]
+        + ["--repeats", "1", "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Benchmarks")
+    assert "python benchmarks/run.py --quick --only startup" in text  # the command line used
+    for fact in ("- Date: ", "- CPU: ", "cores", "- Python ", "optuna ", "mlflow "):
+        assert fact in text
+    assert "## Start-up" in text
+    for command in ("`mlf --help`", "`mlf list-models`", "`mlf show-space lstm`"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {command}"))
+        assert "failed" not in row
+        assert int(row.split("|")[2]) > 0  # a median in ms
+    assert "## Start-up" in done.stdout  # printed as it finishes, too
+
+
+def test_unknown_section_is_refused():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--only", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown section" in done.stderr
+
+
+def test_table_and_machine(bench_modules):
+    common, _ = bench_modules
+    md = common.table(["a", "b"], [["x|y", 1.5]])
+    assert md.splitlines() == ["| a | b |", "| --- | ---: |", "| x\\|y | 1.5 |"]
+    info = common.machine_info()
+    assert info["cores"] >= 1 and info["cpu"]
+    assert info["versions"]["python"] == sys.version.split()[0]
+
+
+def test_run_mlf_is_isolated_and_measures_memory(bench_modules, tmp_path):
+    common, _ = bench_modules
+    run = common.run_mlf(["datasets", "--json"], folder=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.document and "datasets" in str(run.document)
+    assert run.max_rss_mib > 10
+    env = common.isolated_env(tmp_path)
+    assert env["MLF_HOME"] == str(tmp_path / ".mlf")
+    assert env["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_m4_weekly_gets_one_weekday_and_keeps_its_values(bench_modules, tmp_path):
+    common, accuracy = bench_modules
+    source = common.DATA_DIR / "m4_weekly.csv"
+    path, note = accuracy.prepared(source, tmp_path)
+    assert path != source and "W120" in note
+    before, after = pd.read_csv(source), pd.read_csv(path)
+    assert before["value"].equals(after["value"]) and before["id"].equals(after["id"])
+    assert pd.to_datetime(after["date"]).dt.day_of_week.nunique() == 1
+    for name in ("m4_monthly.csv", "m4_daily.csv", "m4_hourly.csv"):
+        assert accuracy.prepared(common.DATA_DIR / name, tmp_path) == (
+            common.DATA_DIR / name,
+            "",
+        )

@@ -1,0 +1,265 @@
+"""The tree-model plugins (lightgbm, xgboost, catboost, random_forest) on the real Walmart panel.
+
+Real fits with tiny round counts: shapes and finite values through the runner, the report
+bridge per round, pruning in a real Optuna study, determinism, refit_params, the horizon
+strategies and units, a real `mlf optimize`, and the shared plugin contract suite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mlforecast_cli.registry import Registry
+from mlforecast_cli.testing import ForecasterContract
+
+pytest.importorskip("lightgbm")
+pytest.importorskip("xgboost")
+pytest.importorskip("catboost")
+pytest.importorskip("sklearn")
+
+HORIZON = 13
+TREES = ("lightgbm", "xgboost", "catboost", "random_forest")
+ROUNDS = {"lightgbm": "n_estimators", "xgboost": "n_estimators", "catboost": "iterations"}
+SMALL = {
+    "lightgbm": {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 8, "subsample": 0.8},
+    "xgboost": {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "subsample": 0.8},
+    "catboost": {"iterations": 40, "learning_rate": 0.1, "depth": 4, "subsample": 0.8},
+    "random_forest": {"n_estimators": 20, "max_depth": 6, "max_samples": 0.7},
+}
+
+
+@pytest.fixture(scope="module")
+def panel():
+    from mlforecast_cli.datasets import load_dataset
+
+    return load_dataset("walmart")
+
+
+@pytest.fixture(scope="module")
+def entries():
+    registry = Registry()
+    return {name: registry.get(name) for name in TREES}
+
+
+@pytest.fixture(scope="module")
+def split(panel):
+    from mlforecast_cli.data import split_panel
+
+    return split_panel(panel, HORIZON, 1, min_train=31)
+
+
+def task_for(panel, seed: int = 42):
+    from mlforecast_cli.runner import task_info
+
+    return task_info(panel, HORIZON, seed=seed, device="cpu", n_jobs=1)
+
+
+def params_for(entries, name: str, **extra) -> dict:
+    """The space's fixed values, a small window, tiny round counts."""
+    space = entries[name].load_space()
+    return {**space.fixed, "window_size": 10, **SMALL[name], **extra}
+
+
+def fit(entries, panel, split, name, *, report=None, seed=42, **extra):
+    from mlforecast_cli.runner import fit_and_score
+
+    params = params_for(entries, name, **extra)
+    return fit_and_score(
+        entries[name],
+        params,
+        task_for(panel, seed),
+        panel,
+        split.folds[0].train_end,
+        report=report,
+        train_metrics=False,
+    )
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_fit_scores_every_series_and_step_and_reports_each_round(entries, panel, split, name):
+    calls: list[tuple[int, float]] = []
+    result = fit(entries, panel, split, name, report=lambda s, v: calls.append((s, v)))
+    assert result.predictions.shape == (panel.n_series, HORIZON)
+    assert np.isfinite(result.predictions).all()
+    assert math.isfinite(result.metrics["mape"])
+    assert result.metrics["mape"] < 20  # far from random on this panel
+    steps = [s for s, _ in calls]
+    assert steps == list(range(1, len(steps) + 1))  # one call per round (per batch for rf)
+    assert all(math.isfinite(v) and v > 0 for _, v in calls)
+    if name == "random_forest":
+        assert len(steps) == SMALL[name]["n_estimators"] // 5  # trees_per_step: 5
+    else:  # early stopping may stop before the last round, never after
+        assert 1 <= len(steps) <= SMALL[name][ROUNDS[name]]
+        # the reported value is the validation MAPE the runner then computes, at the best round
+        best = result.refit_params[ROUNDS[name]]
+        assert calls[best - 1][1] == pytest.approx(result.metrics["mape"], rel=1e-6)
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_same_seed_same_forecast_other_seed_differs(entries, panel, split, name):
+    a = fit(entries, panel, split, name).predictions
+    b = fit(entries, panel, split, name).predictions
+    np.testing.assert_array_equal(a, b)
+    c = fit(entries, panel, split, name, seed=7).predictions
+    assert not np.array_equal(a, c)  # subsampling does follow the seed
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
+def test_refit_params_give_the_early_stopped_round_count(entries, panel, split, name):
+    from mlforecast_cli.runner import fit_and_score
+
+    key = ROUNDS[name]
+    result = fit(entries, panel, split, name, **{key: 300, "learning_rate": 0.3})
+    rounds = result.refit_params[key]
+    assert 1 <= rounds < 300  # a high learning rate overfits long before 300 rounds
+    # the refit (no validation window) trains exactly that many rounds
+    params = {**params_for(entries, name, **{key: 300, "learning_rate": 0.3}), key: rounds}
+    refit = fit_and_score(
+        entries[name],
+        params,
+        task_for(panel),
+        panel,
+        split.test_start,
+        holdout=False,
+        train_metrics=False,
+    )
+    assert refit.refit_params == {key: rounds}
+    assert np.isfinite(refit.predictions).all()
+
+
+def test_random_forest_refit_keeps_its_tree_count(entries, panel, split):
+    result = fit(entries, panel, split, "random_forest")
+    assert result.refit_params == {"n_estimators": SMALL["random_forest"]["n_estimators"]}
+    assert len(result.model.models[0].estimators_) == SMALL["random_forest"]["n_estimators"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"strategy": "per_step"},
+        {"level": "mean"},
+        {"units": "scaled", "scaler": "window", "target": "seasonal_gap"},
+        {"units": "scaled", "scaler": "series", "target": "direct"},
+    ],
+    ids=["per_step", "mean-level", "scaled-window-seasonal_gap", "scaled-series-direct"],
+)
+def test_other_strategy_units_and_target(entries, panel, split, extra):
+    result = fit(entries, panel, split, "lightgbm", **extra)
+    assert result.predictions.shape == (panel.n_series, HORIZON)
+    assert np.isfinite(result.predictions).all()
+    assert result.metrics["mape"] < 20
+    if extra.get("strategy") == "per_step":
+        assert len(result.model.models) == HORIZON
+        assert set(result.refit_params) == {"n_estimators"}
+
+
+def test_relative_view_keeps_original_units_and_handles_zero_windows(panel, split):
+    from dataclasses import replace
+
+    from mlforecast_cli.plugins._tabular import relative_view
+
+    from mlforecast_cli.data import make_windows
+
+    windows = make_windows(panel, split.folds[0].train_end, 10, HORIZON, mode="train")
+    view = relative_view(windows)
+    for a, b in ((windows.x, view.x), (windows.y, view.y), (windows.seasonal, view.seasonal)):
+        original = a * windows.scale[:, None] + windows.loc[:, None]
+        np.testing.assert_allclose(b * view.scale[:, None] + view.loc[:, None], original)
+    assert np.allclose(np.median(view.x, axis=1), 1.0)  # sales are positive here
+    x = windows.x.copy()
+    x[0] = -windows.loc[0] / windows.scale[0]  # an all-zero window (original units)
+    x[1, :6] = -windows.loc[1] / windows.scale[1]  # a mostly-zero one
+    zeros = relative_view(replace(windows, x=x))
+    assert zeros.scale[0] == 1.0
+    assert zeros.scale[1] > 0 and np.isfinite(zeros.x[1]).all()
+
+
+def test_unknown_strategy_is_a_clear_error(entries, panel):
+    with pytest.raises(ValueError, match="strategy 'nope' is not one of stacked, per_step"):
+        entries["lightgbm"].create({"strategy": "nope"}, task_for(panel))
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "random_forest"])
+def test_threshold_pruner_stops_a_real_trial_at_its_warmup(entries, panel, name):
+    """Through the real runner: report → trial.report → TrialPruned, and training stops."""
+    import optuna
+
+    from mlforecast_cli.runner import StudyConfig, run_study
+
+    pins = [f"{k}={v}" for k, v in SMALL[name].items()] + ["window_size=10"]
+    pins.append("optimizer.pruner={type: ThresholdPruner, upper: 0.0, n_warmup_steps: 3}")
+    space = entries[name].load_space().override(pins)
+    config = StudyConfig(model=name, study_name=f"prune-{name}", horizon=HORIZON, space=space)
+    study = run_study(entries[name], panel, config, n_trials=1)
+    [trial] = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert sorted(trial.intermediate_values) == [1, 2, 3]  # stopped at the first step allowed
+
+
+def test_median_pruner_waits_ten_rounds(entries, panel):
+    """The default pruner (MedianPruner, n_warmup_steps=10): prunes, but never before round 10."""
+    import optuna
+
+    from mlforecast_cli.runner import StudyConfig, run_study
+
+    space = (
+        entries["lightgbm"]
+        .load_space()
+        .override(["n_estimators=60", "optimizer.pruner.n_startup_trials=2", "window_size=10"])
+    )
+    config = StudyConfig(model="lightgbm", study_name="median", horizon=HORIZON, space=space)
+    study = run_study(entries["lightgbm"], panel, config, n_trials=8)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and pruned
+    assert all(max(t.intermediate_values) >= 10 for t in pruned)
+
+
+def test_mlf_optimize_lightgbm(cli, mlflow_uri):
+    result = cli("optimize", "lightgbm", "--trials", "3", "--set", "n_estimators=60", "--json")
+    assert result.code == 0, result
+    [model] = json.loads(result.out)["models"]
+    assert model["model"] == "lightgbm" and model["error"] is None
+    assert sum(model["trials"].values()) == 3
+    assert math.isfinite(model["best_value"])
+    assert math.isfinite(model["test_metrics"]["mape"])
+    assert 1 <= model["best_params"]["n_estimators"] <= 60  # what early stopping chose
+
+
+def test_plugin_modules_import_no_model_library():
+    code = (
+        "import sys\n"
+        "import mlforecast_cli.plugins.lightgbm, mlforecast_cli.plugins.xgboost\n"
+        "import mlforecast_cli.plugins.catboost, mlforecast_cli.plugins.random_forest\n"
+        "heavy = {'lightgbm', 'xgboost', 'catboost', 'sklearn', 'numpy', 'pandas', 'optuna'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+class TestLightGBMContract(ForecasterContract):
+    model_name = "lightgbm"
+    params = {"n_estimators": 30}
+
+
+class TestXGBoostContract(ForecasterContract):
+    model_name = "xgboost"
+    params = {"n_estimators": 30}
+
+
+class TestCatBoostContract(ForecasterContract):
+    model_name = "catboost"
+    params = {"iterations": 30}
+
+
+class TestRandomForestContract(ForecasterContract):
+    model_name = "random_forest"
+    params = {"n_estimators": 20}
