@@ -433,17 +433,26 @@ def run_study(
     callbacks: Iterable[Callable[..., None]] = (),
     study=None,
     objective: Objective | None = None,
+    until_total: int | None = None,
 ):
-    """Add ``n_trials`` trials to the study (created or resumed); returns the study."""
+    """Add ``n_trials`` trials to the study (created or resumed), or with ``until_total`` run
+    trials until the study holds that many (counting other processes' running ones)."""
+    import optuna
+
     objective = objective or build_objective(entry, panel, config)
     study = study if study is not None else create_study(config, panel)[0]
+    callbacks = list(callbacks)
+    if until_total is not None:
+        if len(study.get_trials(deepcopy=False)) >= until_total:
+            return study
+        callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
     study.optimize(
         objective,
         n_trials=n_trials,
         timeout=timeout,
         n_jobs=1,  # parallel trials run in worker processes (cli/workers.py), not threads
         catch=(Exception,),
-        callbacks=list(callbacks),
+        callbacks=callbacks,
         gc_after_trial=False,
     )
     return study

@@ -196,15 +196,15 @@ def test_two_workers_share_a_postgresql_study(worker_env, mlflow_uri, tmp_path):
 
 def test_n_jobs_runs_worker_processes_on_one_study(worker_env, mlflow_uri, tmp_path, monkeypatch):
     monkeypatch.setenv("MLF_HOME", str(tmp_path / ".mlf"))
-    proc = start(worker_env(delay=0.3), "--trials", "7", "--n-jobs", "2", cwd=tmp_path)
+    proc = start(worker_env(delay=1.5), "--trials", "8", "--n-jobs", "2", cwd=tmp_path)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     trials = load().get_trials(deepcopy=False)
-    assert sorted(t.number for t in trials) == list(range(7))
+    assert sorted(t.number for t in trials) == list(range(8))
     assert all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.user_attrs["mlf_worker"]["pid"] for t in trials}) == 2
     [parent] = runs(mlflow_uri, "study")
     assert parent.info.status == "FINISHED"
     assert "test_MAPE" in parent.data.metrics
     children = runs(mlflow_uri, "trial")
-    assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(7))
+    assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(8))

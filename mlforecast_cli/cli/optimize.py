@@ -104,6 +104,7 @@ def optimize(
         typer.Option("--plots", help="Also save each study's plots (PNG) in DIR/<study name>/."),
     ] = None,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
+    until_total: Annotated[int | None, typer.Option("--until-total", hidden=True)] = None,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..registry import get_registry
@@ -203,6 +204,7 @@ def optimize(
                     plots_dir=plots,
                     worker=worker,
                     worker_options=worker_options,
+                    until_total=until_total,
                 )
             )
     except KeyboardInterrupt as exc:
@@ -304,6 +306,7 @@ def _run_one(
     plots_dir=None,
     worker: bool = False,
     worker_options: list[str] | None = None,
+    until_total: int | None = None,
 ) -> ModelOutcome:
     from .. import __version__
     from ..runner import (
@@ -352,7 +355,14 @@ def _run_one(
         progress = board.add(entry.name, trials, metric_label(config.metric), study)
         callbacks.append(progress)
     outcome = ModelOutcome(entry.name, config.study_name, parent_run_id=tracker.parent_run_id)
-    share = workers.shares(trials, 1 if worker else config.n_jobs)
+    # --n-jobs: every process pulls trials until the study holds `until` of them, so a process
+    # that starts late (imports, data) does not leave a fixed share for the end.
+    if worker:
+        until = until_total
+    elif config.n_jobs > 1:
+        until = len(study.get_trials(deepcopy=False)) + trials
+    else:
+        until = None
     procs = workers.start(
         [
             [
@@ -368,12 +378,13 @@ def _run_one(
                 "--metric",
                 config.metric,
                 "--trials",
-                str(n),
+                str(trials),
+                "--until-total",
+                str(until),
                 "--seed",
                 str(config.seed + k),
             ]
-            for k, n in enumerate(share[1:], start=1)
-            if n > 0
+            for k in range(1, config.n_jobs if until is not None and not worker else 1)
         ]
     )
     try:
@@ -383,7 +394,8 @@ def _run_one(
             entry,
             panel,
             config,
-            n_trials=share[0],
+            n_trials=trials if until is None else None,
+            until_total=until,
             timeout=timeout,
             callbacks=callbacks,
             study=study,

@@ -1,8 +1,9 @@
 """`--n-jobs N`: N worker processes share one study (no GIL between their trials).
 
-The command's own process runs one share of the trials with progress and tracking; it starts
-N-1 copies of the same command with ``--worker`` that run the other shares, log their own
-trials under the same MLflow parent run, and leave the refit to the first process.
+The command's own process runs trials with progress and tracking; it starts N-1 copies of the
+same command with ``--worker``. Every process pulls trials until the study holds the target
+count; the workers log their own trials under the same MLflow parent run and leave the refit
+to the first process.
 """
 
 from __future__ import annotations
@@ -12,12 +13,6 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-
-def shares(trials: int, n_jobs: int) -> list[int]:
-    """Split ``trials`` over ``n_jobs`` processes, the first taking any remainder."""
-    base, extra = divmod(trials, n_jobs)
-    return [base + (1 if k < extra else 0) for k in range(n_jobs)]
 
 
 def data_options(
