@@ -35,6 +35,12 @@ FeatureOpt = Annotated[
 ]
 
 
+FreqOpt = Annotated[
+    str | None,
+    typer.Option("--freq", help="Frequency of --data (pandas alias: W-FRI, MS, D, h); inferred."),
+]
+
+
 @dataclass
 class DataChoice:
     """The panel a command works on and the defaults that come with it."""
@@ -54,6 +60,7 @@ def load_data(
     time_col: str | None,
     id_cols: list[str] | None,
     features: list[str] | None,
+    freq: str | None = None,
 ) -> DataChoice:
     """Load the panel named by the command-line options, validated."""
     from ..data import Columns, load_panel
@@ -89,7 +96,7 @@ def load_data(
     columns = Columns(
         target=target, time=time_col, ids=tuple(id_cols or ()), features=tuple(features or ())
     )
-    panel = load_panel(data, columns, source=str(data))
+    panel = load_panel(data, columns, freq=freq, source=str(data))
     return DataChoice(panel, data.stem, None, data.stem, builtin=False)
 
 

@@ -17,6 +17,7 @@ from .data_options import (
     DataOpt,
     DatasetOpt,
     FeatureOpt,
+    FreqOpt,
     IdOpt,
     TargetOpt,
     TimeOpt,
@@ -68,6 +69,7 @@ def optimize(
     time_col: TimeOpt = None,
     id_col: IdOpt = None,
     feature: FeatureOpt = None,
+    freq: FreqOpt = None,
     horizon: Annotated[
         int | None, typer.Option("--horizon", min=1, help="Steps to forecast (dataset default).")
     ] = None,
@@ -128,7 +130,7 @@ def optimize(
         if not entries:
             raise UsageError("no model is ready: run 'mlf list-models' to see what is missing")
 
-    choice = load_data(dataset, data, target, time_col, id_col, feature)
+    choice = load_data(dataset, data, target, time_col, id_col, feature, freq)
     horizon = horizon or choice.default_horizon
     if horizon is None:
         raise UsageError(f"--horizon is needed for --data {data}: how many steps to forecast")
@@ -182,6 +184,7 @@ def optimize(
         "--device",
         device,
         *workers.data_options(dataset, data, target, time_col, id_col, feature),
+        *(["--freq", freq] if freq else []),
         *(["--space", str(space_file.resolve())] if space_file else []),
         *(arg for a in assignments or () for arg in ("--set", a)),
         *(["--timeout", str(timeout)] if timeout is not None else []),
