@@ -149,13 +149,13 @@ def section(opts: argparse.Namespace) -> Section:
             two = runs[1]["processes"]
             lag = runs[1]["lag_s"]
             lines.append(
-                "Where the time goes (timeline in the table): `--n-jobs` splits the trials "
-                f"up front ({' + '.join(str(p['trials']) for p in two)}), and the worker "
-                f"process started its first trial {lag:.1f} s after the first process (Python "
-                "start-up, imports, the MLflow store, the data), so the search lasts until the "
-                f"late worker finishes its fixed share. At the steady rate, two processes gave "
-                f"{steady:.2f}×: that part is bounded by the free cores (load average before "
-                "each run in the table; other jobs were using the machine)."
+                "Where the time goes (timeline in the table): the processes pull trials until "
+                f"the study holds them all ({' + '.join(str(p['trials']) for p in two)} here); "
+                f"the worker process started its first trial {lag:.1f} s after the first one "
+                "(Python start-up, imports, the MLflow store, the data), time the first process "
+                f"works alone. At the steady rate two processes gave {steady:.2f}×: both cores "
+                "also carry each process's MLflow thread (its CPU per trial is in the overhead "
+                "section) and whatever else the machine runs (load average in the table)."
             )
     body = "\n\n".join(
         [
