@@ -9,7 +9,9 @@ when a model is fit or loaded, never when models are listed.
 
 from __future__ import annotations
 
-from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+from mlforecast_cli.plugins._neural import NeuralForecaster
+
+from mlforecast_cli import ModelSpec, hookimpl
 
 
 def build_network(params, dims):
@@ -44,29 +46,11 @@ def build_network(params, dims):
     return LSTMNet()
 
 
-class LSTMForecaster(Forecaster):
+class LSTMForecaster(NeuralForecaster):
     """Long short-term memory network, trained with the shared loop (early stopping, pruning)."""
 
-    supports_pruning = True
-
-    def __init__(self, params, task) -> None:
-        super().__init__(params, task)
-        self.trainer = None
-
-    def fit(self, train, valid=None, report=None):
-        from mlforecast_cli.plugins._torch_training import NeuralTrainer
-
-        self.trainer = NeuralTrainer("lstm", build_network, self.params, self.task)
-        self.trainer.fit(train, valid, report)
-        return self
-
-    def predict(self, windows):
-        if self.trainer is None:
-            raise RuntimeError("lstm: call fit before predict")
-        return self.trainer.predict(windows)
-
-    def refit_params(self):
-        return self.trainer.refit_params() if self.trainer is not None else {}
+    network = "lstm"
+    build_network = staticmethod(build_network)
 
 
 @hookimpl

@@ -10,7 +10,9 @@ transformer (``_torch_training``); torch is imported only when a model is fit or
 
 from __future__ import annotations
 
-from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+from mlforecast_cli.plugins._neural import NeuralForecaster
+
+from mlforecast_cli import ModelSpec, hookimpl
 
 
 def parse_channels(value) -> list[int]:
@@ -101,30 +103,15 @@ def build_network(params, dims):
     return TCNNet()
 
 
-class TCNForecaster(Forecaster):
+class TCNForecaster(NeuralForecaster):
     """Temporal convolutional network, trained with the shared loop (early stopping, pruning)."""
 
-    supports_pruning = True
+    network = "tcn"
+    build_network = staticmethod(build_network)
 
     def __init__(self, params, task) -> None:
         super().__init__(params, task)
         parse_channels(self.params.get("num_channels", "32-64-128"))  # fail early, clearly
-        self.trainer = None
-
-    def fit(self, train, valid=None, report=None):
-        from mlforecast_cli.plugins._torch_training import NeuralTrainer
-
-        self.trainer = NeuralTrainer("tcn", build_network, self.params, self.task)
-        self.trainer.fit(train, valid, report)
-        return self
-
-    def predict(self, windows):
-        if self.trainer is None:
-            raise RuntimeError("tcn: call fit before predict")
-        return self.trainer.predict(windows)
-
-    def refit_params(self):
-        return self.trainer.refit_params() if self.trainer is not None else {}
 
 
 @hookimpl

@@ -13,7 +13,9 @@ model is fit or loaded.
 
 from __future__ import annotations
 
-from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+from mlforecast_cli.plugins._neural import NeuralForecaster
+
+from mlforecast_cli import ModelSpec, hookimpl
 
 
 def repair_heads(d_model: int, nhead: int) -> tuple[int, int]:
@@ -74,10 +76,11 @@ def build_network(params, dims):
     return TransformerNet()
 
 
-class TransformerForecaster(Forecaster):
+class TransformerForecaster(NeuralForecaster):
     """Encoder-decoder transformer, trained with the shared loop (early stopping, pruning)."""
 
-    supports_pruning = True
+    network = "transformer"
+    build_network = staticmethod(build_network)
 
     def __init__(self, params, task) -> None:
         super().__init__(params, task)
@@ -86,19 +89,6 @@ class TransformerForecaster(Forecaster):
                 self.params.get("d_model", 64), self.params.get("nhead", 4)
             )
             self.params.update(d_model=d_model, nhead=nhead)
-        self.trainer = None
-
-    def fit(self, train, valid=None, report=None):
-        from mlforecast_cli.plugins._torch_training import NeuralTrainer
-
-        self.trainer = NeuralTrainer("transformer", build_network, self.params, self.task)
-        self.trainer.fit(train, valid, report)
-        return self
-
-    def predict(self, windows):
-        if self.trainer is None:
-            raise RuntimeError("transformer: call fit before predict")
-        return self.trainer.predict(windows)
 
     def refit_params(self):
         """The epoch early stopping kept, and the d_model actually built."""
