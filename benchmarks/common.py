@@ -29,21 +29,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 DATA_DIR = BENCH_DIR / "data"
 
-PACKAGES = (
-    "mlforecast-cli",
-    "numpy",
-    "pandas",
-    "optuna",
-    "mlflow",
-    "lightgbm",
-    "xgboost",
-    "catboost",
-    "scikit-learn",
-    "torch",
-    "rich",
-    "typer",
-)
-
 
 # --------------------------------------------------------------------------- the machine
 def cpu_model() -> str:
@@ -84,14 +69,10 @@ def memory_total_gib() -> float | None:
 
 def versions() -> dict[str, str]:
     """Python and the installed versions of the packages the figures depend on."""
-    from importlib import metadata
+    from mlforecast_cli.tracking import package_versions
 
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
+    found = package_versions()
+    found.pop("platform", None)
     return found
 
 

@@ -345,6 +345,19 @@ class MlflowTracker:
             self.client.set_terminated(self.parent_run_id, status)
 
 
+def experiment_id(client, name: str, uri: str) -> str:
+    """The id of MLflow experiment ``name``; a one-line UsageError listing the others."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        names = [e.name for e in client.search_experiments()]
+        raise UsageError(
+            f"no MLflow experiment named '{name}' in {uri} (existing: "
+            f"{', '.join(names) or 'none'}); run 'mlf optimize' first, or pass --experiment "
+            "or --tracking-uri"
+        )
+    return found.experiment_id
+
+
 PACKAGES = (
     "mlforecast-cli",
     "numpy",
@@ -357,6 +370,8 @@ PACKAGES = (
     "catboost",
     "scikit-learn",
     "torch",
+    "rich",
+    "typer",
 )
 
 

@@ -46,16 +46,12 @@ def leaderboard_rows(experiment: str, metric: str, tracking_uri: str | None) -> 
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = [e.name for e in client.search_experiments()]
-        raise UsageError(
-            f"no MLflow experiment named '{experiment}' in {uri}: "
-            f"existing: {', '.join(names) or 'none'} (pass --experiment or --tracking-uri)"
-        )
+    from ..tracking import experiment_id
+
+    found_id = experiment_id(client, experiment, uri)
     label = metric_label(metric)
     runs = client.search_runs(
-        [found.experiment_id],
+        [found_id],
         filter_string=f"tags.`mlf.role` = 'study' and params.metric = '{metric}'",
         max_results=5000,
     )

@@ -175,16 +175,10 @@ def find_study_run(
                 f"'{model}'; drop MODEL or --run-id"
             )
         return run
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = [e.name for e in client.search_experiments()]
-        raise UsageError(
-            f"no MLflow experiment named '{experiment}' in {tracking_uri} (existing: "
-            f"{', '.join(names) or 'none'}); run 'mlf optimize' first, or pass --experiment "
-            "or --tracking-uri"
-        )
+    from ..tracking import experiment_id
+
     runs = client.search_runs(
-        [found.experiment_id],
+        [experiment_id(client, experiment, tracking_uri)],
         filter_string="tags.`mlf.role` = 'study'",
         max_results=5000,
         order_by=["attributes.start_time DESC"],
