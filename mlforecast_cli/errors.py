@@ -33,3 +33,9 @@ class PluginError(MlfError):
 
 class UnknownModelError(UsageError):
     """No installed model has that name."""
+
+
+def first_line(exc: BaseException, default: str = "") -> str:
+    """The first line of ``exc``'s message (``default`` when it has none): one-line errors."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else default

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Columns, Panel, future_times, inverse_scale, load_panel, make_windows
-from .errors import DataError, MlfError, UsageError
+from .errors import DataError, MlfError, UsageError, first_line
 
 if TYPE_CHECKING:
     from .saved_model import SavedModel
@@ -297,7 +297,7 @@ def _predict(saved: SavedModel, windows) -> np.ndarray:
     except MlfError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         raise MlfError(
             f"model '{saved.model_name}' failed to forecast: {type(exc).__name__}: {first}"
         ) from exc

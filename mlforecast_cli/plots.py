@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import first_line
+
 if TYPE_CHECKING:
     from .data import Panel
     from .runner import FitResult
@@ -373,7 +375,7 @@ def study_plots(
         except PlotSkipped as exc:
             out.skipped[name] = str(exc)
         except Exception as exc:  # a plot must never fail the study
-            first = (str(exc).strip().splitlines() or [""])[0]
+            first = first_line(exc)
             out.skipped[name] = f"failed: {type(exc).__name__}: {first}"
     write_index(out)
     return out

@@ -24,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .contract import ModelSpec, TaskInfo
-from .errors import MlfError, PluginError, UnknownModelError, UsageError
+from .errors import MlfError, PluginError, UnknownModelError, UsageError, first_line
 
 ENTRY_POINT_GROUP = "mlf"
 FAMILIES = ("baseline", "tree", "neural", "statistical", "other")
@@ -318,8 +318,7 @@ def _installed(import_name: str) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")
 
 
 _default: Registry | None = None

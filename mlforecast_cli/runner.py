@@ -18,7 +18,7 @@ import numpy as np
 
 from .contract import TaskInfo, Windows
 from .data import Panel, Split, inverse_scale, labels, make_windows, split_panel
-from .errors import MlfError, UsageError
+from .errors import MlfError, UsageError, first_line
 from .metrics import evaluate, mase_scale
 from .registry import ModelEntry
 from .space import SearchSpace, build_pruner, build_sampler
@@ -198,7 +198,7 @@ def fit_and_score(
 
         if isinstance(exc, optuna.TrialPruned):
             raise
-        raise TrialFailed(f"{entry.name} raised {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise TrialFailed(f"{entry.name} raised {type(exc).__name__}: {first_line(exc)}") from exc
     seconds = time.perf_counter() - start
     expected = (len(target), horizon)
     if raw.shape != expected:
@@ -512,8 +512,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else ""

@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 JOURNAL_FILE = "optuna.journal"
 
@@ -67,7 +67,7 @@ def open_storage(url: str | None):
             f'installed; pip install {driver} (or pip install "mlforecast-cli[postgres]")'
         ) from exc
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc, type(exc).__name__)
         raise UsageError(
             f"cannot open the study storage {redact(url)}: {first}; check the URL, that the "
             "server is running and the credentials, or leave out --storage for the local default"

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 PARENT_ATTR = "mlflow_parent_run_id"
 PARENT_TAG = "mlflow.parentRunId"
@@ -62,7 +62,7 @@ class MlflowTracker:
                 found.experiment_id if found else self.client.create_experiment(experiment)
             )
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc, type(exc).__name__)
             raise UsageError(
                 f"cannot use the MLflow tracking store {self.tracking_uri}: {first}; "
                 "check --tracking-uri / MLFLOW_TRACKING_URI"

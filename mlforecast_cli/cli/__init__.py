@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import MlfError
+from ..errors import MlfError, first_line
 from .datasets import datasets
 from .models import list_models, show_space
 from .output import error_line
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         error_line(
             f"unexpected {type(exc).__name__}: {first} "
             "(rerun with --debug for the traceback and report it)"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import MlfError, UsageError
+from ..errors import MlfError, UsageError, first_line
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -452,7 +452,7 @@ def _run_one(
                 try:
                     tracker.log_model(model_dir, panel=panel, requirements=_requirements(entry))
                 except Exception as exc:
-                    first = (str(exc).strip().splitlines() or [""])[0]
+                    first = first_line(exc)
                     outcome.error = (
                         f"logging the model in MLflow failed: {type(exc).__name__}: {first}"
                     )

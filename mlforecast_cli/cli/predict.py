@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import MlfError, UsageError
+from ..errors import MlfError, UsageError, first_line
 from .data_options import EXPERIMENTS, DataOpt, DatasetOpt
 from .options import TrackingUriOpt
 from .output import console, print_json, print_table
@@ -277,7 +277,7 @@ def _load(run, tracking_uri: str) -> SavedModel:
             "install the plugin (and version) it was trained with, or run 'mlf optimize' again"
         ) from exc
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc, type(exc).__name__)
         raise UsageError(
             f"study '{study}' (run {run.info.run_id}) has no usable refit model ({first}); "
             "its refit may have failed: run 'mlf optimize' again or choose another study"
