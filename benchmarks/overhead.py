@@ -72,7 +72,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
         "median_s": statistics.median(gaps),
         "wall_s": wall,
         "fit_median_s": statistics.median(fits),
-        "tracking_thread_s": tracker.seconds / trials if tracker else 0.0,
+        "tracking_writer_s": tracker.seconds / trials if tracker else 0.0,
         "best": study.best_value,
         "gaps": gaps,
     }

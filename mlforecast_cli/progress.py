@@ -32,6 +32,7 @@ class ProgressBoard:
             TimeRemainingColumn(),
             console=console,
             transient=False,
+            refresh_per_second=4,
         )
         self._started = False
 

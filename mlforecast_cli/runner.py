@@ -22,6 +22,7 @@ from .errors import MlfError, UsageError, first_line
 from .metrics import evaluate, mase_scale
 from .registry import ModelEntry
 from .space import SearchSpace, build_pruner, build_sampler
+from .threads import threads_per_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -94,11 +95,6 @@ class FitResult:
 
 def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name.upper())
-
-
-def threads_per_trial(n_jobs: int) -> int:
-    """Cores one trial may use when ``n_jobs`` trials run at once."""
-    return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
 
 
 def resolve_device(requested: str, entry: ModelEntry) -> str:

@@ -1,81 +1,99 @@
 """MLflow tracking as an Optuna callback: one parent run per study, one child run per trial.
 
-A child run is written once its trial has ended, in three calls (create, one batch, terminate)
-on a background thread, so tracking costs a fast trial almost nothing and a killed worker
-leaves no child run RUNNING. The parent run id lives in the study's user attributes, so
-every worker process (and ``--n-jobs`` thread) logs under the same parent.
+The parent run id lives in the study's user attributes, so every worker process logs under
+the same parent. Child runs are written by a writer process (:mod:`.child_runs`) once their
+trial has ended, so tracking costs a trial almost nothing and a killed worker leaves no child
+run RUNNING.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import queue
 import socket
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError, first_line
+from .child_runs import (
+    PARENT_TAG,
+    ChildRunSender,
+    ChildRunWriter,
+    create_child,
+    metric_key,
+    param_text,
+    write_trial,
+)
+from .errors import MlfError, UsageError, first_line
 
 PARENT_ATTR = "mlflow_parent_run_id"
-PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
-MAX_PARAM_LENGTH = 6000
-BATCH = 900
-STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "RUNNING": "KILLED"}
 
 
-def metric_key(prefix: str, name: str) -> str:
-    from .runner import metric_label
+def quiet_mlflow_logs() -> None:
+    """Keep MLflow's and Alembic's INFO lines (store creation, migrations) off the terminal."""
+    import logging
 
-    return f"{prefix}_{metric_label(name)}"
-
-
-def _ms(moment) -> int | None:
-    return int(moment.timestamp() * 1000) if moment is not None else None
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class MlflowTracker:
-    """Logs each finished trial as a nested MLflow run; call :meth:`close` at the end."""
+    """Logs each finished trial as a nested MLflow run; call :meth:`close` at the end.
+
+    A ``worker`` (a process that shares another one's study) connects to nothing itself: it
+    takes the parent run from the study and sends its trials to the writer of the command that
+    started it (``writer_fd``), or to a writer of its own. ``workers`` is how many worker
+    processes this command will start (each gets a pipe to its writer: :meth:`worker_pipe`).
+    """
 
     def __init__(
-        self, *, experiment: str, tracking_uri: str | None = None, metric: str = "mape"
+        self,
+        *,
+        experiment: str,
+        tracking_uri: str | None = None,
+        metric: str = "mape",
+        worker: bool = False,
+        writer_fd: int | None = None,
+        workers: int = 0,
     ) -> None:
-        import logging
-
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         self.metric = metric
-        self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
-        if self.tracking_uri.startswith("sqlite:"):
-            use_wal_for_sqlite()
-        try:
-            self.client = MlflowClient(self.tracking_uri)
-            found = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = (
-                found.experiment_id if found else self.client.create_experiment(experiment)
-            )
-        except Exception as exc:
-            first = first_line(exc, type(exc).__name__)
-            raise UsageError(
-                f"cannot use the MLflow tracking store {self.tracking_uri}: {first}; "
-                "check --tracking-uri / MLFLOW_TRACKING_URI"
-            ) from exc
+        self.worker = worker
+        self.client = None
+        self.experiment_id: str | None = None
+        if worker:
+            if not tracking_uri:
+                raise UsageError("a worker needs --tracking-uri")
+            self.tracking_uri = tracking_uri
+        else:
+            import mlflow
+
+            quiet_mlflow_logs()
+            self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+            if self.tracking_uri.startswith("sqlite:"):
+                use_wal_for_sqlite()
+            try:
+                self.client = connect(self.tracking_uri)
+                found = self.client.get_experiment_by_name(experiment)
+                self.experiment_id = (
+                    found.experiment_id if found else self.client.create_experiment(experiment)
+                )
+            except Exception as exc:
+                first = first_line(exc, type(exc).__name__)
+                raise UsageError(
+                    f"cannot use the MLflow tracking store {self.tracking_uri}: {first}; "
+                    "check --tracking-uri / MLFLOW_TRACKING_URI"
+                ) from exc
         self.study = None
         self.parent_run_id: str | None = None
         self._logged: set[int] = set()
-        self._queue: queue.Queue = queue.Queue()
-        self._errors: list[str] = []
-        self._thread: threading.Thread | None = None
+        # started now, the writer imports MLflow while the study is being opened
+        self._writer = (
+            ChildRunSender(writer_fd) if writer_fd is not None else ChildRunWriter(workers)
+        )
+        self._writing = False
         self.closed = False
-        self.seconds = 0.0
-        """Time the background thread spent writing child runs."""
 
     def start(
         self,
@@ -90,7 +108,7 @@ class MlflowTracker:
     ) -> str:
         """Open (or reopen) the study's parent run and start logging; returns its run id.
 
-        The worker that ``created`` the study creates the parent run; the others wait for its
+        The process that ``created`` the study creates the parent run; the others wait for its
         id to appear in the study (up to ``parent_wait_s``), so all share one parent.
         ``pending`` trials (failed here for a dead worker) are logged at once.
         """
@@ -102,10 +120,20 @@ class MlflowTracker:
             from .runner import wait_for_user_attr
 
             wait_for_user_attr(study, PARENT_ATTR, parent_wait_s)
-        self.parent_run_id = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
-        self.repair_children()
-        self._thread = threading.Thread(target=self._drain, name="mlf-tracking", daemon=True)
-        self._thread.start()
+        if self.worker:
+            self.parent_run_id = study.user_attrs.get(PARENT_ATTR)
+            if not self.parent_run_id:
+                raise MlfError(
+                    f"study '{study.study_name}' has no MLflow parent run after "
+                    f"{parent_wait_s:.0f} s: the process that created it did not start tracking"
+                )
+        else:
+            self.parent_run_id = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
+            self.repair_children()
+        self._writer.start(
+            self.tracking_uri, self.experiment_id, self.parent_run_id, study.study_name
+        )
+        self._writing = True
         for trial in pending:
             self(study, trial)
         return self.parent_run_id
@@ -132,7 +160,7 @@ class MlflowTracker:
         self.study.set_user_attr(PARENT_ATTR, run_id)
         self.client.log_batch(
             run_id,
-            params=[Param(k, _param_text(v)) for k, v in params.items()],
+            params=[Param(k, param_text(v)) for k, v in params.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
         if space_yaml is not None:
@@ -141,80 +169,23 @@ class MlflowTracker:
         return run_id
 
     # ---- child runs ----------------------------------------------------------------------
-    def __call__(self, study, trial) -> None:
-        self._queue.put(trial)
-
-    def _drain(self) -> None:
-        while True:
-            trial = self._queue.get()
-            if trial is None:
-                self._queue.task_done()
-                return
-            start = time.perf_counter()
-            try:
-                self.log_trial(trial)
-            except Exception as exc:  # tracking must never kill the study
-                self._errors.append(f"trial {trial.number}: {type(exc).__name__}: {exc}")
-            finally:
-                self.seconds += time.perf_counter() - start
-                self._queue.task_done()
+    def __call__(self, study, trial, status: str | None = None) -> None:
+        """The Optuna callback: hand finished ``trial`` to the writer process."""
+        if trial.number in self._logged or not self._writing:
+            return
+        self._logged.add(trial.number)
+        self._writer.submit(trial, status)
 
     def log_trial(self, trial, status: str | None = None) -> str:
-        """Write one trial as a child run (synchronously); returns its run id."""
-
+        """Write one trial as a child run in this process (synchronously); returns its run id."""
         if trial.number in self._logged:
             return ""
         self._logged.add(trial.number)
-        state = trial.state.name
-        end = _ms(trial.datetime_complete) or int(time.time() * 1000)
-        run = self.client.create_run(
-            self.experiment_id,
-            start_time=_ms(trial.datetime_start) or end,
-            tags={
-                PARENT_TAG: self.parent_run_id,
-                RUN_NAME_TAG: f"trial-{trial.number}",
-                "mlf.role": "trial",
-                "mlf.study": self.study.study_name,
-                "mlf.trial_number": str(trial.number),
-                "mlf.trial_state": state,
-            },
+        run_id = create_child(
+            self.client, self.experiment_id, self.parent_run_id, self.study.study_name, trial
         )
-        self._write_trial(run.info.run_id, trial, status)
-        return run.info.run_id
-
-    def _write_trial(self, run_id: str, trial, status: str | None = None) -> None:
-        """Log a finished trial's params, metrics and error into ``run_id``, then end it."""
-        from mlflow.entities import Metric, Param, RunTag
-
-        state = trial.state.name
-        end = _ms(trial.datetime_complete) or int(time.time() * 1000)
-        attrs = trial.user_attrs
-        metrics = [
-            Metric("intermediate_value", float(v), end, int(step))
-            for step, v in sorted(trial.intermediate_values.items())
-            if math.isfinite(v)
-        ]
-        for prefix, key in (("val", "val_metrics"), ("train", "train_metrics")):
-            for name, value in (attrs.get(key) or {}).items():
-                if value is not None and math.isfinite(value):
-                    metrics.append(Metric(metric_key(prefix, name), float(value), end, 0))
-        if trial.value is not None and math.isfinite(trial.value):
-            metrics.append(Metric("objective", float(trial.value), end, 0))
-        if "training_time_s" in attrs:
-            metrics.append(Metric("training_time_s", float(attrs["training_time_s"]), end, 0))
-        config = attrs.get("config") or trial.params
-        params = [Param(k, _param_text(v)) for k, v in config.items()]
-        tags = []
-        if attrs.get("error"):
-            tags.append(RunTag("mlf.error", str(attrs["error"])[:5000]))
-        for i in range(0, max(len(metrics), len(params), 1), BATCH):
-            self.client.log_batch(
-                run_id,
-                metrics=metrics[i : i + BATCH],
-                params=params[i : i + BATCH],
-                tags=tags if i == 0 else [],
-            )
-        self.client.set_terminated(run_id, status or STATUS.get(state, "FAILED"), end)
+        write_trial(self.client, run_id, trial, status)
+        return run_id
 
     def repair_children(self) -> int:
         """Complete what a killed worker left of its trials' child runs: a run left RUNNING
@@ -244,30 +215,44 @@ class MlflowTracker:
                 self._logged.discard(trial.number)
                 self.log_trial(trial)
             else:
-                self._write_trial(run.info.run_id, trial)
+                write_trial(self.client, run.info.run_id, trial)
             repaired += 1
         return repaired
 
+    def worker_pipe(self) -> int | None:
+        """A pipe to this command's writer for one worker process (``--tracking-fd``)."""
+        take = getattr(self._writer, "take_input", None)
+        return take() if take is not None else None
+
+    def release_worker_pipes(self) -> None:
+        """Close the pipes of workers that were not started."""
+        release = getattr(self._writer, "release_inputs", None)
+        if release is not None:
+            release()
+
     def flush(self) -> None:
-        """Wait until every queued trial is written."""
-        self._queue.join()
+        """Wait until every trial handed to the writer is written."""
+        if self._writing:
+            self._writer.flush()
+
+    @property
+    def seconds(self) -> float:
+        """Time the writer process spent writing child runs."""
+        return self._writer.seconds
 
     @property
     def errors(self) -> list[str]:
-        return list(self._errors)
+        """Child runs that could not be written (tracking never stops a study)."""
+        return list(self._writer.errors)
 
-    # ---- the end ---------------------------------------------------------------------------
     def log_unfinished(self, numbers, status: str = "KILLED") -> None:
         """Log the trials ``numbers`` that ended without reaching the callback (an interrupt)."""
-        self.flush()
         for trial in self.study.get_trials(deepcopy=False):
-            if trial.number not in numbers or trial.number in self._logged:
-                continue
-            try:
-                self.log_trial(trial, status=status)
-            except Exception as exc:
-                self._errors.append(f"trial {trial.number}: {exc}")
+            if trial.number in numbers and trial.number not in self._logged:
+                self(self.study, trial, status)
+        self.flush()
 
+    # ---- the end ---------------------------------------------------------------------------
     def log_summary(
         self,
         *,
@@ -302,7 +287,7 @@ class MlflowTracker:
             metrics.append(Metric(f"n_trials_{name}", float(value), now, 0))
         if best_params is not None:
             tags.append(RunTag("mlf.best_params", json.dumps(best_params, default=str)[:5000]))
-            tags.extend(RunTag(f"best.{k}", _param_text(v)) for k, v in best_params.items())
+            tags.extend(RunTag(f"best.{k}", param_text(v)) for k, v in best_params.items())
         self.client.log_batch(self.parent_run_id, metrics=metrics, tags=tags)
         if best_params is not None:
             self.client.log_dict(self.parent_run_id, dict(best_params), "best_params.json")
@@ -331,18 +316,58 @@ class MlflowTracker:
             self.client.log_artifacts(self.parent_run_id, str(folder), "plots")
 
     def close(self, status: str | None = "FINISHED") -> None:
-        """Flush the queue, stop the thread and end the parent run with ``status`` (once);
-        None leaves the parent run as it is (a worker that shares it)."""
+        """Write what is queued, stop the writer and end the parent run with ``status``
+        (once); None leaves the parent run as it is (a worker that shares it)."""
         if self.closed:
             return
         self.closed = True
-        if self._thread is not None:
-            self.flush()
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
-        if self.parent_run_id and status is not None:
+        self._writer.close()
+        if self.client is not None and self.parent_run_id and status is not None:
             self.client.set_terminated(self.parent_run_id, status)
+
+
+MIGRATION_RACE = ("duplicate column", "already exists", "duplicate key", "alembic_version")
+
+
+def connect(tracking_uri: str, attempts: int = 5):
+    """An ``MlflowClient`` on ``tracking_uri``, safe when several processes open the same new
+    store at once: MLflow creates its tables on first use, and two commands started together
+    on a fresh SQLite file raced to migrate it ("duplicate column: step"). Local SQLite opens
+    are serialised with a lock file; a race on a database server is retried."""
+    from mlflow.tracking import MlflowClient
+
+    with _sqlite_open_lock(tracking_uri):
+        for attempt in range(attempts):
+            try:
+                return MlflowClient(tracking_uri)
+            except Exception as exc:
+                if not any(s in str(exc) for s in MIGRATION_RACE) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _sqlite_open_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive ``flock`` per SQLite file (in the temp folder) while it is opened."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+    import hashlib
+    import os
+    import tempfile
+
+    path = os.path.abspath(tracking_uri[len("sqlite:///") :])
+    name = hashlib.sha1(path.encode()).hexdigest()[:16]
+    fd = os.open(
+        os.path.join(tempfile.gettempdir(), f"mlf-mlflow-{name}.lock"), os.O_RDWR | os.O_CREAT
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def experiment_id(client, name: str, uri: str) -> str:
@@ -416,8 +441,3 @@ def use_wal_for_sqlite() -> None:
             cursor.close()
 
     _WAL_INSTALLED = True
-
-
-def _param_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:MAX_PARAM_LENGTH]

@@ -79,7 +79,7 @@ class LightGBMForecaster(TreeForecaster):
 
     def _predict_one(self, model, X):
         best = model.best_iteration or None
-        return model.predict(X, num_iteration=best)
+        return model.predict(X, num_iteration=best, num_threads=self.threads)
 
 
 @hookimpl

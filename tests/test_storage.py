@@ -71,3 +71,16 @@ def test_bad_storage_is_a_usage_error_without_the_password(url):
 def test_redact():
     assert redact("postgresql://me:pw@host:5432/db") == "postgresql://me:***@host:5432/db"
     assert redact("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_an_open_reader_sees_what_another_process_appends(tmp_path):
+    writer = LocalJournalBackend(tmp_path / "j.journal")
+    reader = LocalJournalBackend(tmp_path / "j.journal")
+    writer.append_logs([{"a": 1}])
+    assert list(reader.read_logs(0)) == [{"a": 1}]
+    assert list(reader.read_logs(1)) == []  # nothing new: the file size says so
+    writer.append_logs([{"a": 2}, {"a": 3}])
+    assert list(reader.read_logs(1)) == [{"a": 2}, {"a": 3}]
+    assert list(reader.read_logs(0)) == [{"a": 1}, {"a": 2}, {"a": 3}]
+    reader.close()
+    assert list(reader.read_logs(2)) == [{"a": 3}]  # reopens on use

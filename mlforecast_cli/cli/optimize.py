@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import tempfile
 import time
@@ -107,9 +108,13 @@ def optimize(
     ] = None,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
     until_total: Annotated[int | None, typer.Option("--until-total", hidden=True)] = None,
+    tracking_fd: Annotated[int | None, typer.Option("--tracking-fd", hidden=True)] = None,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..registry import get_registry
+    from ..threads import limit_native_threads
+
+    limit_native_threads(n_jobs)
     from ..space import METRIC_NAMES
 
     if metric is not None and metric not in METRIC_NAMES:
@@ -193,7 +198,12 @@ def optimize(
     try:
         for entry, config in plans:
             tracker = MlflowTracker(
-                experiment=experiment, tracking_uri=tracking_uri, metric=config.metric
+                experiment=experiment,
+                tracking_uri=tracking_uri,
+                metric=config.metric,
+                worker=worker,
+                writer_fd=tracking_fd,
+                workers=0 if worker else config.n_jobs - 1,
             )
             outcomes.append(
                 _run_one(
@@ -225,6 +235,9 @@ def optimize(
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         raise typer.Exit(code) from None
     finally:
+        if tracker is not None and not tracker.closed:  # an error: no half-open writer or run
+            with contextlib.suppress(Exception):
+                tracker.close("FAILED" if tracker.parent_run_id else None)
         if board is not None:
             board.__exit__(None, None, None)
 
@@ -366,30 +379,30 @@ def _run_one(
         until = len(study.get_trials(deepcopy=False)) + trials
     else:
         until = None
-    procs = workers.start(
+    commands = [
         [
-            [
-                "optimize",
-                entry.name,
-                *(worker_options or []),
-                "--study-name",
-                config.study_name,
-                "--storage",
-                config.storage or default_storage_url(),
-                "--tracking-uri",
-                tracker.tracking_uri,
-                "--metric",
-                config.metric,
-                "--trials",
-                str(trials),
-                "--until-total",
-                str(until),
-                "--seed",
-                str(config.seed + k),
-            ]
-            for k in range(1, config.n_jobs if until is not None and not worker else 1)
+            "optimize",
+            entry.name,
+            *(worker_options or []),
+            "--study-name",
+            config.study_name,
+            "--storage",
+            config.storage or default_storage_url(),
+            "--tracking-uri",
+            tracker.tracking_uri,
+            "--metric",
+            config.metric,
+            "--trials",
+            str(trials),
+            "--until-total",
+            str(until),
+            "--seed",
+            str(config.seed + k),
         ]
-    )
+        for k in range(1, config.n_jobs if until is not None and not worker else 1)
+    ]
+    procs = workers.start(commands, [tracker.worker_pipe() for _ in commands])
+    tracker.release_worker_pipes()
     try:
         if progress is not None and procs:
             progress.poll()
@@ -461,6 +474,12 @@ def _run_one(
                 study, tracker, config, entry.name, panel, refit, Path(tmp) / "plots", plots_dir
             )
     tracker.close(status)
+    if tracker.errors:
+        err_console.print(
+            f"[yellow]warning:[/] {len(tracker.errors)} child run(s) not written to MLflow; "
+            f"first: {tracker.errors[0]}",
+            highlight=False,
+        )
     outcome.tracking_seconds = tracker.seconds
     outcome.seconds = time.perf_counter() - started
     return outcome

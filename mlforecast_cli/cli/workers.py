@@ -2,8 +2,8 @@
 
 The command's own process runs trials with progress and tracking; it starts N-1 copies of the
 same command with ``--worker``. Every process pulls trials until the study holds the target
-count; the workers log their own trials under the same MLflow parent run and leave the refit
-to the first process.
+count; the workers send their finished trials through a pipe (``--tracking-fd``) to the
+command's MLflow writer, under the same parent run, and leave the refit to the first process.
 """
 
 from __future__ import annotations
@@ -43,17 +43,29 @@ def data_options(
     return args
 
 
-def start(commands: Sequence[Sequence[str]]) -> list[subprocess.Popen]:
-    """Start one ``python -m mlforecast_cli`` process per argument list."""
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "mlforecast_cli", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+def start(
+    commands: Sequence[Sequence[str]], pipes: Sequence[int | None] = ()
+) -> list[subprocess.Popen]:
+    """Start one ``python -m mlforecast_cli`` process per argument list; command i inherits
+    file descriptor ``pipes[i]`` (closed here once it has), passed as ``--tracking-fd``."""
+    import os
+
+    procs = []
+    for i, args in enumerate(commands):
+        fd = pipes[i] if i < len(pipes) else None
+        extra = ["--tracking-fd", str(fd)] if fd is not None else []
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "mlforecast_cli", *args, *extra],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                pass_fds=(fd,) if fd is not None else (),
+            )
         )
-        for args in commands
-    ]
+        if fd is not None:
+            os.close(fd)
+    return procs
 
 
 def stop(procs: Sequence[subprocess.Popen], sig: int = signal.SIGTERM) -> None:
