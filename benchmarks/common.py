@@ -147,6 +147,8 @@ class MlfRun:
     max_rss_mib: float
     folder: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    total_rss_mib: float = float("nan")
+    """Peak summed RSS of the command and its children (sampled every 0.1 s)."""
 
     @property
     def document(self) -> dict[str, Any] | None:
@@ -194,6 +196,54 @@ overhead section ran, would report that instead; the launcher (``python -S``) co
 of about 10 MiB."""
 
 
+def session_rss_mib(session: int) -> float:
+    """Memory of every process in session ``session`` together (Linux /proc): the sum of
+    their proportional set sizes (PSS: a page shared by two processes counts half in each),
+    their RSS where PSS is not available."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session:  # field 6 of stat: the session id
+                continue
+            try:
+                rollup = (entry / "smaps_rollup").read_text().splitlines()
+                total += next(int(x.split()[1]) for x in rollup if x.startswith("Pss:")) * 1024
+            except (OSError, StopIteration):
+                total += int((entry / "statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024**2
+
+
+class SessionMemory:
+    """Samples the memory of a process session every ``interval`` s from a thread: the
+    command and its children (``--n-jobs`` workers, the MLflow writer) together."""
+
+    def __init__(self, session: int, interval: float = 0.1) -> None:
+        import threading
+
+        self.peak = float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(session, interval), daemon=True)
+        if Path("/proc/self/stat").exists():
+            self.peak = 0.0
+            self._thread.start()
+
+    def _run(self, session: int, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak = max(self.peak, session_rss_mib(session))
+
+    def stop(self) -> float:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        return self.peak
+
+
 def run_process(
     argv: Sequence[str],
     *,
@@ -201,12 +251,14 @@ def run_process(
     env: dict[str, str],
     timeout: float | None = None,
     memory: bool = True,
-) -> tuple[int, str, str, float, float]:
-    """Run ``argv``; returns (exit code, stdout, stderr, wall seconds, peak RSS in MiB).
+) -> tuple[int, str, str, float, float, float]:
+    """Run ``argv``; returns (exit code, stdout, stderr, wall seconds, peak RSS in MiB, peak
+    summed RSS of the command and its child processes in MiB).
 
     With ``memory`` the command starts from :data:`LAUNCHER`, which reports ``wait4``'s peak
-    RSS of that very process (and any child it waited for), nothing of other runs; the wall
-    time then includes the launcher's start (about 20 ms), so time start-up without it.
+    RSS of that very process (its largest child's, if larger), nothing of other runs; the
+    summed RSS is sampled every 0.1 s. The wall time then includes the launcher's start
+    (about 20 ms), so time start-up without it.
     """
     with tempfile.TemporaryDirectory(prefix="mlf-bench-run-") as tmp:
         out_path, err_path = Path(tmp) / "out", Path(tmp) / "err"
@@ -217,18 +269,20 @@ def run_process(
             proc = subprocess.Popen(
                 list(full), cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
             )
+            sampler = SessionMemory(proc.pid) if memory else None
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             wall = time.perf_counter() - started
+            total = sampler.stop() if sampler is not None else float("nan")
         stdout = out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
         rss_kib = float(rss_path.read_text()) if memory and rss_path.exists() else float("nan")
     if sys.platform == "darwin":
         rss_kib /= 1024  # bytes there
-    return proc.returncode, stdout, stderr, wall, rss_kib / 1024
+    return proc.returncode, stdout, stderr, wall, rss_kib / 1024, total
 
 
 @contextmanager
@@ -251,10 +305,10 @@ def run_mlf(
         with scratch() as tmp:
             return run_mlf(args, folder=tmp, timeout=timeout, inspect=inspect)
     argv = [*mlf_argv(), *args]
-    code, out, err, wall, rss = run_process(
+    code, out, err, wall, rss, total = run_process(
         argv, cwd=folder, env=isolated_env(folder), timeout=timeout
     )
-    run = MlfRun(argv, code, out, err, wall, rss, folder)
+    run = MlfRun(argv, code, out, err, wall, rss, folder, total_rss_mib=total)
     if inspect is not None:
         run.extra["inspect"] = inspect(folder, run)
     return run

@@ -38,7 +38,7 @@ def measure(argv: list[str], repeats: int) -> tuple[list[float], str | None]:
         env = isolated_env(folder)
         for k in range(repeats + 1):
             started = time.perf_counter()
-            code, _, err, _, _ = run_process(argv, cwd=REPO, env=env, timeout=120, memory=False)
+            code, _, err, *_ = run_process(argv, cwd=REPO, env=env, timeout=120, memory=False)
             seconds = time.perf_counter() - started
             if code != 0:
                 lines = [line for line in err.splitlines() if line.strip()]
