@@ -95,7 +95,47 @@ def param_text(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
-class ChildRunWriter:
+class ChildRunSender:
+    """One end of a pipe to a writer process: :meth:`submit` hands it a finished trial.
+
+    A ``--n-jobs`` worker process holds one (a pipe from :meth:`ChildRunWriter.take_input`);
+    the command's own process holds the :class:`ChildRunWriter` itself.
+    """
+
+    def __init__(self, fd: int) -> None:
+        from multiprocessing.connection import Connection
+
+        self._out = Connection(fd, readable=False)
+        self.seconds = 0.0
+        """Time the writer spent writing child runs (known to the writer's owner only)."""
+        self._errors: list[str] = []
+        self.closed = False
+
+    @property
+    def errors(self) -> list[str]:
+        """Trials that could not be handed over or written."""
+        return list(self._errors)
+
+    def start(self, *_args) -> None:
+        """Nothing to do: the writer was told where to write by the command that owns it."""
+
+    def submit(self, trial, status: str | None = None) -> None:
+        """Queue finished trial ``trial`` (a FrozenTrial) to be written as a child run."""
+        try:
+            self._out.send(("trial", trial, status))
+        except OSError:
+            self._errors.append(f"trial {trial.number}: the MLflow writer process has ended")
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: the command's own process flushes the writer at its end."""
+
+    def close(self, timeout: float | None = None) -> None:
+        if not self.closed:
+            self.closed = True
+            self._out.close()
+
+
+class ChildRunWriter(ChildRunSender):
     """The writer process of one ``mlf optimize`` command: :meth:`submit` returns at once.
 
     It is ``python -m mlforecast_cli.child_runs`` fed over pipes, not a ``multiprocessing``
@@ -121,8 +161,6 @@ class ChildRunWriter:
         from_child, to_parent = os.pipe()
         pipes = [os.pipe() for _ in range(inputs)]
         readers = [r for r, _ in pipes]
-        for _, w in pipes:
-            os.set_inheritable(w, False)
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -138,14 +176,12 @@ class ChildRunWriter:
         )
         for fd in (from_parent, to_parent, *readers):
             os.close(fd)
-        self._out = Connection(to_child, readable=False)
+        super().__init__(to_child)
         self._in = Connection(from_child, writable=False)
         self._inputs = [w for _, w in pipes]
-        self.seconds = 0.0
-        """Time the writer spent writing child runs."""
-        self.errors: list[str] = []
-        self.closed = False
         self._started = False
+        self._reported: list[str] = []
+        """Errors the writer process reported (it keeps the whole list)."""
         atexit.register(self.close)
 
     def start(
@@ -168,13 +204,6 @@ class ChildRunWriter:
         while self._inputs:
             os.close(self._inputs.pop())
 
-    def submit(self, trial, status: str | None = None) -> None:
-        """Queue finished trial ``trial`` (a FrozenTrial) to be written as a child run."""
-        try:
-            self._out.send(("trial", trial, status))
-        except OSError:
-            self.errors.append(f"trial {trial.number}: the MLflow writer process has ended")
-
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every trial submitted so far (workers' included) is written."""
         if self.closed:
@@ -183,9 +212,9 @@ class ChildRunWriter:
             self._out.send(("flush",))
             self._receive(timeout)
         except (OSError, EOFError):
-            self.errors.append("the MLflow writer process ended early")
+            self._errors.append("the MLflow writer process ended early")
 
-    def close(self, timeout: float = 120.0) -> None:
+    def close(self, timeout: float | None = 120.0) -> None:
         """Write what is queued, then stop the writer (once)."""
         if self.closed:
             return
@@ -198,7 +227,7 @@ class ChildRunWriter:
             self._out.send(None)
             self._receive(timeout)
         except (OSError, EOFError):
-            self.errors.append("the MLflow writer process ended early")
+            self._errors.append("the MLflow writer process ended early")
         finally:
             self._out.close()
             self._in.close()
@@ -209,39 +238,13 @@ class ChildRunWriter:
 
     def _receive(self, timeout: float | None) -> None:
         if timeout is not None and not self._in.poll(timeout):
-            self.errors.append(f"the MLflow writer did not finish within {timeout:.0f} s")
+            self._errors.append(f"the MLflow writer did not finish within {timeout:.0f} s")
             return
-        self.seconds, errors = self._in.recv()
-        self.errors = list(errors)
+        self.seconds, self._reported = self._in.recv()
 
-
-class ChildRunSender:
-    """A worker process's end of its command's writer (a pipe from :meth:`take_input`)."""
-
-    def __init__(self, fd: int) -> None:
-        from multiprocessing.connection import Connection
-
-        self._out = Connection(fd, readable=False)
-        self.seconds = 0.0
-        self.errors: list[str] = []
-        self.closed = False
-
-    def start(self, *_args) -> None:
-        """Nothing to do: the writer was told where to write by the command that owns it."""
-
-    def submit(self, trial, status: str | None = None) -> None:
-        try:
-            self._out.send(("trial", trial, status))
-        except OSError:
-            self.errors.append(f"trial {trial.number}: the MLflow writer process has ended")
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Nothing to wait for: the command's own process flushes the writer at its end."""
-
-    def close(self, timeout: float | None = None) -> None:
-        if not self.closed:
-            self.closed = True
-            self._out.close()
+    @property
+    def errors(self) -> list[str]:
+        return [*self._errors, *self._reported]
 
 
 CLOSE_WAIT_S = 60.0

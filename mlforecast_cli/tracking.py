@@ -221,14 +221,14 @@ class MlflowTracker:
 
     def worker_pipe(self) -> int | None:
         """A pipe to this command's writer for one worker process (``--tracking-fd``)."""
-        take = getattr(self._writer, "take_input", None)
-        return take() if take is not None else None
+        if isinstance(self._writer, ChildRunWriter):
+            return self._writer.take_input()
+        return None
 
     def release_worker_pipes(self) -> None:
         """Close the pipes of workers that were not started."""
-        release = getattr(self._writer, "release_inputs", None)
-        if release is not None:
-            release()
+        if isinstance(self._writer, ChildRunWriter):
+            self._writer.release_inputs()
 
     def flush(self) -> None:
         """Wait until every trial handed to the writer is written."""
