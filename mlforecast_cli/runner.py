@@ -275,6 +275,9 @@ class Objective:
         except (TrialFailed, MlfError) as exc:
             _set_user_attrs(trial, error=str(exc), training_time_s=time.perf_counter() - start)
             raise
+        except optuna.TrialPruned:
+            _set_user_attrs(trial, training_time_s=time.perf_counter() - start)
+            raise
         metrics = _mean_metrics([f.metrics for f in folds])
         _set_user_attrs(
             trial,

@@ -95,6 +95,7 @@ def test_pruned_trial_is_killed_in_mlflow(cli, registry, mlflow_uri, tmp_path):
     for trial in pruned:
         child = children[trial.number]
         assert child.info.status == "KILLED"
+        assert child.data.metrics["training_time_s"] > 0  # the time it ran until pruned
         history = client.get_metric_history(child.info.run_id, "intermediate_value")
         assert [m.step for m in history] == sorted(trial.intermediate_values)
 
