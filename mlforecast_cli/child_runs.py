@@ -11,6 +11,7 @@ even if the process that sent it is killed.
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import signal
 import time
@@ -19,6 +20,7 @@ from typing import Any
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 900
+MAX_PARAM_LENGTH = 6000
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "RUNNING": "KILLED"}
 
 
@@ -84,13 +86,8 @@ def write_trial(client, run_id: str, trial, status: str | None = None) -> None:
     client.set_terminated(run_id, status or STATUS.get(trial.state.name, "FAILED"), end)
 
 
-MAX_PARAM_LENGTH = 6000
-
-
 def param_text(value: Any) -> str:
     """A parameter value as MLflow stores it (JSON for non-strings, cut to its limit)."""
-    import json
-
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:MAX_PARAM_LENGTH]
 

@@ -92,7 +92,6 @@ class MlflowTracker:
         self._writer = (
             ChildRunSender(writer_fd) if writer_fd is not None else ChildRunWriter(workers)
         )
-        self._writing = False
         self.closed = False
 
     def start(
@@ -121,19 +120,18 @@ class MlflowTracker:
 
             wait_for_user_attr(study, PARENT_ATTR, parent_wait_s)
         if self.worker:
-            self.parent_run_id = study.user_attrs.get(PARENT_ATTR)
-            if not self.parent_run_id:
+            parent = study.user_attrs.get(PARENT_ATTR)
+            if not parent:
                 raise MlfError(
                     f"study '{study.study_name}' has no MLflow parent run after "
                     f"{parent_wait_s:.0f} s: the process that created it did not start tracking"
                 )
         else:
-            self.parent_run_id = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
+            parent = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
+        self._writer.start(self.tracking_uri, self.experiment_id, parent, study.study_name)
+        self.parent_run_id = parent  # from here on, finished trials go to the writer
+        if not self.worker:
             self.repair_children()
-        self._writer.start(
-            self.tracking_uri, self.experiment_id, self.parent_run_id, study.study_name
-        )
-        self._writing = True
         for trial in pending:
             self(study, trial)
         return self.parent_run_id
@@ -171,7 +169,7 @@ class MlflowTracker:
     # ---- child runs ----------------------------------------------------------------------
     def __call__(self, study, trial, status: str | None = None) -> None:
         """The Optuna callback: hand finished ``trial`` to the writer process."""
-        if trial.number in self._logged or not self._writing:
+        if trial.number in self._logged or self.parent_run_id is None:
             return
         self._logged.add(trial.number)
         self._writer.submit(trial, status)
@@ -232,7 +230,7 @@ class MlflowTracker:
 
     def flush(self) -> None:
         """Wait until every trial handed to the writer is written."""
-        if self._writing:
+        if self.parent_run_id is not None:
             self._writer.flush()
 
     @property

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from mlforecast_cli import Forecaster
 
+TORCH_INSTALL = 'pip install "mlforecast-cli[torch]"'
+"""How to install what the PyTorch plugins need (their ModelSpec.install)."""
+
 
 class NeuralForecaster(Forecaster):
     """Fits and predicts through the shared training loop (early stopping, pruning per epoch).

@@ -37,6 +37,8 @@ STRATEGIES = ("stacked", "per_step")
 TARGETS = ("direct", "seasonal_gap")
 UNITS = ("relative", "scaled")
 LEVELS = ("median", "mean")
+TREES_INSTALL = 'pip install "mlforecast-cli[trees]"'
+"""How to install what the tree plugins need (their ModelSpec.install)."""
 ROWS_PER_THREAD = 50_000
 """Training rows that justify one more thread (see :meth:`TreeForecaster.threads_for`)."""
 TREND_STEPS = 4

@@ -9,7 +9,7 @@ when a model is fit or loaded, never when models are listed.
 
 from __future__ import annotations
 
-from mlforecast_cli.plugins._neural import NeuralForecaster
+from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -63,6 +63,6 @@ def register_models(register):
             factory="mlforecast_cli.plugins.lstm:LSTMForecaster",
             space="mlforecast_cli.spaces:lstm.yaml",
             requires=("torch",),
-            install='pip install "mlforecast-cli[torch]"',
+            install=TORCH_INSTALL,
         )
     )

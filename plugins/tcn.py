@@ -10,7 +10,7 @@ transformer (``_torch_training``); torch is imported only when a model is fit or
 
 from __future__ import annotations
 
-from mlforecast_cli.plugins._neural import NeuralForecaster
+from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -124,6 +124,6 @@ def register_models(register):
             factory="mlforecast_cli.plugins.tcn:TCNForecaster",
             space="mlforecast_cli.spaces:tcn.yaml",
             requires=("torch",),
-            install='pip install "mlforecast-cli[torch]"',
+            install=TORCH_INSTALL,
         )
     )

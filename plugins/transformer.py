@@ -13,7 +13,7 @@ model is fit or loaded.
 
 from __future__ import annotations
 
-from mlforecast_cli.plugins._neural import NeuralForecaster
+from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -107,6 +107,6 @@ def register_models(register):
             factory="mlforecast_cli.plugins.transformer:TransformerForecaster",
             space="mlforecast_cli.spaces:transformer.yaml",
             requires=("torch",),
-            install='pip install "mlforecast-cli[torch]"',
+            install=TORCH_INSTALL,
         )
     )

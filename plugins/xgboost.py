@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
-from ._tabular import TreeForecaster
-
-TREES_INSTALL = 'pip install "mlforecast-cli[trees]"'
+from ._tabular import TREES_INSTALL, TreeForecaster
 
 
 class XGBoostForecaster(TreeForecaster):

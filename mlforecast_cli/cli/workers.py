@@ -8,6 +8,7 @@ command's MLflow writer, under the same parent run, and leave the refit to the f
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -48,8 +49,6 @@ def start(
 ) -> list[subprocess.Popen]:
     """Start one ``python -m mlforecast_cli`` process per argument list; command i inherits
     file descriptor ``pipes[i]`` (closed here once it has), passed as ``--tracking-fd``."""
-    import os
-
     procs = []
     for i, args in enumerate(commands):
         fd = pipes[i] if i < len(pipes) else None
