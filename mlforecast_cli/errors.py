@@ -39,3 +39,8 @@ def first_line(exc: BaseException, default: str = "") -> str:
     """The first line of ``exc``'s message (``default`` when it has none): one-line errors."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else default
+
+
+def one_line(value: object, limit: int = 200) -> str:
+    """``value`` as text on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    return " ".join(str(value).split())[:limit]

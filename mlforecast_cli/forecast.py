@@ -98,7 +98,7 @@ def _split_history(
     frame: pd.DataFrame, columns: Columns, source: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows up to the last target value of each series, and the rows after it."""
-    from .data import _parse_times, _to_float
+    from .panel import parse_times, to_float
 
     if not isinstance(frame, pd.DataFrame):
         raise DataError(
@@ -115,8 +115,8 @@ def _split_history(
     if len(frame) == 0:
         raise DataError(f"{source} has no rows; give the history of every series to forecast")
     frame = frame.loc[:, list(dict.fromkeys(needed))].reset_index(drop=True)
-    times = _parse_times(frame[columns.time], columns.time, source)
-    known = ~np.isnan(_to_float(frame[columns.target], columns.target, source, role="target"))
+    times = parse_times(frame[columns.time], columns.time, source)
+    known = ~np.isnan(to_float(frame[columns.target], columns.target, source, role="target"))
     if columns.ids:
         codes = frame.groupby(list(columns.ids), sort=False, dropna=False).ngroup().to_numpy()
     else:
@@ -157,7 +157,7 @@ def _future_features(
 ) -> np.ndarray:
     """(n, H, f) feature values of the future steps from the rows after each series' end;
     NaN where the data has none."""
-    from .data import _parse_times, _to_float
+    from .panel import parse_times, to_float
 
     n, full = times.shape
     out = np.full((n, full, len(columns.features)), np.nan)
@@ -169,7 +169,7 @@ def _future_features(
         sid = np.array([row[tuple(_plain(v) for v in key)] for key in keys], dtype=np.int64)
     else:
         sid = np.zeros(len(future), dtype=np.int64)
-    t = _parse_times(future[columns.time], columns.time, source)
+    t = parse_times(future[columns.time], columns.time, source)
     grid = times[sid]  # (rows, H): the future grid of each row's series
     hit = grid == t[:, None]
     on_grid = hit.any(axis=1)
@@ -186,7 +186,7 @@ def _future_features(
     keep = np.flatnonzero(on_grid)
     step = hit[keep].argmax(axis=1)
     for k, name in enumerate(columns.features):
-        values = _to_float(future[name], name, source, role="feature")
+        values = to_float(future[name], name, source, role="feature")
         out[sid[keep], step, k] = values[keep]
     return out
 

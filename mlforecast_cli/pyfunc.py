@@ -60,11 +60,12 @@ class MlfForecastModel(mlflow.pyfunc.PythonModel):
 
 def input_example(saved: SavedModel, panel: Panel, max_series: int = 3) -> pd.DataFrame:
     """A small valid input: the last steps of a few series, enough for one forecast."""
-    from .data import _seasonal_lags, load_panel
+    from .panel import load_panel
+    from .windows import seasonal_lags
 
     frame = panel.to_frame()
     c = panel.columns
-    keep = max(saved.window_size, int(_seasonal_lags(saved.horizon, panel.season_length).max()))
+    keep = max(saved.window_size, int(seasonal_lags(saved.horizon, panel.season_length).max()))
     keep = max(keep, 2)
     parts = []
     lengths = panel.lengths

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .contract import TaskInfo, Windows
-from .data import Panel, Split, inverse_scale, labels, make_windows, split_panel
 from .errors import MlfError, UsageError, first_line
 from .metrics import evaluate, mase_scale
+from .panel import Panel
 from .registry import ModelEntry
 from .space import SearchSpace, build_pruner, build_sampler
+from .split import Split, split_panel
 from .threads import threads_per_trial
+from .windows import inverse_scale, labels, make_windows
 
 if TYPE_CHECKING:
     import optuna
@@ -119,9 +121,9 @@ def resolve_device(requested: str, entry: ModelEntry) -> str:
 
 
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
-    from .data import calendar_features
+    from .calendar_features import n_calendar_features
 
-    n_calendar = calendar_features(panel.times[0][:1], panel.freq).shape[1]
+    n_calendar = n_calendar_features(panel.freq)
     return TaskInfo(
         horizon=horizon,
         season_length=panel.season_length,

@@ -1,0 +1,173 @@
+"""Cut scaled samples (input window, horizon labels, features) out of a panel.
+
+Vectorised with :func:`numpy.lib.stride_tricks.sliding_window_view`: every series lies in one
+flat array, so no Python loop runs over rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .calendar_features import calendar_features
+from .contract import Windows
+from .errors import DataError
+from .frequency import NS, future_block
+from .panel import Panel
+
+__all__ = ["SCALERS", "inverse_scale", "labels", "make_windows", "seasonal_lags"]
+
+SCALERS = ("none", "series", "window")
+"""Names accepted by :func:`make_windows` ``scaler``."""
+
+
+def seasonal_lags(horizon: int, season: int) -> np.ndarray:
+    """lag_j = season * ceil((j + 1) / season): whole seasons, always > j."""
+    season = max(int(season), 1)
+    j = np.arange(horizon)
+    return season * ((j + season) // season)
+
+
+def _loc_scale(values: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std along ``axis``; a (near) zero std is floored to |mean| or 1."""
+    return _floor_scale(values.mean(axis=axis), values.std(axis=axis))
+
+
+def _floor_scale(loc: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(loc, scale)`` with a (near) zero or undefined std replaced by |loc|, or 1 at 0."""
+    tiny = std <= 1e-8 * np.maximum(np.abs(loc), 1.0)
+    fallback = np.where(np.abs(loc) > 0, np.abs(loc), 1.0)
+    scale = np.where(tiny | ~np.isfinite(std), fallback, std)
+    return loc, scale
+
+
+def make_windows(
+    panel: Panel,
+    end: np.ndarray,
+    window_size: int,
+    horizon: int,
+    *,
+    mode: str,
+    scaler: str = "window",
+) -> Windows:
+    """Cut scaled samples out of ``panel``, seeing only ``[0, end_i)`` of series ``i``.
+
+    ``mode="train"``: every sample whose input and labels lie wholly in ``[0, end_i)``.
+    ``mode="eval"``: one sample per series with input ``[end_i - window_size, end_i)`` and
+    labels ``[end_i, end_i + horizon)``; ``y`` is None when a series has no such labels.
+    ``seasonal[:, j]`` is the target ``lag_j = season * ceil((j + 1) / season)`` steps before
+    label ``j`` (NaN before the series start). ``scaler``: ``"none"``, ``"series"`` (mean/std
+    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window).
+    """
+    if mode not in ("train", "eval"):
+        raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
+    if scaler not in SCALERS:
+        raise DataError(f"unknown scaler {scaler!r}; choose one of {', '.join(SCALERS)}")
+    if int(window_size) != window_size or window_size < 1:
+        raise DataError(f"window_size must be a whole number >= 1, got {window_size!r}")
+    if int(horizon) != horizon or horizon < 1:
+        raise DataError(
+            f"horizon must be a whole number >= 1, got {horizon!r}; pass e.g. --horizon 13"
+        )
+    w, h = int(window_size), int(horizon)
+    end = np.asarray(end, dtype=np.int64).reshape(-1).copy()
+    lengths = panel.lengths
+    if end.shape != (panel.n_series,):
+        raise ValueError(
+            f"end must have one entry per series ({panel.n_series}), got shape {end.shape}"
+        )
+    if (end < 0).any() or (end > lengths).any():
+        s = int(np.flatnonzero((end < 0) | (end > lengths))[0])
+        raise ValueError(
+            f"end[{s}]={int(end[s])} is outside series {panel.id_labels[s]!r} of length "
+            f"{int(lengths[s])}"
+        )
+    need = w + h if mode == "train" else w
+    short = np.flatnonzero(end < need)
+    if short.size:
+        s = int(short[0])
+        what = f"window_size {w} + horizon {h} = {need}" if mode == "train" else f"window_size {w}"
+        raise DataError(
+            f"series {panel.id_labels[s]!r} in {panel.source} has only {int(end[s])} time points "
+            f"before its {'validation/test' if mode == 'train' else 'forecast'} window, fewer "
+            f"than {what} ({short.size} such series); use a smaller window_size or --horizon, or "
+            "drop short series"
+        )
+
+    n = panel.n_series
+    lags = seasonal_lags(h, panel.season_length)
+    pad = int(lags.max())  # NaN history in front of each series: every seasonal index exists
+    cols = np.arange(h)
+
+    # the samples: series id and position of the first label step within the series
+    if mode == "train":
+        counts = end - need + 1
+        sid = np.repeat(np.arange(n), counts)
+        first = w + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    else:
+        sid, first = np.arange(n), end.copy()
+
+    # target: every series in one flat array, as [pad NaN | y_i | h NaN] blocks
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    block = pad + lengths + h
+    off = np.cumsum(block) - block + pad  # flat index of y_i[0]
+    flat = np.full(int(block.sum()), np.nan)
+    flat[np.repeat(off, lengths) + within] = np.concatenate(panel.y)
+    origin = off[sid] + first  # flat index of each sample's first label step
+    windows = sliding_window_view(flat, w + h)[origin - w]  # input and labels, one copy
+    x, y = windows[:, :w], windows[:, w:]
+    seasonal = flat[origin[:, None] + cols - lags]  # lag_j > j: always before the input end
+
+    # features and calendar over [y_i | h future steps] blocks (unknown features -> 0)
+    ext = lengths + h
+    foff = np.cumsum(ext) - ext
+    rows = np.repeat(foff, lengths) + within
+    feat_flat = np.zeros((int(ext.sum()), len(panel.columns.features)))
+    feat_flat[rows] = np.concatenate(panel.features)
+    lasts = np.array([t[-1] for t in panel.times], dtype=NS)
+    future = (foff + lengths)[:, None] + cols
+    times_flat = np.empty(int(ext.sum()), dtype=NS)
+    times_flat[rows] = np.concatenate(panel.times)
+    past_end = mode == "eval" and bool((end + h > lengths).any())
+    times_flat[future] = future_block(lasts, panel.freq, h) if past_end else lasts[:, None]
+    steps = (foff[sid] + first)[:, None] + cols
+    features = feat_flat[steps]
+    calendar = calendar_features(times_flat, panel.freq)[steps]
+
+    if scaler == "none":
+        loc, scale = np.zeros(len(x)), np.ones(len(x))
+    elif scaler == "window":
+        loc, scale = _loc_scale(x, axis=1)
+    else:  # per series over [0, end_i): the history this fold may see
+        row_sid = np.repeat(np.arange(n), lengths)
+        seen = within < end[row_sid]
+        values = np.concatenate(panel.y)[seen]
+        mean = np.bincount(row_sid[seen], weights=values, minlength=n) / end
+        var = np.bincount(row_sid[seen], weights=(values - mean[row_sid[seen]]) ** 2, minlength=n)
+        loc, scale = _floor_scale(mean, np.sqrt(var / end))
+        loc, scale = loc[sid], scale[sid]
+    lo, sc = loc[:, None], scale[:, None]
+    return Windows(
+        x=(x - lo) / sc,
+        y=None if past_end else (y - lo) / sc,
+        seasonal=(seasonal - lo) / sc,
+        features=features,
+        calendar=calendar,
+        series=sid,
+        loc=loc,
+        scale=scale,
+        step_offset=first,
+    )
+
+
+def inverse_scale(values: np.ndarray, windows: Windows) -> np.ndarray:
+    """Undo the scaling of ``windows`` on (n, h) ``values``: ``values * scale + loc``."""
+    v = np.asarray(values, dtype=np.float64)
+    return v * windows.scale[:, None] + windows.loc[:, None]
+
+
+def labels(windows: Windows) -> np.ndarray:
+    """The (n, h) labels of ``windows`` in original units."""
+    if windows.y is None:
+        raise ValueError("these windows forecast past the end of the data: they have no labels")
+    return inverse_scale(windows.y, windows)
