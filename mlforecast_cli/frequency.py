@@ -44,7 +44,16 @@ def to_offset(freq: str) -> pd.DateOffset:
 
 
 def check_freq_alias(freq: str) -> str:
-    return to_offset(freq).freqstr
+    """The canonical alias of ``freq``; quarters are named by their first (start-anchored) or
+    last (end-anchored) quarter of the year, so ``QS-OCT`` and ``QS-JAN`` both read ``QS-JAN``.
+    """
+    offset = to_offset(freq)
+    quarterly = (pd.offsets.QuarterBegin, pd.offsets.BQuarterBegin)
+    if isinstance(offset, quarterly + (pd.offsets.QuarterEnd, pd.offsets.BQuarterEnd)):
+        residue = (offset.startingMonth - 1) % 3
+        month = residue + 1 if isinstance(offset, quarterly) else residue + 10
+        offset = type(offset)(n=offset.n, startingMonth=month)
+    return offset.freqstr
 
 
 def infer_freq(times: np.ndarray) -> str:

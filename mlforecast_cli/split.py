@@ -12,6 +12,7 @@ from .panel import Panel
 __all__ = ["Fold", "Split", "split_panel"]
 
 
+@dataclass(frozen=True)
 class Fold:
     """One validation fold: per series, validation is ``[train_end, train_end + horizon)``."""
 
