@@ -30,7 +30,7 @@ from common import (  # noqa: E402
     table,
 )
 
-SECTIONS = ("startup", "overhead", "scaling", "memory", "accuracy")
+SECTIONS = ("startup", "overhead", "scaling", "memory", "accuracy", "peers", "scale")
 OVERHEAD_MS = 10.0
 OVERHEAD_SHARE = 5.0
 QUICK_TORCH_CAPS = ["epochs=3", "max_seconds=10"]
@@ -86,7 +86,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop each model's search after SECONDS (mlf --timeout; none; quick 30)",
     )
     g.add_argument("--accuracy-timeout", type=float, help="kill an mlf command after SECONDS")
+    g = parser.add_argument_group("peers")
+    g.add_argument("--peers-trials", type=int, help="trials of mlf and AutoLightGBM (30; quick 5)")
+    g.add_argument(
+        "--peers-panels",
+        default="walmart,m1_monthly,m1_quarterly",
+        help="comma list of walmart,m1_monthly,m1_quarterly",
+    )
+    g.add_argument(
+        "--peers-models", help="comma list of mlf models (lightgbm,ets,seasonal_naive if ready)"
+    )
+    g.add_argument(
+        "--peers",
+        default="autolightgbm,autoets,seasonalnaive",
+        help="comma list of autolightgbm,autoets,seasonalnaive",
+    )
+    g.add_argument(
+        "--peers-data",
+        type=Path,
+        default=REPO.parent / "shared" / "datasets",
+        help="folder of m1_monthly.csv, m1_quarterly.csv (../shared/datasets)",
+    )
+    g.add_argument("--peers-timeout", type=float, help="kill one system's run after SECONDS")
+    g = parser.add_argument_group("scale")
+    g.add_argument("--scale-sizes", help="comma list of series counts (100,1000,10000,30000)")
+    g.add_argument("--scale-models", help="comma list of models (lightgbm,lstm)")
+    g.add_argument("--scale-trials", type=int, help="trials per run (10; quick 3)")
+    g.add_argument("--scale-timeout", type=float, help="kill one run after SECONDS")
     opts = parser.parse_args(argv)
+    opts.peers_panels = [s.strip() for s in opts.peers_panels.split(",") if s.strip()]
+    opts.peers = [s.strip() for s in opts.peers.split(",") if s.strip()]
+    if opts.peers_models:
+        opts.peers_models = [s.strip() for s in opts.peers_models.split(",") if s.strip()]
+    if opts.scale_sizes:
+        opts.scale_sizes = [int(s) for s in opts.scale_sizes.split(",") if s.strip()]
+    if opts.scale_models:
+        opts.scale_models = [s.strip() for s in opts.scale_models.split(",") if s.strip()]
+    if opts.peers_trials is None:
+        opts.peers_trials = 5 if opts.quick else 30
     opts.only = [s.strip() for s in opts.only.split(",") if s.strip()]
     unknown = [s for s in opts.only if s not in SECTIONS]
     if unknown:

@@ -91,3 +91,43 @@ def test_m4_weekly_gets_one_weekday_and_keeps_its_values(bench_modules, tmp_path
             common.DATA_DIR / name,
             "",
         )
+
+
+def test_synthetic_panel_is_seeded_and_mixed(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import synthetic
+
+    a = synthetic.sales_panel(300, seed=3)
+    b = synthetic.sales_panel(300, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    lengths = a.groupby("item").size()
+    assert lengths.max() == 150 and lengths.min() >= 20
+    assert (lengths < 2 * synthetic.SEASON).any() and (lengths == 150).mean() > 0.5
+    last = a.groupby("item")["week"].max()
+    assert last.nunique() == 1  # every series ends on the same week
+    assert (a["sales"] == 0).any() and (a["sales"] >= 0).all()
+    assert not synthetic.sales_panel(300, seed=4).equals(a)
+
+
+def test_peers_score_a_seasonal_naive_on_the_test_window(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import numpy as np
+    import peers
+
+    weeks = pd.date_range("2020-01-03", periods=12, freq="W-FRI")
+    frame = pd.DataFrame(
+        {
+            "id": ["a"] * 12 + ["b"] * 12,
+            "date": list(weeks) * 2,
+            "value": list(np.arange(1.0, 13.0)) + [5.0, 7.0] * 6,
+        }
+    )
+    train, test = peers.split_test(frame, 3)
+    assert len(test) == 6 and test.groupby("id")["date"].min().eq(weeks[9]).all()
+    naive = test[["id", "date"]].copy()
+    naive["yhat"] = [9.0, 9.0, 9.0, 5.0, 5.0, 5.0]  # the last training value of each
+    metrics = peers.score(frame, naive, 3, 1)
+    # a: last value 9 against 10, 11, 12; b: 5 against 7, 5, 7
+    expected = 100 * np.mean([1 / 10, 2 / 11, 3 / 12, 2 / 7, 0, 2 / 7])
+    assert metrics["mape"] == pytest.approx(expected)
+    assert metrics["mase"] == pytest.approx(np.mean([1, 2, 3, 1, 0, 1]))
