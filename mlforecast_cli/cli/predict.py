@@ -211,10 +211,10 @@ def find_study_run(
             f"no study with a refit model in experiment '{experiment}'; run 'mlf optimize' "
             "first, or pass --experiment"
         )
-    from .leaderboard import leaderboard_rows
+    from ..leaderboard import experiment_rows
 
     metric = metric or _common_metric(with_model)
-    rows = [r for r in leaderboard_rows(experiment, metric, tracking_uri) if r.get("run_id")]
+    rows = [r for r in experiment_rows(experiment, metric, tracking_uri) if r.get("run_id")]
     ids = {r.info.run_id: r for r in with_model}
     for row in rows:
         if row["run_id"] in ids:
@@ -223,14 +223,14 @@ def find_study_run(
 
 
 def _best_by_validation(runs: list, metric: str | None):
-    from ..runner import metric_label
+    from ..metrics import metric_label, mlflow_key
 
     metric = metric or _common_metric(runs)
     scored = []
     for r in runs:
         if r.data.params.get("metric", metric) != metric:
             continue
-        value = r.data.metrics.get(f"best_val_{metric_label(metric)}")
+        value = r.data.metrics.get(mlflow_key("best_val", metric))
         if value is not None:
             scored.append((value, -r.info.start_time, r))
     if not scored:
@@ -338,12 +338,10 @@ def _write(frame: pd.DataFrame, output: Path, writer: str) -> None:
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:
-    import pandas as pd
+    from ..frequency import format_times
 
     time_col = saved.columns["time"]
     out = frame.copy()
-    stamps = pd.DatetimeIndex(out[time_col])
-    whole_days = bool((stamps == stamps.normalize()).all())
-    out[time_col] = stamps.strftime("%Y-%m-%d" if whole_days else "%Y-%m-%dT%H:%M:%S")
+    out[time_col] = format_times(out[time_col], sep="T")
     records = out.to_dict(orient="records")
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in records]
