@@ -1,5 +1,11 @@
-"""One MLflow child run per finished trial, written by a separate writer process.
+"""One MLflow child run per finished trial, behind one small interface (:class:`ChildRunSink`).
 
+Two implementations: :class:`ChildRunWriter`, a separate writer process (what `mlf optimize`
+uses), and :class:`InlineChildRuns`, which writes in the calling process (tests, library use,
+and the writer process itself). A ``--n-jobs`` worker holds a :class:`ChildRunSender`, its end
+of a pipe to the command's writer.
+
+Why a process:
 MLflow's SQL store spends 15–30 ms of Python (SQLAlchemy) per child run. On a thread of the
 trial's own process that time holds the GIL the trial needs between its native calls, and a
 LightGBM trial of ~120 ms got 30–50 ms slower; in a process of its own it runs beside the trial.
@@ -17,6 +23,8 @@ import signal
 import time
 from typing import Any
 
+from .metrics import mlflow_key
+
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 900
@@ -26,12 +34,6 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "RUNNING
 
 def _ms(moment) -> int | None:
     return int(moment.timestamp() * 1000) if moment is not None else None
-
-
-def metric_key(prefix: str, name: str) -> str:
-    from .runner import metric_label
-
-    return f"{prefix}_{metric_label(name)}"
 
 
 def create_child(client, experiment_id: str, parent_run_id: str, study_name: str, trial) -> str:
@@ -66,7 +68,7 @@ def write_trial(client, run_id: str, trial, status: str | None = None) -> None:
     for prefix, key in (("val", "val_metrics"), ("train", "train_metrics")):
         for name, value in (attrs.get(key) or {}).items():
             if value is not None and math.isfinite(value):
-                metrics.append(Metric(metric_key(prefix, name), float(value), end, 0))
+                metrics.append(Metric(mlflow_key(prefix, name), float(value), end, 0))
     if trial.value is not None and math.isfinite(trial.value):
         metrics.append(Metric("objective", float(trial.value), end, 0))
     if "training_time_s" in attrs:
@@ -92,39 +94,110 @@ def param_text(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
-class ChildRunSender:
+class ChildRunSink:
+    """Where a tracker hands finished trials: :meth:`start` once, :meth:`submit` per trial,
+    :meth:`flush` to wait until they are written, :meth:`close` at the end."""
+
+    seconds: float = 0.0
+    """Time spent writing child runs (known to the writer's owner only)."""
+    closed: bool = False
+
+    @property
+    def errors(self) -> list[str]:
+        """Trials that could not be handed over or written."""
+        return []
+
+    def start(
+        self, tracking_uri: str, experiment_id: str | None, parent_run_id: str, study_name: str
+    ) -> None:
+        """Write child runs of study ``study_name`` under ``parent_run_id`` in that store
+        (``experiment_id`` None: the parent run's experiment)."""
+
+    def submit(self, trial, status: str | None = None) -> None:
+        """Hand over finished trial ``trial`` (a FrozenTrial) to be written as a child run."""
+        raise NotImplementedError
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every trial submitted so far is written."""
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is left and release the store (once)."""
+        self.closed = True
+
+
+class InlineChildRuns(ChildRunSink):
+    """Writes each trial in this process as it is submitted (three MLflow calls): no process
+    to start, so nothing to wait for; the trial's process pays the writing time."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self.study_name = ""
+        self.seconds = 0.0
+        self._errors: list[str] = []
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self._errors)
+
+    def start(
+        self, tracking_uri: str, experiment_id: str | None, parent_run_id: str, study_name: str
+    ) -> None:
+        from .mlflow_store import connect, quiet_mlflow_logs, use_wal_for_sqlite
+
+        quiet_mlflow_logs()
+        if tracking_uri.startswith("sqlite:"):
+            use_wal_for_sqlite()
+        self.client = connect(tracking_uri)
+        self.parent_run_id, self.study_name = parent_run_id, study_name
+        self.experiment_id = experiment_id
+        if experiment_id is None:  # a worker: the parent run's experiment
+            try:
+                self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+            except Exception as exc:
+                self._errors.append(f"parent run {parent_run_id}: {type(exc).__name__}: {exc}")
+
+    def submit(self, trial, status: str | None = None) -> None:
+        if self.experiment_id is None or self.parent_run_id is None:
+            return
+        start = time.perf_counter()
+        try:
+            run_id = create_child(
+                self.client, self.experiment_id, self.parent_run_id, self.study_name, trial
+            )
+            write_trial(self.client, run_id, trial, status)
+        except Exception as exc:  # tracking must never stop the study
+            self._errors.append(f"trial {trial.number}: {type(exc).__name__}: {exc}")
+        self.seconds += time.perf_counter() - start
+
+
+class ChildRunSender(ChildRunSink):
     """One end of a pipe to a writer process: :meth:`submit` hands it a finished trial.
 
-    A ``--n-jobs`` worker process holds one (a pipe from :meth:`ChildRunWriter.take_input`);
-    the command's own process holds the :class:`ChildRunWriter` itself.
+    A ``--n-jobs`` worker process holds one (a pipe from :meth:`ChildRunWriter.take_input`,
+    as a file descriptor or a ``multiprocessing`` connection); the command's own process holds
+    the :class:`ChildRunWriter` itself. :meth:`start` has nothing to do: the writer was told
+    where to write by the command that owns it.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, pipe) -> None:
         from multiprocessing.connection import Connection
 
-        self._out = Connection(fd, readable=False)
+        self._out = pipe if isinstance(pipe, Connection) else Connection(pipe, readable=False)
         self.seconds = 0.0
-        """Time the writer spent writing child runs (known to the writer's owner only)."""
         self._errors: list[str] = []
         self.closed = False
 
     @property
     def errors(self) -> list[str]:
-        """Trials that could not be handed over or written."""
         return list(self._errors)
 
-    def start(self, *_args) -> None:
-        """Nothing to do: the writer was told where to write by the command that owns it."""
-
     def submit(self, trial, status: str | None = None) -> None:
-        """Queue finished trial ``trial`` (a FrozenTrial) to be written as a child run."""
         try:
             self._out.send(("trial", trial, status))
         except OSError:
             self._errors.append(f"trial {trial.number}: the MLflow writer process has ended")
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Nothing to wait for: the command's own process flushes the writer at its end."""
 
     def close(self, timeout: float | None = None) -> None:
         if not self.closed:
@@ -184,8 +257,6 @@ class ChildRunWriter(ChildRunSender):
     def start(
         self, tracking_uri: str, experiment_id: str | None, parent_run_id: str, study_name: str
     ) -> None:
-        """Write child runs of study ``study_name`` under ``parent_run_id`` in that store
-        (``experiment_id`` None: the parent run's experiment)."""
         self._out.send((tracking_uri, experiment_id, parent_run_id, study_name))
         self._started = True
 
@@ -202,7 +273,10 @@ class ChildRunWriter(ChildRunSender):
             os.close(self._inputs.pop())
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until every trial submitted so far (workers' included) is written."""
+        """Wait until every trial submitted so far (workers' included) is written.
+
+        The writer's workers' pipes count too; a worker's own sender has nothing to wait for:
+        the command's process flushes the writer at its end."""
         if self.closed:
             return
         try:
@@ -256,12 +330,9 @@ def _serve(fds: list[int]) -> None:
 
     import mlflow.tracking  # noqa: F401  (the slow import, while the study is being opened)
 
-    from .tracking import connect, quiet_mlflow_logs, use_wal_for_sqlite
-
     receive = Connection(fds[0], writable=False)
     send = Connection(fds[1], readable=False)
     inputs = [Connection(fd, writable=False) for fd in fds[2:]]
-    quiet_mlflow_logs()
     try:
         tracking_uri, experiment_id, parent_run_id, study_name = receive.recv()
     except (EOFError, OSError):
@@ -269,29 +340,12 @@ def _serve(fds: list[int]) -> None:
     if tracking_uri is None:  # closed before it was started
         send.send((0.0, []))
         return
-    if tracking_uri.startswith("sqlite:"):
-        use_wal_for_sqlite()
-    client = connect(tracking_uri)
-    seconds = 0.0
-    errors: list[str] = []
-    if experiment_id is None:  # a worker's own writer: the parent run's experiment
-        try:
-            experiment_id = client.get_run(parent_run_id).info.experiment_id
-        except Exception as exc:
-            errors.append(f"parent run {parent_run_id}: {type(exc).__name__}: {exc}")
+    sink = InlineChildRuns()
+    sink.start(tracking_uri, experiment_id, parent_run_id, study_name)
 
     def write(message) -> None:
-        nonlocal seconds
         _, trial, status = message
-        if experiment_id is None:
-            return
-        start = time.perf_counter()
-        try:
-            run_id = create_child(client, experiment_id, parent_run_id, study_name, trial)
-            write_trial(client, run_id, trial, status)
-        except Exception as exc:  # tracking must never stop the study
-            errors.append(f"trial {trial.number}: {type(exc).__name__}: {exc}")
-        seconds += time.perf_counter() - start
+        sink.submit(trial, status)
 
     def drain(timeout: float) -> None:
         """Write what the workers have sent, waiting up to ``timeout`` for more."""
@@ -310,7 +364,7 @@ def _serve(fds: list[int]) -> None:
     while True:
         if stopping:
             drain(CLOSE_WAIT_S)
-            send.send((seconds, errors))
+            send.send((sink.seconds, sink.errors))
             return
         for conn in wait([receive, *inputs]):
             if conn is not receive and conn not in inputs:
@@ -329,7 +383,7 @@ def _serve(fds: list[int]) -> None:
                 stopping = True
             elif message[0] == "flush":
                 drain(0.0)
-                send.send((seconds, errors))
+                send.send((sink.seconds, sink.errors))
             else:
                 write(message)
 

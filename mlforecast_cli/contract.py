@@ -95,6 +95,9 @@ class Forecaster:
 
     supports_pruning: bool = False
     """True when ``fit`` calls ``report`` (the contract suite then checks that it does)."""
+    uses_features: bool | None = None
+    """Whether forecasts depend on the feature columns; None: ``mlf predict`` finds out by
+    probing when future feature values are missing."""
 
     def __init__(self, params: Mapping[str, Any], task: TaskInfo) -> None:
         self.params = dict(params)
@@ -107,6 +110,11 @@ class Forecaster:
 
     def predict(self, windows: Windows) -> np.ndarray:
         raise NotImplementedError
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters a refit on train + valid should use (what early stopping chose, e.g.
+        ``{"n_estimators": 212}``); JSON values the factory accepts. None by default."""
+        return {}
 
 
 @dataclass(frozen=True)

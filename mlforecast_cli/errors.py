@@ -35,10 +35,15 @@ class UnknownModelError(UsageError):
     """No installed model has that name."""
 
 
-def first_line(exc: BaseException, default: str = "") -> str:
-    """The first line of ``exc``'s message (``default`` when it has none): one-line errors."""
+def first_line(exc: BaseException, default: str = "", *, typed: bool = False) -> str:
+    """The first line of ``exc``'s message (``default`` when it has none): one-line errors.
+
+    ``typed`` puts the exception's class in front: ``ValueError: bad value``."""
     lines = str(exc).strip().splitlines()
-    return lines[0] if lines else default
+    line = lines[0] if lines else default
+    if typed:
+        return f"{type(exc).__name__}: {line}".rstrip(": ")
+    return line
 
 
 def one_line(value: object, limit: int = 200) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "check_freq_alias",
     "fixed_step",
     "format_time",
+    "format_times",
     "freq_from_steps",
     "freq_kind",
     "future_block",
@@ -26,10 +27,16 @@ __all__ = [
 NS = np.dtype("datetime64[ns]")
 
 
+def format_times(times, sep: str = " ") -> list[str]:
+    """Times as text: dates alone when every one is at midnight, else date ``sep`` time."""
+    stamps = pd.DatetimeIndex(times)
+    whole_days = bool((stamps == stamps.normalize()).all())
+    return list(stamps.strftime("%Y-%m-%d" if whole_days else f"%Y-%m-%d{sep}%H:%M:%S"))
+
+
 def format_time(t: np.datetime64) -> str:
     """A time for messages: the date alone at midnight, else the full timestamp."""
-    ts = pd.Timestamp(t)
-    return str(ts.date()) if ts == ts.normalize() else str(ts)
+    return format_times([t])[0]
 
 
 def to_offset(freq: str) -> pd.DateOffset:

@@ -2,19 +2,26 @@
 
 Every metric takes ``y`` (actuals) and ``yhat`` (forecasts) as (n, h) arrays and returns
 a float; lower is better for all of them. A forecast holding NaN or inf gives ``nan``
-(the runner fails that trial) rather than an exception. Imports only numpy.
+(the runner fails that trial) rather than an exception. :data:`METRICS` is the one place a
+metric is named (label, function, what it needs, MLflow key); numpy loads on first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
-import numpy as np
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = [
+    "DEFAULT_METRIC",
     "METRICS",
+    "METRIC_NAMES",
+    "Metric",
     "MetricError",
     "evaluate",
     "mae",
@@ -25,6 +32,9 @@ __all__ = [
     "smape",
     "wape",
     "wmae",
+    "check_metric",
+    "metric_label",
+    "mlflow_key",
     "zero_actuals",
 ]
 
@@ -35,6 +45,8 @@ class MetricError(UsageError):
 
 def _pair(y: np.ndarray, yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Both as float64 arrays of one shape; None when the forecast is not all finite."""
+    import numpy as np
+
     y = np.asarray(y, dtype=np.float64)
     yhat = np.asarray(yhat, dtype=np.float64)
     if y.shape != yhat.shape:
@@ -48,6 +60,8 @@ def _pair(y: np.ndarray, yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray] | No
 
 def zero_actuals(y: np.ndarray) -> int:
     """How many actuals are exactly zero (MAPE leaves them out)."""
+    import numpy as np
+
     return int(np.count_nonzero(np.asarray(y) == 0))
 
 
@@ -56,6 +70,8 @@ def mape(y: np.ndarray, yhat: np.ndarray) -> float:
 
     Raises :class:`MetricError` when every actual is zero.
     """
+    import numpy as np
+
     pair = _pair(y, yhat)
     y = np.asarray(y, dtype=np.float64)
     keep = y != 0
@@ -72,6 +88,8 @@ def mape(y: np.ndarray, yhat: np.ndarray) -> float:
 
 def smape(y: np.ndarray, yhat: np.ndarray) -> float:
     """Symmetric MAPE in percent: mean of ``200 |e| / (|y| + |yhat|)``, with 0/0 counted as 0."""
+    import numpy as np
+
     pair = _pair(y, yhat)
     if pair is None:
         return float("nan")
@@ -84,6 +102,8 @@ def smape(y: np.ndarray, yhat: np.ndarray) -> float:
 
 def mae(y: np.ndarray, yhat: np.ndarray) -> float:
     """Mean absolute error."""
+    import numpy as np
+
     pair = _pair(y, yhat)
     if pair is None:
         return float("nan")
@@ -92,6 +112,8 @@ def mae(y: np.ndarray, yhat: np.ndarray) -> float:
 
 def rmse(y: np.ndarray, yhat: np.ndarray) -> float:
     """Root mean squared error."""
+    import numpy as np
+
     pair = _pair(y, yhat)
     if pair is None:
         return float("nan")
@@ -103,6 +125,8 @@ def wape(y: np.ndarray, yhat: np.ndarray) -> float:
 
     Raises :class:`MetricError` when every actual is zero.
     """
+    import numpy as np
+
     pair = _pair(y, yhat)
     total = np.abs(np.asarray(y, dtype=np.float64)).sum()
     if total == 0:
@@ -120,6 +144,8 @@ def mase(y: np.ndarray, yhat: np.ndarray, scale: np.ndarray) -> float:
 
     ``scale`` is (n,), one entry per row (see :func:`mase_scale`).
     """
+    import numpy as np
+
     pair = _pair(y, yhat)
     if pair is None:
         return float("nan")
@@ -136,6 +162,8 @@ def mase_scale(history: Sequence[np.ndarray], season: int) -> np.ndarray:
     A series with no more than ``season`` points falls back to lag 1; a zero (or undefined)
     scale is floored to the series' mean ``|y|``, then to 1, so that MASE stays finite.
     """
+    import numpy as np
+
     season = max(int(season), 1)
     out = np.empty(len(history), dtype=np.float64)
     for i, values in enumerate(history):
@@ -150,6 +178,8 @@ def mase_scale(history: Sequence[np.ndarray], season: int) -> np.ndarray:
 
 def wmae(y: np.ndarray, yhat: np.ndarray, weights: np.ndarray) -> float:
     """Weighted MAE ``sum(w |e|) / sum(w)`` (Walmart: holiday weeks weigh 5, others 1)."""
+    import numpy as np
+
     pair = _pair(y, yhat)
     if pair is None:
         return float("nan")
@@ -163,16 +193,60 @@ def wmae(y: np.ndarray, yhat: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(w * np.abs(y - yhat)) / total)
 
 
-METRICS: dict[str, Callable[..., float]] = {
-    "mape": mape,
-    "smape": smape,
-    "mae": mae,
-    "rmse": rmse,
-    "mase": mase,
-    "wape": wape,
-    "wmae": wmae,
+@dataclass(frozen=True)
+class Metric:
+    """One metric, named once: what it is called, computed with, needs, and logged as."""
+
+    name: str
+    """Name on the command line and in a space (``optimizer.metric``)."""
+    label: str
+    """How tables, plots and MLflow keys show it (``MAPE``)."""
+    fn: Callable[..., float]
+    needs: str | None = None
+    """Extra input: ``"scale"`` (MASE's in-sample naive MAE), ``"weights"`` (WMAE), or None."""
+    direction: str = "minimize"
+
+    def __call__(self, *args, **kwargs) -> float:
+        return self.fn(*args, **kwargs)
+
+    def key(self, prefix: str) -> str:
+        """The MLflow metric key: ``val_MAPE``, ``test_MAPE``, ``best_val_MAPE``..."""
+        return f"{prefix}_{self.label}"
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("mape", "MAPE", mape),
+        Metric("smape", "sMAPE", smape),
+        Metric("mae", "MAE", mae),
+        Metric("rmse", "RMSE", rmse),
+        Metric("mase", "MASE", mase, needs="scale"),
+        Metric("wape", "WAPE", wape),
+        Metric("wmae", "WMAE", wmae, needs="weights"),
+    )
 }
-"""Metric name -> function; ``mase`` also takes ``scale``, ``wmae`` takes ``weights``."""
+"""Every metric by name (a :class:`Metric` is called like its function)."""
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
+DEFAULT_METRIC = "mape"
+
+
+def metric_label(name: str) -> str:
+    """``name`` as tables and MLflow keys show it (``mape`` → ``MAPE``)."""
+    found = METRICS.get(name)
+    return found.label if found else name.upper()
+
+
+def mlflow_key(prefix: str, name: str) -> str:
+    """The MLflow key of metric ``name`` logged under ``prefix`` (``test``, ``val``...)."""
+    return f"{prefix}_{metric_label(name)}"
+
+
+def check_metric(name: str, flag: str = "--metric") -> str:
+    """``name`` if it is a metric; else a one-line :class:`UsageError` naming ``flag``."""
+    if name not in METRICS:
+        raise UsageError(f"{flag} {name!r} is not one of {', '.join(METRIC_NAMES)}")
+    return name
 
 
 def evaluate(
@@ -185,18 +259,15 @@ def evaluate(
     """Every metric that can be computed: ``mase`` needs ``scale``, ``wmae`` needs ``weights``;
     MAPE and WAPE are left out when every actual is zero."""
     out: dict[str, float] = {}
-    for name, fn in METRICS.items():
-        if name == "mase":
-            if scale is None:
+    extra = {"scale": scale, "weights": weights}
+    for name, metric in METRICS.items():
+        if metric.needs is not None:
+            if extra[metric.needs] is None:
                 continue
-            out[name] = fn(y, yhat, scale)
-        elif name == "wmae":
-            if weights is None:
-                continue
-            out[name] = fn(y, yhat, weights)
+            out[name] = metric.fn(y, yhat, extra[metric.needs])
         else:
             try:
-                out[name] = fn(y, yhat)
+                out[name] = metric.fn(y, yhat)
             except MetricError:
                 continue
     return out

@@ -346,7 +346,7 @@ def study_plots(
 ) -> PlotSet:
     """Draw every plot of ``study`` (the forecast one needs ``panel`` and the refit's
     ``result``) into ``folder``; a plot that fails or cannot be drawn is skipped with why."""
-    from .runner import metric_label
+    from .metrics import metric_label
 
     target = f"validation {metric_label(metric)}"
     out = PlotSet(Path(folder))
@@ -375,8 +375,7 @@ def study_plots(
         except PlotSkipped as exc:
             out.skipped[name] = str(exc)
         except Exception as exc:  # a plot must never fail the study
-            first = first_line(exc)
-            out.skipped[name] = f"failed: {type(exc).__name__}: {first}"
+            out.skipped[name] = f"failed: {first_line(exc, typed=True)}"
     write_index(out)
     return out
 

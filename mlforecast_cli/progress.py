@@ -16,6 +16,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from .leaderboard import trials_text
+from .study import TRIAL_STATES
+
 
 class ProgressBoard:
     """A live display holding a bar per model; use as a context manager."""
@@ -110,8 +113,8 @@ class ModelProgress:
             self._polling.set()
 
     def _counts_text(self) -> str:
-        c = self.counts
-        return f"[green]{c['COMPLETE']}✓[/] [yellow]{c['PRUNED']}✂[/] [red]{c['FAIL']}✗[/]"
+        counts = {state: self.counts[state.upper()] for state in TRIAL_STATES}
+        return trials_text(counts, styles=("green", "yellow", "red"))
 
     def finish(self, note: str = "") -> None:
         self.stop_polling()

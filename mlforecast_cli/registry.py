@@ -108,7 +108,7 @@ class ModelEntry:
         except Exception as exc:  # a broken model module is the plugin's fault, not the user's
             raise PluginError(
                 f"model '{self.name}' of plugin {self.plugin.label}: cannot import factory "
-                f"'{factory}': {_first_line(exc)}"
+                f"'{factory}': {first_line(exc, typed=True)}"
             ) from exc
         return obj
 
@@ -137,6 +137,15 @@ class Registry:
         self.plugins: list[PluginInfo] = []
         self._models: dict[str, ModelEntry] = {}
         self._duplicates: dict[str, list[PluginInfo]] = {}
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments that build this registry again (in a worker process);
+        plugins added by hand (:meth:`add_plugin`) are not part of them."""
+        return {
+            "entry_points": self._use_entry_points,
+            "only": None if self._only is None else sorted(self._only),
+            "plugins_dir": None if self._plugins_dir is None else str(self._plugins_dir),
+        }
 
     # ---- loading -------------------------------------------------------------------------
     def add_plugin(self, plugin: object, name: str | None = None) -> None:
@@ -168,7 +177,7 @@ class Registry:
                 try:
                     plugin = ep.load()
                 except Exception as exc:
-                    self._fail(info, f"failed to import {ep.value}: {_first_line(exc)}")
+                    self._fail(info, f"failed to import {ep.value}: {first_line(exc, typed=True)}")
                     continue
                 self._register(plugin, info)
         if self._plugins_dir is not None:
@@ -196,7 +205,7 @@ class Registry:
                 spec.loader.exec_module(module)
             except Exception as exc:
                 sys.modules.pop(module_name, None)
-                self._fail(info, f"failed to import {path}: {_first_line(exc)}")
+                self._fail(info, f"failed to import {path}: {first_line(exc, typed=True)}")
                 continue
             self._register(module, info)
 
@@ -208,13 +217,13 @@ class Registry:
         try:
             self.pm.register(plugin, name=info.name)
         except Exception as exc:
-            self._fail(info, f"cannot register: {_first_line(exc)}")
+            self._fail(info, f"cannot register: {first_line(exc, typed=True)}")
             return
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            self._fail(info, f"{_first_line(exc)} (a misspelt hook name?)")
+            self._fail(info, f"{first_line(exc, typed=True)} (a misspelt hook name?)")
             return
         self.plugins.append(info)
         impls = [i for i in self.pm.hook.register_models.get_hookimpls() if i.plugin is plugin]
@@ -224,7 +233,7 @@ class Registry:
             try:
                 impl.function(**{arg: hook_args[arg] for arg in impl.argnames})
             except Exception as exc:
-                info.error = f"register_models failed: {_first_line(exc)}"
+                info.error = f"register_models failed: {first_line(exc, typed=True)}"
                 return
         for spec in specs:
             problem = _check_spec(spec)
@@ -315,10 +324,6 @@ def _installed(import_name: str) -> bool:
         return importlib.util.find_spec(import_name) is not None
     except (ImportError, ValueError):
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")
 
 
 _default: Registry | None = None

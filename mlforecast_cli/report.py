@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .leaderboard import TRIALS_LEGEND, is_reference, model_label
 from .plots import INDEX, ORDER, TITLES
 
 
@@ -48,11 +49,11 @@ def collect(experiment: str, metric: str, tracking_uri: str | None) -> ReportDat
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from .cli.leaderboard import leaderboard_rows
+    from .leaderboard import experiment_rows
     from .pyfunc import quiet_mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
-    rows = leaderboard_rows(experiment, metric, uri)
+    rows = experiment_rows(experiment, metric, uri)
     client = MlflowClient(uri)
     sections = []
     with quiet_mlflow():
@@ -120,7 +121,7 @@ code { background: #f0f0f0; padding: 1px 4px; border-radius: 3px; }
 
 def render(data: ReportData) -> str:
     """The HTML page of ``data`` (a string; every value is escaped)."""
-    from .runner import metric_label
+    from .metrics import metric_label
     from .storage import redact
 
     label = metric_label(data.metric)
@@ -158,13 +159,13 @@ def _leaderboard(data: ReportData, label: str) -> str:
         key=lambda k: k.lower(),
     )
     head = ["rank", "model", f"best val {label}", f"test {label}", *(f"test {k}" for k in extra)]
-    head += ["trials (✓ complete, ✂ pruned, ✗ failed)", "study", "MLflow run"]
+    head += [f"trials ({TRIALS_LEGEND})", "study", "MLflow run"]
     rows = ["<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>"]
     rows.append("<tbody>")
     for s in data.sections:
         r = s.row
-        reference = r["model"] == "seasonal_naive"
-        model = e(r["model"]) + (" (reference)" if reference else "")
+        reference = is_reference(r["model"])
+        model = e(model_label(r["model"]))
         cells = [
             f'<td class="num">{r.get("rank", "")}</td>',
             f'<td><a href="#{_anchor(r)}">{model}</a></td>',

@@ -7,78 +7,50 @@ The runner prints and logs nothing itself: tracking and progress are Optuna call
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .contract import TaskInfo, Windows
-from .errors import MlfError, UsageError, first_line
-from .metrics import evaluate, mase_scale
+from .errors import MlfError, first_line
+from .liveness import WORKER_ATTR, worker_stamp
+from .metrics import evaluate, mase_scale, metric_label
 from .panel import Panel
 from .registry import ModelEntry
-from .space import SearchSpace, build_pruner, build_sampler
+from .space import SearchSpace
 from .split import Split, split_panel
+from .study import StudyConfig, create_study, jsonable
 from .threads import threads_per_trial
 from .windows import inverse_scale, labels, make_windows
 
 if TYPE_CHECKING:
     import optuna
 
-DATA_PARAMS = ("window_size", "scaler")
-"""Keys of a space the core consumes to build windows (they reach the model too)."""
 DEFAULT_WINDOW_SIZE = 14
 DEFAULT_SCALER = "window"
-METRIC_LABELS = {
-    "mape": "MAPE",
-    "smape": "sMAPE",
-    "mae": "MAE",
-    "rmse": "RMSE",
-    "mase": "MASE",
-    "wape": "WAPE",
-    "wmae": "WMAE",
-}
-CONFIG_ATTR = "mlf_config"
-"""Study user attribute holding what the study was created for (checked on resume)."""
-WORKER_ATTR = "mlf_worker"
-"""Trial user attribute naming the host and process that runs it (to reap dead workers)."""
-CONFIG_WAIT_S = 60.0
+__all__ = [
+    "WORKER_ATTR",
+    "FitResult",
+    "Objective",
+    "RefitResult",
+    "StudyConfig",
+    "TrialFailed",
+    "best_params",
+    "build_objective",
+    "fit_and_score",
+    "min_train",
+    "refit_best",
+    "run_study",
+    "score",
+    "task_info",
+]
 
 
 class TrialFailed(MlfError):
     """A trial's model raised or produced non-finite values; the study goes on."""
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """Everything that defines one study of one model on one panel."""
-
-    model: str
-    study_name: str
-    horizon: int
-    space: SearchSpace
-    metric: str = "mape"
-    cv_windows: int = 1
-    storage: str | None = None
-    seed: int = 42
-    device: str = "cpu"
-    n_jobs: int = 1
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Free-form facts to keep with the study (data source, command line...)."""
-
-    def identity(self, fingerprint: str) -> dict[str, Any]:
-        """What must not change when a study is resumed."""
-        return {
-            "model": self.model,
-            "horizon": self.horizon,
-            "metric": self.metric,
-            "cv_windows": self.cv_windows,
-            "data_fingerprint": fingerprint,
-        }
 
 
 @dataclass
@@ -93,31 +65,6 @@ class FitResult:
     windows: Windows
     refit_params: dict[str, Any]
     seconds: float
-
-
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name.upper())
-
-
-def resolve_device(requested: str, entry: ModelEntry) -> str:
-    """``auto`` → cuda, then mps, else cpu; only models that need torch look for a GPU."""
-    requested = requested.lower()
-    if requested not in ("auto", "cpu", "cuda", "mps"):
-        raise UsageError(f"--device {requested!r} is not one of auto, cpu, cuda, mps")
-    if "torch" not in entry.spec.requires or requested == "cpu":
-        return "cpu"
-    import torch
-
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if requested == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
-        raise UsageError(
-            f"--device {requested} was asked for but torch sees no {requested.upper()} "
-            "device here: use --device auto or --device cpu"
-        )
-    return requested
 
 
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
@@ -196,7 +143,7 @@ def fit_and_score(
 
         if isinstance(exc, optuna.TrialPruned):
             raise
-        raise TrialFailed(f"{entry.name} raised {type(exc).__name__}: {first_line(exc)}") from exc
+        raise TrialFailed(f"{entry.name} raised {first_line(exc, typed=True)}") from exc
     seconds = time.perf_counter() - start
     expected = (len(target), horizon)
     if raw.shape != expected:
@@ -246,9 +193,9 @@ class Objective:
         import optuna
 
         self.started.add(trial.number)
-        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        trial.set_user_attr(WORKER_ATTR, worker_stamp())
         params = self.config.space.suggest(trial)
-        trial.set_user_attr("config", _jsonable(params))
+        trial.set_user_attr("config", jsonable(params))
 
         def report(step: int, value: float) -> None:
             value = float(value)
@@ -274,7 +221,7 @@ class Objective:
                         train_metrics=last,
                     )
                 )
-        except (TrialFailed, MlfError) as exc:
+        except MlfError as exc:  # TrialFailed included
             _set_user_attrs(trial, error=str(exc), training_time_s=time.perf_counter() - start)
             raise
         except optuna.TrialPruned:
@@ -286,7 +233,7 @@ class Objective:
             val_metrics=metrics,
             train_metrics=folds[-1].train_metrics,
             training_time_s=sum(f.seconds for f in folds),
-            refit_params=_jsonable(folds[-1].refit_params),
+            refit_params=jsonable(folds[-1].refit_params),
         )
         value = metrics.get(self.config.metric, float("nan"))
         if not math.isfinite(value):
@@ -307,117 +254,9 @@ def _mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}
 
 
-def open_storage(url: str | None):
-    """An Optuna storage for ``url`` (None: in memory); a clear error if it cannot be used."""
-    from .storage import open_storage as _open
-
-    return _open(url)
-
-
-def create_study(config: StudyConfig, panel: Panel):
-    """Create or resume the study named in ``config`` (refusing one made for another task).
-
-    Returns ``(study, created)``; ``created`` is True for exactly one of several workers
-    that start the same new study at once (the storage makes creation atomic).
-    """
-    import optuna
-    from optuna.exceptions import DuplicatedStudyError
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are tracked, not printed
-    storage = open_storage(config.storage)
-    sampler = build_sampler(config.space, seed=config.seed)
-    pruner = build_pruner(config.space)
-    direction = config.space.optimizer.get("direction", "minimize")
-    identity = config.identity(panel.fingerprint())
-    try:
-        study = optuna.create_study(
-            study_name=config.study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction=direction,
-        )
-    except DuplicatedStudyError:
-        study = optuna.load_study(
-            study_name=config.study_name, storage=storage, sampler=sampler, pruner=pruner
-        )
-    else:
-        study.set_user_attr(CONFIG_ATTR, identity)
-        for key, value in config.extra.items():
-            study.set_user_attr(key, _jsonable(value))
-        return study, True
-    stored = wait_for_user_attr(study, CONFIG_ATTR, CONFIG_WAIT_S)
-    if stored is None:
-        study.set_user_attr(CONFIG_ATTR, identity)
-        return study, False
-    changed = [k for k in identity if stored.get(k) != identity[k]]
-    if changed:
-        what = ", ".join(f"{k} {stored.get(k)!r} → {identity[k]!r}" for k in changed)
-        raise UsageError(
-            f"study '{config.study_name}' was created for another task ({what}): "
-            "pass a new --study-name, or the original settings to resume it"
-        )
-    return study, False
-
-
-def wait_for_user_attr(study, key: str, timeout: float) -> Any:
-    """The study's user attribute ``key``, waiting up to ``timeout`` s for another worker to
-    write it (a study that predates the attribute gets None at once if it has trials)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = study.user_attrs.get(key)
-        if value is not None or study.get_trials(deepcopy=False):
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.1)
-
-
-def reap_dead_trials(study) -> list:
-    """Fail the RUNNING trials whose worker process on this host has died (SIGKILL, OOM).
-
-    Returns the trials this call failed; when several workers reap at once the storage lets
-    only one of them fail each trial. Workers on other hosts are left to Optuna's heartbeat
-    (RDB storages).
-    """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    host = socket.gethostname()
-    storage = study._storage  # Optuna exposes no public handle on a study's storage
-    reaped = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get(WORKER_ATTR) or {}
-        if worker.get("host") != host or _pid_alive(worker.get("pid")):
-            continue
-        try:
-            storage.set_trial_user_attr(
-                trial._trial_id, "error", f"worker process {worker.get('pid')} died"
-            )
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                reaped.append(storage.get_trial(trial._trial_id))
-        except UpdateFinishedTrialError:
-            continue
-    return reaped
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:
     """The objective of ``config``'s study; checks the panel is long enough first."""
-    split = split_panel(
-        panel, config.horizon, config.cv_windows, min_train=_min_train(config.space)
-    )
+    split = split_panel(panel, config.horizon, config.cv_windows, min_train=min_train(config.space))
     task = task_info(
         panel, config.horizon, seed=config.seed, device=config.device, n_jobs=config.n_jobs
     )
@@ -451,7 +290,7 @@ def run_study(
         objective,
         n_trials=n_trials,
         timeout=timeout,
-        n_jobs=1,  # parallel trials run in worker processes (cli/workers.py), not threads
+        n_jobs=1,  # parallel trials run in worker processes (workers.py), not threads
         catch=(Exception,),
         callbacks=callbacks,
         gc_after_trial=False,
@@ -459,7 +298,7 @@ def run_study(
     return study
 
 
-def _min_train(space: SearchSpace) -> int:
+def min_train(space: SearchSpace) -> int:
     """Training steps the largest window the space can sample needs (plus one label)."""
     param = space.params.get("window_size")
     if param is not None:
@@ -488,10 +327,8 @@ def best_params(study) -> dict[str, Any]:
 
 def refit_best(entry: ModelEntry, panel: Panel, config: StudyConfig, study) -> RefitResult:
     """Fit the best trial's configuration on train + valid and score it once on test."""
-    from .errors import MlfError as _Err
-
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-        raise _Err(f"no trial of study '{config.study_name}' completed, so nothing to refit")
+        raise MlfError(f"no trial of study '{config.study_name}' completed, so nothing to refit")
     params = best_params(study)
     split = split_panel(panel, config.horizon, config.cv_windows, min_train=1)
     task = task_info(panel, config.horizon, seed=config.seed, device=config.device, n_jobs=1)
@@ -503,13 +340,3 @@ def refit_best(entry: ModelEntry, panel: Panel, config: StudyConfig, study) -> R
         result=result,
         task=task,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

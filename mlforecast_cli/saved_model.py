@@ -63,12 +63,3 @@ class SavedModel:
         if not isinstance(model, cls):
             raise TypeError(f"{folder} does not hold an mlf model")
         return model
-
-    def forecast_scaled(self, panel):
-        """Raw model output for the ``horizon`` steps past the end of every series of ``panel``."""
-        from .data import make_windows
-
-        windows = make_windows(
-            panel, panel.lengths, self.window_size, self.horizon, mode="eval", scaler=self.scaler
-        )
-        return windows, self.forecaster.predict(windows)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 from mlforecast_cli.errors import SpaceError
+from mlforecast_cli.metrics import DEFAULT_METRIC, METRIC_NAMES
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -46,10 +47,9 @@ __all__ = [
     "parse_space",
 ]
 
-METRIC_NAMES = ("mape", "smape", "mae", "rmse", "mase", "wape", "wmae")
 DIRECTIONS = ("minimize", "maximize")
 DEFAULT_OPTIMIZER: dict[str, Any] = {
-    "metric": "mape",
+    "metric": DEFAULT_METRIC,
     "direction": "minimize",
     "sampler": {"type": "TPESampler", "n_startup_trials": 10, "seed": 42},
     "pruner": {"type": "MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 10},

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .contract import ForecasterProtocol, TaskInfo, Windows
+from .contract import Forecaster, ForecasterProtocol, TaskInfo, Windows
 from .errors import MlfError
 from .registry import FAMILIES, ModelEntry, Registry
 
@@ -522,8 +522,9 @@ def check_refit(case: ContractCase, fitted: Any = None) -> None:
         case.valid,
         "validation (after fit without valid)",
     )
-    if getattr(model, "refit_params", None) is None:
-        return
+    method = getattr(model, "refit_params", None)
+    if method is None or getattr(method, "__func__", None) is Forecaster.refit_params:
+        return  # not defined, or Forecaster's own (nothing to refit with)
     if not callable(model.refit_params):
         raise ContractError(f"{case.name}.refit_params must be a method returning a dict")
     if fitted is None:

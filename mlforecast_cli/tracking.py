@@ -12,40 +12,41 @@ import json
 import math
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .child_runs import (
     PARENT_TAG,
-    ChildRunSender,
+    ChildRunSink,
     ChildRunWriter,
+    InlineChildRuns,
     create_child,
-    metric_key,
     param_text,
     write_trial,
 )
 from .errors import MlfError, UsageError, first_line
+from .liveness import WORKER_ATTR, pid_alive, wait_for_user_attr
+from .metrics import mlflow_key
+from .mlflow_store import connect, quiet_mlflow_logs, use_wal_for_sqlite
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
 
-def quiet_mlflow_logs() -> None:
-    """Keep MLflow's and Alembic's INFO lines (store creation, migrations) off the terminal."""
-    import logging
-
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def count_key(state: str) -> str:
+    """The parent run's MLflow metric holding how many trials ended in ``state``."""
+    return f"n_trials_{state}"
 
 
 class MlflowTracker:
     """Logs each finished trial as a nested MLflow run; call :meth:`close` at the end.
 
-    A ``worker`` (a process that shares another one's study) connects to nothing itself: it
-    takes the parent run from the study and sends its trials to the writer of the command that
-    started it (``writer_fd``), or to a writer of its own. ``workers`` is how many worker
-    processes this command will start (each gets a pipe to its writer: :meth:`worker_pipe`).
+    Finished trials go to a :class:`~mlforecast_cli.child_runs.ChildRunSink`: by default a
+    writer process (:class:`~mlforecast_cli.child_runs.ChildRunWriter`, with a pipe for each of
+    the ``workers`` processes this command will start: :meth:`worker_pipe`); ``sink="inline"``
+    writes in this process. A ``worker`` (a process that shares another one's study) connects
+    to nothing itself: it takes the parent run from the study and hands its trials to ``sink``
+    (its end of the command's writer, or an inline sink of its own).
     """
 
     def __init__(
@@ -55,7 +56,7 @@ class MlflowTracker:
         tracking_uri: str | None = None,
         metric: str = "mape",
         worker: bool = False,
-        writer_fd: int | None = None,
+        sink: ChildRunSink | str = "process",
         workers: int = 0,
     ) -> None:
         self.metric = metric
@@ -88,10 +89,14 @@ class MlflowTracker:
         self.study = None
         self.parent_run_id: str | None = None
         self._logged: set[int] = set()
-        # started now, the writer imports MLflow while the study is being opened
-        self._writer = (
-            ChildRunSender(writer_fd) if writer_fd is not None else ChildRunWriter(workers)
-        )
+        # started now, a writer process imports MLflow while the study is being opened
+        if sink == "process":
+            sink = ChildRunWriter(workers)
+        elif sink == "inline":
+            sink = InlineChildRuns()
+        elif isinstance(sink, str):
+            raise UsageError(f"child runs sink {sink!r} is not one of process, inline")
+        self._writer = sink
         self.closed = False
 
     def start(
@@ -116,8 +121,6 @@ class MlflowTracker:
             int(t.number) for t in study.get_trials(deepcopy=False) if t.state.is_finished()
         } - {t.number for t in pending}
         if not created and not study.user_attrs.get(PARENT_ATTR):
-            from .runner import wait_for_user_attr
-
             wait_for_user_attr(study, PARENT_ATTR, parent_wait_s)
         if self.worker:
             parent = study.user_attrs.get(PARENT_ATTR)
@@ -192,8 +195,6 @@ class MlflowTracker:
         Only trials whose worker process on this host is gone are touched (a live worker may
         be writing its runs right now). Returns how many trials were repaired.
         """
-        from .runner import WORKER_ATTR, _pid_alive
-
         children = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
@@ -207,7 +208,7 @@ class MlflowTracker:
             if not trial.state.is_finished() or worker.get("host") != host:
                 continue
             run = runs.get(trial.number)
-            if (run is not None and run.info.status != "RUNNING") or _pid_alive(worker.get("pid")):
+            if (run is not None and run.info.status != "RUNNING") or pid_alive(worker.get("pid")):
                 continue
             if run is None:
                 self._logged.discard(trial.number)
@@ -258,39 +259,31 @@ class MlflowTracker:
         best_value: float | None,
         test_metrics: Mapping[str, float] | None = None,
         train_metrics: Mapping[str, float] | None = None,
-        model_dir: Path | None = None,
         counts: Mapping[str, int] | None = None,
-        model_panel=None,
-        model_requirements: Sequence[str] = (),
     ) -> None:
-        """Write the best result (after refit also test metrics and the model) on the parent.
-
-        ``model_dir`` (a saved :class:`~mlforecast_cli.saved_model.SavedModel`) is logged as an
-        MLflow pyfunc model (see :meth:`log_model`); ``model_panel`` gives its input example.
-        """
+        """Write the best result (after refit also its test metrics) on the parent run; the
+        model itself is logged by :meth:`log_model`."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         metrics = []
         tags = []
         if best_value is not None and math.isfinite(best_value):
-            metrics.append(Metric(metric_key("best_val", self.metric), best_value, now, 0))
+            metrics.append(Metric(mlflow_key("best_val", self.metric), best_value, now, 0))
         for name, value in (test_metrics or {}).items():
             if math.isfinite(value):
-                metrics.append(Metric(metric_key("test", name), value, now, 0))
+                metrics.append(Metric(mlflow_key("test", name), value, now, 0))
         for name, value in (train_metrics or {}).items():
             if math.isfinite(value):
-                metrics.append(Metric(metric_key("refit_train", name), value, now, 0))
+                metrics.append(Metric(mlflow_key("refit_train", name), value, now, 0))
         for name, value in (counts or {}).items():
-            metrics.append(Metric(f"n_trials_{name}", float(value), now, 0))
+            metrics.append(Metric(count_key(name), float(value), now, 0))
         if best_params is not None:
             tags.append(RunTag("mlf.best_params", json.dumps(best_params, default=str)[:5000]))
             tags.extend(RunTag(f"best.{k}", param_text(v)) for k, v in best_params.items())
         self.client.log_batch(self.parent_run_id, metrics=metrics, tags=tags)
         if best_params is not None:
             self.client.log_dict(self.parent_run_id, dict(best_params), "best_params.json")
-        if model_dir is not None:
-            self.log_model(model_dir, panel=model_panel, requirements=model_requirements)
 
     def log_model(self, model_dir: Path, *, panel=None, requirements: Sequence[str] = ()) -> str:
         """Log a saved model folder as the pyfunc model ``model`` of the parent run, tag the run
@@ -322,50 +315,6 @@ class MlflowTracker:
         self._writer.close()
         if self.client is not None and self.parent_run_id and status is not None:
             self.client.set_terminated(self.parent_run_id, status)
-
-
-MIGRATION_RACE = ("duplicate column", "already exists", "duplicate key", "alembic_version")
-
-
-def connect(tracking_uri: str, attempts: int = 5):
-    """An ``MlflowClient`` on ``tracking_uri``, safe when several processes open the same new
-    store at once: MLflow creates its tables on first use, and two commands started together
-    on a fresh SQLite file raced to migrate it ("duplicate column: step"). Local SQLite opens
-    are serialised with a lock file; a race on a database server is retried."""
-    from mlflow.tracking import MlflowClient
-
-    with _sqlite_open_lock(tracking_uri):
-        for attempt in range(attempts):
-            try:
-                return MlflowClient(tracking_uri)
-            except Exception as exc:
-                if not any(s in str(exc) for s in MIGRATION_RACE) or attempt == attempts - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-@contextmanager
-def _sqlite_open_lock(tracking_uri: str) -> Iterator[None]:
-    """An exclusive ``flock`` per SQLite file (in the temp folder) while it is opened."""
-    if not tracking_uri.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-    import hashlib
-    import os
-    import tempfile
-
-    path = os.path.abspath(tracking_uri[len("sqlite:///") :])
-    name = hashlib.sha1(path.encode()).hexdigest()[:16]
-    fd = os.open(
-        os.path.join(tempfile.gettempdir(), f"mlf-mlflow-{name}.lock"), os.O_RDWR | os.O_CREAT
-    )
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def experiment_id(client, name: str, uri: str) -> str:
@@ -410,32 +359,3 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-_WAL_INSTALLED = False
-
-
-def use_wal_for_sqlite() -> None:
-    """Open SQLite databases in WAL mode with ``synchronous=NORMAL``.
-
-    In its default mode SQLite syncs the disk several times per commit (about 100 ms per
-    child run here); WAL commits without a sync and still never corrupts the file, and a
-    killed process loses nothing. Applies to every SQLite connection SQLAlchemy opens.
-    """
-    global _WAL_INSTALLED
-    if _WAL_INSTALLED:
-        return
-    import sqlite3
-
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    @event.listens_for(Engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
-        if isinstance(dbapi_connection, sqlite3.Connection):
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-    _WAL_INSTALLED = True

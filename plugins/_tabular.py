@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mlforecast_cli import Forecaster, ReportFn, Windows
+from mlforecast_cli.baseline import seasonal_naive
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,12 +49,8 @@ TREND_STEPS = 4
 # --------------------------------------------------------------------------- units
 
 
-def baseline(windows: Windows) -> np.ndarray:
-    """(n, h) seasonal naive forecast: one season back where known, else the last value."""
-    import numpy as np
-
-    last = np.broadcast_to(windows.x[:, -1:], windows.seasonal.shape)
-    return np.where(np.isfinite(windows.seasonal), windows.seasonal, last)
+baseline = seasonal_naive
+"""(n, h) seasonal naive forecast: one season back where known, else the last value."""
 
 
 def relative_view(windows: Windows, level: str = "median") -> Windows:

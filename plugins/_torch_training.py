@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from mlforecast_cli import TaskInfo, Windows
+from mlforecast_cli.baseline import seasonal_naive
 
 DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-3,
@@ -160,11 +161,8 @@ def step_features(windows: Windows, stats: tuple[np.ndarray, np.ndarray]) -> np.
     return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=-1)
 
 
-def base_values(windows: Windows) -> np.ndarray:
-    """(n, h) the seasonal value where known, else the last value of the window (scaled)."""
-    seasonal = np.asarray(windows.seasonal, dtype=np.float64)
-    last = np.broadcast_to(np.asarray(windows.x, dtype=np.float64)[:, -1:], seasonal.shape)
-    return np.where(np.isfinite(seasonal), seasonal, last)
+base_values = seasonal_naive
+"""(n, h) the seasonal value where known, else the last value of the window (scaled)."""
 
 
 def build_inputs(

@@ -7,6 +7,7 @@ falls back to the last observed value (the naive forecast).
 from __future__ import annotations
 
 from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+from mlforecast_cli.baseline import seasonal_naive
 
 
 class SeasonalNaive(Forecaster):
@@ -16,10 +17,7 @@ class SeasonalNaive(Forecaster):
         return self
 
     def predict(self, windows):
-        import numpy as np
-
-        last = np.broadcast_to(windows.x[:, -1:], windows.seasonal.shape)
-        return np.where(np.isfinite(windows.seasonal), windows.seasonal, last)
+        return seasonal_naive(windows)
 
 
 @hookimpl

@@ -31,6 +31,15 @@ def _isolated(tmp_path, monkeypatch):
     set_registry(None)
 
 
+@pytest.fixture(autouse=True)
+def _fast_optimize(request, monkeypatch):
+    """`mlf optimize` in tests writes child runs in-process (no writer process to start, and
+    its MLflow import) and draws no plots, unless the test is marked ``full_optimize``."""
+    if request.node.get_closest_marker("full_optimize") is None:
+        monkeypatch.setenv("MLF_CHILD_RUNS", "inline")
+        monkeypatch.setenv("MLF_PLOTS", "0")
+
+
 @pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory) -> Path:
     """An empty MLflow SQLite store, created once (its migrations take seconds)."""

@@ -42,6 +42,8 @@ PLUGIN = textwrap.dedent(
                            space=SPACE))
     """
 )
+pytestmark = [pytest.mark.slow, pytest.mark.full_optimize]
+
 SPACE = "params:\n  x: {type: float, low: 0.0, high: 0.1}\nfixed: {delay: DELAY, window_size: 4}\n"
 STUDY = "slow-walmart-h13-mape"
 

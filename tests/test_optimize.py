@@ -37,6 +37,7 @@ def study_trials(name: str):
     return study.get_trials(deepcopy=False)
 
 
+@pytest.mark.full_optimize  # the writer process and the plots, as a user runs it
 def test_seasonal_naive_three_trials_tracked_in_mlflow(cli, mlflow_uri):
     result = cli("optimize", "seasonal_naive", "--trials", "3", "--quiet")
     assert result.code == 0, result
@@ -286,3 +287,74 @@ def test_same_seed_same_best(cli, registry, mlflow_uri, tmp_path, monkeypatch):
         [model] = json.loads(result.out)["models"]
         results.append((model["best_value"], model["best_params"], model["test_metrics"]))
     assert results[0] == results[1]
+
+
+MEET_PLUGIN = textwrap.dedent(
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+
+    HERE = Path(__file__).parent
+
+
+    class Meet(Forecaster):
+        # every fit waits (up to 60 s) until two processes have started one
+        def fit(self, train, valid=None, report=None):
+            (HERE / f"pid-{os.getpid()}").touch()
+            deadline = time.monotonic() + 60
+            while len(list(HERE.glob("pid-*"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return self
+
+        def predict(self, windows):
+            return np.repeat(windows.x[:, -1:], windows.horizon, axis=1) * (1 + self.params["x"])
+
+
+    @hookimpl
+    def register_models(register):
+        register(ModelSpec(name="meet", summary="meets a second process", factory=Meet,
+                           space=str(HERE / "meet.yaml")))
+    """
+)
+
+
+def test_plugins_dir_flag_reaches_the_worker_processes(tmp_path, mlflow_uri):
+    """`mlf --plugins-dir D optimize M --n-jobs 2`: the worker process loads D's plugins too
+    (from the flag: MLF_PLUGINS_DIR is not set) and runs trials that reach MLflow."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "meet_plugin.py").write_text(MEET_PLUGIN)
+    (folder / "meet.yaml").write_text(
+        "params:\n  x: {type: float, low: 0.0, high: 0.1}\nfixed: {window_size: 4}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLF_PLUGINS_DIR"}
+    args = ["--plugins-dir", str(folder), "optimize", "meet", "--quiet", "--trials", "4"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mlforecast_cli", *args, "--n-jobs", "2"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    trials = study_trials("meet-walmart-h13-mape")
+    assert sorted(t.number for t in trials) == list(range(4))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.user_attrs["mlf_worker"]["pid"] for t in trials}) == 2
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("walmart_sales_forecasting")
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`mlf.role` = 'trial'"
+    )
+    assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(4))

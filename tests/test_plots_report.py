@@ -245,6 +245,7 @@ def test_report_is_one_self_contained_page(cli, studied, tmp_path):
     assert oct((tmp_path / "report.html").stat().st_mode & 0o777) != "0o600"
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_report_opens_in_headless_chromium_without_errors(cli, studied, tmp_path):
     assert cli("report", "--output", "report.html").code == 0
@@ -259,6 +260,7 @@ def test_report_opens_in_headless_chromium_without_errors(cli, studied, tmp_path
     assert "seasonal_naive: study seasonal_naive-walmart-h13-mape" in page["text"]
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_chromium_check_sees_errors(tmp_path):
     """The harness is not blind: a script error, console.error and a missing image count."""

@@ -74,6 +74,8 @@ def _optimize(tmp_path_factory, template: Path, name: str, args, plugins=()) -> 
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("MLF_HOME", str(root / ".mlf"))
+        mp.setenv("MLF_CHILD_RUNS", "inline")  # as the tests' _fast_optimize fixture
+        mp.setenv("MLF_PLOTS", "0")
         registry = Registry()
         for plugin, plugin_name in plugins:
             registry.add_plugin(plugin, name=plugin_name)
@@ -207,6 +209,7 @@ def test_predict_writes_13_weeks_per_walmart_series(cli, naive, use, tmp_path):
         np.testing.assert_allclose(part["forecast"], want)
 
 
+@pytest.mark.slow  # the MLflow CLI in a subprocess
 def test_mlflow_models_predict_and_pyfunc_give_the_mlf_predict_numbers(cli, naive, use, tmp_path):
     use(naive)
     out = tmp_path / "f.csv"
@@ -404,6 +407,7 @@ def test_future_feature_rows_drive_the_forecast(cli, featured, use, tmp_path):
     np.testing.assert_allclose(loaded["forecast"], forecast["forecast"], rtol=1e-12)
 
 
+@pytest.mark.slow  # the MLflow CLI in a subprocess
 def test_mlflow_models_predict_with_json_params_and_future_rows(cli, featured, use, tmp_path):
     use(featured)
     frame = _future(_sales(), 2, 1)  # 2 of the 4 weeks known: fill the rest one season back

@@ -9,7 +9,11 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def _run(*cmd, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -11,9 +11,14 @@ import typer
 
 from ..errors import MlfError, first_line
 from .datasets import datasets
+from .invocation import record
+from .leaderboard import leaderboard
 from .models import list_models, show_space
+from .optimize import optimize
 from .output import error_line
 from .plugins import plugins
+from .predict import predict
+from .report import report
 
 app = typer.Typer(
     name="mlf",
@@ -63,28 +68,10 @@ app.command("list-models")(list_models)
 app.command("show-space")(show_space)
 app.command("datasets")(datasets)
 app.command("plugins")(plugins)
-
-
-def _add_lazy_commands() -> None:
-    """Commands whose modules exist only once their feature lands."""
-    import importlib
-
-    for module_name, command, function in (
-        ("optimize", "optimize", "optimize"),
-        ("leaderboard", "leaderboard", "leaderboard"),
-        ("predict", "predict", "predict"),
-        ("report", "report", "report"),
-    ):
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{module_name}":
-                raise
-            continue
-        app.command(command)(getattr(module, function))
-
-
-_add_lazy_commands()
+app.command("optimize")(optimize)
+app.command("leaderboard")(leaderboard)
+app.command("predict")(predict)
+app.command("report")(report)
 
 
 def _click_exception_type() -> type[Exception]:
@@ -92,18 +79,10 @@ def _click_exception_type() -> type[Exception]:
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-_invocation: list[str] = []
-
-
-def invocation() -> list[str]:
-    """The arguments of the running ``mlf`` command (to record how to rerun it)."""
-    return list(_invocation)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
-    _invocation[:] = args
+    record(args)
     debug = "--debug" in args or os.environ.get("MLF_DEBUG", "") not in ("", "0")
     click_exception = _click_exception_type()
     try:
@@ -128,9 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        first = first_line(exc)
         error_line(
-            f"unexpected {type(exc).__name__}: {first} "
+            f"unexpected {first_line(exc, typed=True)} "
             "(rerun with --debug for the traceback and report it)"
         )
         code = 1

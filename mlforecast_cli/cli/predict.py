@@ -86,19 +86,29 @@ def predict(
     import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
+    from ..study_runs import find_study_run
+
     run = find_study_run(
         uri, experiment, model=model, study_name=study_name, run_id=run_id, metric=metric
     )
     saved = _load(run, uri)
     frame, source = _data(run, saved, dataset, data)
 
-    from ..forecast import FORECAST, forecast_frame
+    from ..forecast import forecast_frame
 
     result = forecast_frame(
         saved, frame, horizon=horizon, fill_features=fill_features, source=source
     )
     if output is not None:
         _write(result, output, writer)
+    _show(result, saved, run, experiment, source, output, json_output)
+
+
+def _show(result, saved: SavedModel, run, experiment: str, source: str, output, json_output):
+    """Print the forecast (a table), what was written, or the --json document."""
+    from ..forecast import FORECAST
+    from ..study_runs import model_uri
+
     n_series = result.drop(columns=[saved.columns["time"], FORECAST]).drop_duplicates().shape[0]
     steps = len(result) // max(n_series, 1)
     if json_output:
@@ -107,7 +117,7 @@ def predict(
                 "model": saved.model_name,
                 "study_name": saved.study_name,
                 "run_id": run.info.run_id,
-                "model_uri": _model_uri(run),
+                "model_uri": model_uri(run),
                 "experiment": experiment,
                 "data": source,
                 "horizon": steps,
@@ -135,139 +145,11 @@ def predict(
     print_table(rows, list(result.columns))
 
 
-# --------------------------------------------------------------------------- finding the run
-
-
-def find_study_run(
-    tracking_uri: str,
-    experiment: str,
-    *,
-    model: str | None = None,
-    study_name: str | None = None,
-    run_id: str | None = None,
-    metric: str | None = None,
-):
-    """The parent run of the study whose model to use (an ``mlflow.entities.Run``).
-
-    ``run_id``: that run; ``study_name``: that study's run in ``experiment``; ``model``: its
-    study with the best validation metric; nothing: the top of the leaderboard.
-    """
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    if run_id:
-        try:
-            run = client.get_run(run_id)
-        except MlflowException:
-            raise UsageError(
-                f"no MLflow run with id {run_id!r} in {tracking_uri}; copy the run id from "
-                "'mlf leaderboard' (or pass --tracking-uri)"
-            ) from None
-        if run.data.tags.get("mlf.role") != "study":
-            raise UsageError(
-                f"run {run_id} is not the run of an mlf study (it has no tag mlf.role=study); "
-                "pass the run id shown by 'mlf leaderboard'"
-            )
-        if model and run.data.params.get("model") != model:
-            raise UsageError(
-                f"run {run_id} is a study of model '{run.data.params.get('model')}', not "
-                f"'{model}'; drop MODEL or --run-id"
-            )
-        return run
-    from ..tracking import experiment_id
-
-    runs = client.search_runs(
-        [experiment_id(client, experiment, tracking_uri)],
-        filter_string="tags.`mlf.role` = 'study'",
-        max_results=5000,
-        order_by=["attributes.start_time DESC"],
-    )
-    if study_name:
-        match = [r for r in runs if r.data.tags.get("mlf.study") == study_name]
-        if model:
-            match = [r for r in match if r.data.params.get("model") == model]
-        if not match:
-            names = sorted({r.data.tags.get("mlf.study", "?") for r in runs})
-            raise UsageError(
-                f"no study named '{study_name}'{f' of model {model!r}' if model else ''} in "
-                f"experiment '{experiment}' (studies: {_few(names)}); check --study-name or "
-                "--experiment"
-            )
-        return match[0]
-    with_model = [r for r in runs if _model_uri(r)]
-    if model:
-        mine = [r for r in with_model if r.data.params.get("model") == model]
-        if not mine:
-            models = sorted({r.data.params.get("model", "?") for r in with_model})
-            raise UsageError(
-                f"no study of model '{model}' with a refit model in experiment '{experiment}' "
-                f"(models there: {_few(models)}); run 'mlf optimize {model}' first, or pass "
-                "--experiment"
-            )
-        return _best_by_validation(mine, metric)
-    if not with_model:
-        raise UsageError(
-            f"no study with a refit model in experiment '{experiment}'; run 'mlf optimize' "
-            "first, or pass --experiment"
-        )
-    from .leaderboard import leaderboard_rows
-
-    metric = metric or _common_metric(with_model)
-    rows = [r for r in leaderboard_rows(experiment, metric, tracking_uri) if r.get("run_id")]
-    ids = {r.info.run_id: r for r in with_model}
-    for row in rows:
-        if row["run_id"] in ids:
-            return ids[row["run_id"]]
-    return _best_by_validation(with_model, metric)
-
-
-def _best_by_validation(runs: list, metric: str | None):
-    from ..runner import metric_label
-
-    metric = metric or _common_metric(runs)
-    scored = []
-    for r in runs:
-        if r.data.params.get("metric", metric) != metric:
-            continue
-        value = r.data.metrics.get(f"best_val_{metric_label(metric)}")
-        if value is not None:
-            scored.append((value, -r.info.start_time, r))
-    if not scored:
-        raise UsageError(
-            f"no study with a validation {metric_label(metric)} among "
-            f"{', '.join(sorted({r.data.tags.get('mlf.study', '?') for r in runs}))}; "
-            "pass --metric or --study-name"
-        )
-    return min(scored, key=lambda item: item[:2])[2]
-
-
-def _common_metric(runs: list) -> str:
-    """The metric of the most recent study (runs are newest first)."""
-    for r in runs:
-        if r.data.params.get("metric"):
-            return r.data.params["metric"]
-    return "mape"
-
-
-def _few(names: list[str], limit: int = 8) -> str:
-    if not names:
-        return "none"
-    return ", ".join(names[:limit]) + (
-        f" and {len(names) - limit} more" if len(names) > limit else ""
-    )
-
-
-def _model_uri(run) -> str | None:
-    from ..pyfunc import MODEL_URI_TAG
-
-    return run.data.tags.get(MODEL_URI_TAG)
-
-
 def _load(run, tracking_uri: str) -> SavedModel:
     from ..pyfunc import MODEL_NAME, load_saved_model
+    from ..study_runs import model_uri
 
-    uri = _model_uri(run) or f"runs:/{run.info.run_id}/{MODEL_NAME}"
+    uri = model_uri(run) or f"runs:/{run.info.run_id}/{MODEL_NAME}"
     study = run.data.tags.get("mlf.study", run.info.run_name)
     try:
         return load_saved_model(uri, tracking_uri)
@@ -338,12 +220,10 @@ def _write(frame: pd.DataFrame, output: Path, writer: str) -> None:
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:
-    import pandas as pd
+    from ..frequency import format_times
 
     time_col = saved.columns["time"]
     out = frame.copy()
-    stamps = pd.DatetimeIndex(out[time_col])
-    whole_days = bool((stamps == stamps.normalize()).all())
-    out[time_col] = stamps.strftime("%Y-%m-%d" if whole_days else "%Y-%m-%dT%H:%M:%S")
+    out[time_col] = format_times(out[time_col], sep="T")
     records = out.to_dict(orient="records")
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in records]

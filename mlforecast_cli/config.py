@@ -1,0 +1,172 @@
+"""What one `mlf optimize` run is asked to do: :class:`OptimizeConfig`, built once from the
+flags and checked when it is made, and the per-model :class:`~mlforecast_cli.study.StudyConfig`
+planned from it before anything is written."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+from .metrics import check_metric
+
+if TYPE_CHECKING:
+    from .panel import Panel
+    from .registry import ModelEntry, Registry
+    from .study import StudyConfig
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+CHILD_RUNS = ("process", "inline")
+CHILD_RUNS_ENV = "MLF_CHILD_RUNS"
+"""``inline``: write MLflow child runs in the trial's process instead of a writer process."""
+PLOTS_ENV = "MLF_PLOTS"
+"""``0``: draw and log no study plots (tests that do not look at them)."""
+
+
+def _child_runs_default() -> str:
+    return os.environ.get(CHILD_RUNS_ENV) or "process"
+
+
+def _plots_default() -> bool:
+    return os.environ.get(PLOTS_ENV, "1") != "0"
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """The settings of one `mlf optimize` run (every model shares them); checked when made."""
+
+    horizon: int
+    data_name: str
+    """Dataset name or data file stem (part of the default study name)."""
+    experiment: str
+    trials: int = 20
+    timeout: float | None = None
+    metric: str | None = None
+    """None: each model's space says (``optimizer.metric``)."""
+    cv_windows: int = 1
+    space_file: Path | None = None
+    assignments: tuple[str, ...] = ()
+    study_name: str | None = None
+    storage: str | None = None
+    n_jobs: int = 1
+    seed: int = 42
+    tracking_uri: str | None = None
+    device: str = "auto"
+    plots_dir: Path | None = None
+    """Also copy each study's plots to ``plots_dir/<study name>/``."""
+    command: str = ""
+    """The command line, recorded on each parent run (``mlf.command``)."""
+    child_runs: str = field(default_factory=_child_runs_default)
+    """``process`` (a writer process) or ``inline``; default from ``MLF_CHILD_RUNS``."""
+    draw_plots: bool = field(default_factory=_plots_default)
+    """Draw and log the study plots; ``MLF_PLOTS=0`` turns them off."""
+
+    def __post_init__(self) -> None:
+        for flag, value, low in (
+            ("--trials", self.trials, 1),
+            ("--n-jobs", self.n_jobs, 1),
+            ("--cv-windows", self.cv_windows, 1),
+            ("--horizon", self.horizon, 1),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise UsageError(f"{flag} {value!r} must be a whole number of at least {low}")
+        if self.timeout is not None and self.timeout < 0:
+            raise UsageError(f"--timeout {self.timeout} must not be negative")
+        if self.metric is not None:
+            check_metric(self.metric)
+        if self.device.lower() not in DEVICES:
+            raise UsageError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.child_runs not in CHILD_RUNS:
+            raise UsageError(
+                f"{CHILD_RUNS_ENV}={self.child_runs!r} is not one of {', '.join(CHILD_RUNS)}"
+            )
+        object.__setattr__(self, "assignments", tuple(self.assignments))
+
+
+def select_models(registry: Registry, names: Sequence[str] | None) -> list[ModelEntry]:
+    """The models to search: ``names`` (each ready, with a valid space), or every ready one."""
+    if not names:
+        entries = [e for e in registry.models.values() if e.ready]
+        if not entries:
+            raise UsageError("no model is ready: run 'mlf list-models' to see what is missing")
+        return entries
+    entries = [registry.get(name) for name in dict.fromkeys(names)]
+    for entry in entries:
+        if entry.missing():
+            raise UsageError(
+                f"model '{entry.name}' needs {', '.join(entry.missing())}: {entry.install_hint()}"
+            )
+        if entry.space_error:
+            raise UsageError(f"model '{entry.name}' has an invalid space: {entry.space_error}")
+    return entries
+
+
+def plan_study(
+    entry: ModelEntry, config: OptimizeConfig, panel: Panel, *, several: bool = False
+) -> StudyConfig:
+    """Validate everything about one model's study before anything is written: its space
+    (with ``--space``/``--set``/``--metric``), sampler, pruner, split, name and device."""
+    from . import __version__
+    from .runner import min_train
+    from .space import build_pruner, build_sampler, load_space
+    from .split import split_panel
+    from .study import StudyConfig
+
+    space = load_space(config.space_file) if config.space_file else entry.load_space()
+    if config.assignments:
+        space = space.override(list(config.assignments))
+    if config.metric is not None:
+        space = space.override([f"optimizer.metric={config.metric}"])
+    build_sampler(space, seed=config.seed)
+    build_pruner(space)
+    metric = space.metric
+    if metric == "wmae" and panel.weights is None:
+        raise UsageError("--metric wmae needs a weight column: the data has none; use mae")
+    split_panel(panel, config.horizon, config.cv_windows, min_train=min_train(space))
+    name = config.study_name or f"{entry.name}-{config.data_name}-h{config.horizon}-{metric}"
+    if config.study_name and several:
+        name = f"{config.study_name}-{entry.name}"
+    if config.cv_windows > 1 and not config.study_name:
+        name += f"-cv{config.cv_windows}"
+    return StudyConfig(
+        model=entry.name,
+        study_name=name,
+        horizon=config.horizon,
+        space=space,
+        metric=metric,
+        cv_windows=config.cv_windows,
+        storage=config.storage,
+        seed=config.seed,
+        device=resolve_device(config.device, entry),
+        n_jobs=config.n_jobs,
+        extra={
+            "data": config.data_name,
+            "plugin": entry.plugin.name,
+            "plugin_version": entry.plugin.version,
+            "mlf_version": __version__,
+        },
+    )
+
+
+def resolve_device(requested: str, entry: ModelEntry) -> str:
+    """``auto`` → cuda, then mps, else cpu; only models that need torch look for a GPU."""
+    requested = requested.lower()
+    if requested not in DEVICES:
+        raise UsageError(f"--device {requested!r} is not one of {', '.join(DEVICES)}")
+    if "torch" not in entry.spec.requires or requested == "cpu":
+        return "cpu"
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
+        raise UsageError(
+            f"--device {requested} was asked for but torch sees no {requested.upper()} "
+            "device here: use --device auto or --device cpu"
+        )
+    return requested

@@ -1,0 +1,122 @@
+"""One Optuna study of one model on one panel: what defines it, and creating or resuming it.
+
+A study remembers what it was created for (:data:`CONFIG_ATTR`); resuming it for another
+task (model, horizon, metric, folds or data) is refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+from .liveness import wait_for_user_attr
+from .space import SearchSpace, build_pruner, build_sampler
+from .storage import open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .panel import Panel
+
+CONFIG_ATTR = "mlf_config"
+"""Study user attribute holding what the study was created for (checked on resume)."""
+CONFIG_WAIT_S = 60.0
+TRIAL_STATES = ("complete", "pruned", "fail")
+"""The finished states a study's trials are counted in (Optuna's names, lower case)."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that defines one study of one model on one panel."""
+
+    model: str
+    study_name: str
+    horizon: int
+    space: SearchSpace
+    metric: str = "mape"
+    cv_windows: int = 1
+    storage: str | None = None
+    seed: int = 42
+    device: str = "cpu"
+    n_jobs: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form facts to keep with the study (data source, command line...)."""
+
+    def identity(self, fingerprint: str) -> dict[str, Any]:
+        """What must not change when a study is resumed."""
+        return {
+            "model": self.model,
+            "horizon": self.horizon,
+            "metric": self.metric,
+            "cv_windows": self.cv_windows,
+            "data_fingerprint": fingerprint,
+        }
+
+
+def create_study(config: StudyConfig, panel: Panel) -> tuple[optuna.Study, bool]:
+    """Create or resume the study named in ``config`` (refusing one made for another task).
+
+    Returns ``(study, created)``; ``created`` is True for exactly one of several workers
+    that start the same new study at once (the storage makes creation atomic).
+    """
+    import optuna
+    from optuna.exceptions import DuplicatedStudyError
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are tracked, not printed
+    storage = open_storage(config.storage)
+    sampler = build_sampler(config.space, seed=config.seed)
+    pruner = build_pruner(config.space)
+    direction = config.space.optimizer.get("direction", "minimize")
+    identity = config.identity(panel.fingerprint())
+    try:
+        study = optuna.create_study(
+            study_name=config.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=direction,
+        )
+    except DuplicatedStudyError:
+        study = optuna.load_study(
+            study_name=config.study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
+    else:
+        study.set_user_attr(CONFIG_ATTR, identity)
+        for key, value in config.extra.items():
+            study.set_user_attr(key, jsonable(value))
+        return study, True
+    stored = wait_for_user_attr(study, CONFIG_ATTR, CONFIG_WAIT_S)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, identity)
+        return study, False
+    changed = [k for k in identity if stored.get(k) != identity[k]]
+    if changed:
+        what = ", ".join(f"{k} {stored.get(k)!r} → {identity[k]!r}" for k in changed)
+        raise UsageError(
+            f"study '{config.study_name}' was created for another task ({what}): "
+            "pass a new --study-name, or the original settings to resume it"
+        )
+    return study, False
+
+
+def state_counts(study) -> dict[str, int]:
+    """How many of the study's trials are complete, pruned and failed."""
+    counts = dict.fromkeys(TRIAL_STATES, 0)
+    for trial in study.get_trials(deepcopy=False):
+        key = trial.state.name.lower()
+        if key in counts:
+            counts[key] += 1
+    return counts
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars made plain and tuples made lists (Optuna stores JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return value.item()
+    return value
