@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
+from ..metrics import DEFAULT_METRIC, METRIC_NAMES
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -56,7 +57,7 @@ def optimize(
     ] = None,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="mape|smape|mae|rmse|mase|wape|wmae (default mape)."),
+        typer.Option("--metric", help=f"{'|'.join(METRIC_NAMES)} (default {DEFAULT_METRIC})."),
     ] = None,
     cv_windows: Annotated[
         int, typer.Option("--cv-windows", min=1, help="Rolling validation windows.")
