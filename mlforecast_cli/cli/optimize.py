@@ -269,7 +269,7 @@ def _plan(
 ):
     """Validate everything about one model's study before anything is written."""
     from ..data import split_panel
-    from ..runner import StudyConfig, _min_train, resolve_device
+    from ..runner import StudyConfig, min_train, resolve_device
     from ..space import build_pruner, build_sampler, load_space
 
     space = load_space(space_file) if space_file else entry.load_space()
@@ -282,7 +282,7 @@ def _plan(
     metric = space.metric
     if metric == "wmae" and choice.panel.weights is None:
         raise UsageError("--metric wmae needs a weight column: the data has none; use mae")
-    split_panel(choice.panel, horizon, cv_windows, min_train=_min_train(space))
+    split_panel(choice.panel, horizon, cv_windows, min_train=min_train(entry, space))
     name = study_name or f"{entry.name}-{choice.name}-h{horizon}-{metric}"
     if study_name and several:
         name = f"{study_name}-{entry.name}"
@@ -329,6 +329,7 @@ def _run_one(
         build_objective,
         create_study,
         metric_label,
+        planned_trials,
         reap_dead_trials,
         refit_best,
         run_study,
@@ -339,6 +340,7 @@ def _run_one(
     started = time.perf_counter()
     objective = build_objective(entry, choice.panel, config)
     study, created = create_study(config, choice.panel)
+    trials = planned_trials(config.space, study, trials)
     panel = choice.panel
     reaped = reap_dead_trials(study)
     tracker.start(
@@ -505,6 +507,7 @@ def _save_model(entry, config, choice: DataChoice, refit, folder: Path) -> Path:
         window_size=int(refit.params.get("window_size", DEFAULT_WINDOW_SIZE)),
         scaler=str(refit.params.get("scaler", DEFAULT_SCALER)),
         forecaster=refit.result.model,
+        input=entry.spec.input,
         study_name=config.study_name,
         data_fingerprint=panel.fingerprint(),
         test_metrics=refit.test_metrics,
