@@ -32,7 +32,7 @@ def make_histories(panel: Panel, end: np.ndarray, horizon: int) -> Histories:
     offsets = np.concatenate([[0], np.cumsum(end)])
     values = np.concatenate([panel.y[s][: end[s]] for s in range(n)]).astype(np.float64)
     times = np.concatenate([panel.times[s][: end[s]] for s in range(n)]).astype(NS)
-    past = np.concatenate([panel.features[s][: end[s]] for s in range(n)]).reshape(-1, f)
+    past = np.concatenate([panel.features[s][: end[s]] for s in range(n)]).reshape(len(values), f)
     future_features = np.zeros((n, h, f))
     future_times = np.empty((n, h), dtype=NS)
     beyond = end + h > lengths

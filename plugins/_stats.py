@@ -36,6 +36,7 @@ CACHE_SIZE = 16
 
 _pool: Any = None
 _pool_workers = 0
+_pool_broken = False
 _cache: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
 
 
@@ -138,10 +139,11 @@ def forecast_panel(chain, values, offsets, h: int, n_threads: int):
         return forecasts.copy(), levels.copy()
     n = len(offsets) - 1
     workers = max(1, min(int(n_threads), os.cpu_count() or 1))
-    if workers == 1 or n < PARALLEL_MIN_SERIES:
-        result = forecast_series(chain, values, offsets, h)
-    else:
+    result = None
+    if workers > 1 and n >= PARALLEL_MIN_SERIES and not _pool_broken:
         result = _in_pool(chain, values, offsets, h, workers)
+    if result is None:
+        result = forecast_series(chain, values, offsets, h)
     _cache[key] = result
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
@@ -149,6 +151,9 @@ def forecast_panel(chain, values, offsets, h: int, n_threads: int):
 
 
 def _in_pool(chain, values, offsets, h: int, workers: int):
+    """:func:`forecast_series` in the process pool; None when the pool cannot run."""
+    from concurrent.futures.process import BrokenProcessPool
+
     import numpy as np
 
     offsets = np.asarray(offsets, dtype=np.int64)
@@ -169,7 +174,13 @@ def _in_pool(chain, values, offsets, h: int, workers: int):
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         if b > a
     ]
-    parts = [f.result() for f in futures]
+    try:
+        parts = [f.result() for f in futures]
+    except BrokenProcessPool:  # workers that cannot start (no importable __main__...)
+        global _pool_broken
+        _pool_broken = True
+        shutdown_pool()
+        return None
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
