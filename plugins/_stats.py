@@ -202,6 +202,21 @@ def _get_pool(workers: int):
     return _pool
 
 
+def pool_workers() -> int:
+    """Worker processes of the pool (0: none started)."""
+    return _pool_workers
+
+
+def cache_size() -> int:
+    """Forecasts kept in the cache."""
+    return len(_cache)
+
+
+def clear_cache() -> None:
+    """Forget every cached forecast."""
+    _cache.clear()
+
+
 def shutdown_pool() -> None:
     """Stop the worker processes (they also stop when the process exits)."""
     global _pool, _pool_workers

@@ -249,7 +249,7 @@ def render_hooks_reference() -> str:
     out += ["## Types", ""]
     tree = ast.parse(inspect.getsource(contract))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    for name in ("ModelSpec", "Forecaster", "Windows", "TaskInfo"):
+    for name in ("ModelSpec", "Forecaster", "Windows", "SeriesForecaster", "Histories", "TaskInfo"):
         out += _class_doc(getattr(contract, name), classes[name])
     report = next(
         node for node in tree.body if isinstance(node, ast.Assign) and _target(node) == "ReportFn"
