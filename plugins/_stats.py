@@ -10,8 +10,9 @@ the work (the same model forecasts any history, as ``mlf predict`` needs).
 - **In parallel** on the ``task.n_threads`` cores the core gives: the series are cut into
   chunks of about equal work and forecast by a pool of worker processes that lives as long
   as the process, so each worker imports statsforecast once, not once per trial. statsforecast
-  2.x compiles nothing at run time (its kernels are C++); that import, about 2 s, is the whole
-  first-call cost, and a small panel is forecast in-process without a pool.
+  2.x compiles nothing at run time (its kernels are C++, no numba); that import is the whole
+  first-call cost, so a panel whose first series say it is seconds of work (Theta, a small
+  panel) is forecast in-process without a pool.
 - **Cached.** A configuration's forecasts of the same histories are kept (a small LRU per
   process): a study that samples a configuration again does not recompute it.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -31,6 +33,11 @@ NAIVE = "naive (last value)"
 """The last link of every chain: the forecast any history of one value allows."""
 PARALLEL_MIN_SERIES = 64
 """Below this many series a forecast runs in-process (a pool costs more than it saves)."""
+PROBE_SERIES = 8
+"""Series forecast in-process first, to time the model before choosing the pool."""
+POOL_WORTH_S = 10.0
+"""In-process seconds the remaining series must be expected to take for the pool to be used
+(starting its workers costs a few seconds, once per process)."""
 CHUNKS_PER_WORKER = 4
 CACHE_SIZE = 16
 
@@ -137,11 +144,20 @@ def forecast_panel(chain, values, offsets, h: int, n_threads: int):
         _cache.move_to_end(key)
         forecasts, levels = _cache[key]
         return forecasts.copy(), levels.copy()
+    offsets = np.asarray(offsets, dtype=np.int64)
     n = len(offsets) - 1
     workers = max(1, min(int(n_threads), os.cpu_count() or 1))
     result = None
     if workers > 1 and n >= PARALLEL_MIN_SERIES and not _pool_broken:
-        result = _in_pool(chain, values, offsets, h, workers)
+        # time the first series here: the pool pays only for more than a few seconds of work
+        k = PROBE_SERIES
+        start = time.perf_counter()
+        head = forecast_series(chain, values[: offsets[k]], offsets[: k + 1], h)
+        rest = (time.perf_counter() - start) * (offsets[-1] - offsets[k]) / max(offsets[k], 1)
+        if rest > POOL_WORTH_S:
+            tail = _in_pool(chain, values[offsets[k] :], offsets[k:] - offsets[k], h, workers)
+            if tail is not None:
+                result = np.concatenate([head[0], tail[0]]), np.concatenate([head[1], tail[1]])
     if result is None:
         result = forecast_series(chain, values, offsets, h)
     _cache[key] = result

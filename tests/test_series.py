@@ -301,6 +301,7 @@ def test_series_are_forecast_in_parallel_with_the_same_result(monkeypatch):
     serial = model.predict(hist)
     _stats.clear_cache()
     monkeypatch.setattr(_stats, "PARALLEL_MIN_SERIES", 2)
+    monkeypatch.setattr(_stats, "POOL_WORTH_S", 0.0)
     model.task = dataclasses.replace(task, n_threads=2)
     try:
         parallel = model.predict(hist)
