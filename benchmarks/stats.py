@@ -120,20 +120,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="ets,theta,arima")
     parser.add_argument("--trials", type=int, default=30, help="trials of the searched study")
     parser.add_argument("--no-search", action="store_true", help="only the automatic models")
+    parser.add_argument(
+        "--only-search", action="store_true", help="only the searched study (no direct run)"
+    )
     parser.add_argument("--n-jobs", type=int, default=2, help="statsforecast's processes")
     opts = parser.parse_args(argv)
     rows, commands = [], []
     for name in opts.panels.split(","):
         panel = PANELS[name]
         for model in opts.models.split(","):
-            score, seconds = direct(panel, model, opts.n_jobs)
-            auto = via_mlf(panel, model, AUTOMATIC[model], 1)
-            runs = [("automatic", auto)]
+            runs = []
+            if not opts.only_search:
+                score, seconds = direct(panel, model, opts.n_jobs)
+                rows.append(
+                    [name, model, "statsforecast direct", "–", fmt(score), f"{seconds:.1f}"]
+                )
+                runs.append(("automatic", via_mlf(panel, model, AUTOMATIC[model], 1)))
             if not opts.no_search:
                 runs.append(
                     (f"searched, {opts.trials} trials", via_mlf(panel, model, [], opts.trials))
                 )
-            rows.append([name, model, "statsforecast direct", "–", fmt(score), f"{seconds:.1f}"])
             for label, r in runs:
                 commands.append(r["command"])
                 if "error" in r:
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 table(
                     ["panel", "model", "run", "val MAPE", "test MAPE", "wall s"],
-                    rows[-len(runs) - 1 :],
+                    rows[-len(runs) - (not opts.only_search) :],
                 ),
                 flush=True,
             )
