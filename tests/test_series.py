@@ -348,3 +348,12 @@ def test_mlf_optimize_automatic_ets_gives_autoets_test_mape_on_m1_monthly(cli, t
     actual = np.stack([y[-18:] for y in series])
     direct = np.stack([AutoETS(season_length=12).forecast(y=y[:-18], h=18)["mean"] for y in series])
     assert model["test_metrics"]["mape"] == pytest.approx(mape(actual, direct), abs=0.05)
+
+
+def test_the_stats_models_are_ready_so_optimize_with_no_model_runs_them(cli):
+    stats("statsforecast")
+    result = cli("list-models", "--json")
+    models = {m["name"]: m for m in json.loads(result.out)["models"]}
+    for name in ("ets", "theta", "arima"):
+        assert models[name]["status"] == "ready"
+        assert models[name]["family"] == "statistical"
