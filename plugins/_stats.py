@@ -88,15 +88,12 @@ class StatsForecaster(SeriesForecaster):
         counts = np.bincount(levels, minlength=len(labels))
         n = len(histories)
         self.notes = [
-            f"{int(counts[k])} of {n} series forecast by {labels[k]} ({labels[0]} failed: "
-            "too short, or not positive for a multiplicative model)"
+            f"{int(counts[k])} of {n} series forecast by {labels[k]}: "
+            f"{', '.join(labels[:k])} could not be fit on them"
             for k in range(1, len(labels))
             if counts[k]
         ]
         return forecasts
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "notes"} | {"notes": []}
 
 
 # --------------------------------------------------------------------------- the work
