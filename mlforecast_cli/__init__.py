@@ -5,7 +5,16 @@ The public API for plugin authors and library users. Importing it loads nothing 
 
 from __future__ import annotations
 
-from .contract import Forecaster, ForecasterProtocol, ModelSpec, ReportFn, TaskInfo, Windows
+from .contract import (
+    Forecaster,
+    ForecasterProtocol,
+    Histories,
+    ModelSpec,
+    ReportFn,
+    SeriesForecaster,
+    TaskInfo,
+    Windows,
+)
 from .errors import DataError, MlfError, PluginError, SpaceError, UnknownModelError, UsageError
 from .hookspecs import hookimpl
 from .registry import ModelEntry, Registry, get_model, get_models, get_registry
@@ -16,12 +25,14 @@ __all__ = [
     "DataError",
     "Forecaster",
     "ForecasterProtocol",
+    "Histories",
     "MlfError",
     "ModelEntry",
     "ModelSpec",
     "PluginError",
     "Registry",
     "ReportFn",
+    "SeriesForecaster",
     "SpaceError",
     "TaskInfo",
     "UnknownModelError",

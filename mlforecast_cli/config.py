@@ -125,7 +125,7 @@ def plan_study(
     metric = space.metric
     if metric == "wmae" and panel.weights is None:
         raise UsageError("--metric wmae needs a weight column: the data has none; use mae")
-    split_panel(panel, config.horizon, config.cv_windows, min_train=min_train(space))
+    split_panel(panel, config.horizon, config.cv_windows, min_train=min_train(entry, space))
     name = config.study_name or f"{entry.name}-{config.data_name}-h{config.horizon}-{metric}"
     if config.study_name and several:
         name = f"{config.study_name}-{entry.name}"

@@ -1,5 +1,11 @@
 """The model contract: what the core hands a plugin's model and what it expects back.
 
+Two kinds of model, declared by :attr:`ModelSpec.input`: a *windows* model (``"windows"``,
+the default) learns from samples the core cut out of every series (:class:`Windows`); a
+*whole-series* model (``"series"``) is handed each series' whole history (:class:`Histories`)
+and forecasts the ``horizon`` steps after its end. Both have the same methods,
+``fit(train, valid=None, report=None)`` and ``predict(inputs) -> (len(inputs), horizon)``.
+
 Imports nothing heavy: numpy is only named in annotations.
 """
 
@@ -15,6 +21,12 @@ if TYPE_CHECKING:
 ReportFn = Callable[[int, float], None]
 """``report(step, value)``: a model calls it to let the pruner judge its learning curve."""
 
+WINDOWS = "windows"
+"""``ModelSpec.input`` of a model that learns from :class:`Windows` (the default)."""
+SERIES = "series"
+"""``ModelSpec.input`` of a whole-series model: it is given :class:`Histories`."""
+INPUTS = (WINDOWS, SERIES)
+
 
 @dataclass(frozen=True)
 class Windows:
@@ -23,6 +35,12 @@ class Windows:
     ``n`` samples, ``w`` past steps (window size), ``h`` horizon steps.
     Every array is in scaled units; ``loc`` and ``scale`` undo the scaling
     (``original = scaled * scale[:, None] + loc[:, None]``), which is the core's job.
+
+    Training windows are every ``w + h`` stretch that lies wholly before the fold's cut-off,
+    so the largest ``window_size`` a panel allows is the shortest training part minus
+    ``horizon``: ``min(length) - (cv_windows + 1) * horizon - horizon`` steps; a study checks
+    it before its first trial. Where a window sits in the season is told by ``calendar``
+    (the position of each horizon step in its cycles) and by ``step_offset``.
     """
 
     x: np.ndarray
@@ -35,7 +53,9 @@ class Windows:
     features: np.ndarray
     """(n, h, f) known-in-advance feature columns at each horizon step."""
     calendar: np.ndarray
-    """(n, h, c) calendar features (sin/cos of the position in the season) at each step."""
+    """(n, h, c) sin/cos pairs of the position of each horizon step in its cycles, column
+    pairs in this order: sub-hourly data hour, day, year (c=6); hourly day, week, year (c=6);
+    daily day of week, year (c=4); weekly and longer the year (c=2)."""
     series: np.ndarray
     """(n,) integer index of the series each sample belongs to."""
     loc: np.ndarray
@@ -43,7 +63,9 @@ class Windows:
     scale: np.ndarray
     """(n,) scaling factor (> 0)."""
     step_offset: np.ndarray | None = None
-    """(n,) position of the first horizon step within its series (for diagnostics)."""
+    """(n,) position of the first horizon step within its series (0 = the series' first
+    time point); ``step_offset % task.season_length`` is its place in the season, counted
+    from the series' start."""
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -55,6 +77,55 @@ class Windows:
     @property
     def window_size(self) -> int:
         return int(self.x.shape[1])
+
+
+@dataclass(frozen=True)
+class Histories:
+    """The whole history of each series, ragged, for a whole-series model; one entry per series.
+
+    Series ``i`` is ``values[offsets[i]:offsets[i + 1]]``: every history lies in one flat
+    array, oldest first, without padding (like Nixtla mlforecast's ``GroupedArray``). Values
+    are in the data's own units (nothing is scaled). A forecast covers the ``h`` steps right
+    after the end of each history, at ``future_times``.
+    """
+
+    values: np.ndarray
+    """(t,) the target of every history, series after series, oldest first."""
+    offsets: np.ndarray
+    """(n + 1,) where each series starts in ``values`` (``offsets[-1] == t``)."""
+    times: np.ndarray
+    """(t,) datetime64[ns] time of each value."""
+    past_features: np.ndarray
+    """(t, f) the known-in-advance features at each value's time."""
+    features: np.ndarray
+    """(n, h, f) the known-in-advance features over each forecast horizon."""
+    future_times: np.ndarray
+    """(n, h) datetime64[ns] times of the horizon steps."""
+    series: np.ndarray
+    """(n,) integer index of each series in the panel."""
+    season_length: int
+    """Steps in one season of the data (52 weekly, 12 monthly, 4 quarterly, 7 daily...)."""
+    y: np.ndarray | None = None
+    """(n, h) the target over each horizon: the labels of the validation histories a search
+    passes to ``fit``; None otherwise (predict must not read it)."""
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(n,) the length of each history."""
+        import numpy as np
+
+        return np.diff(self.offsets)
+
+    def history(self, i: int) -> np.ndarray:
+        """The values of series ``i`` (a view, oldest first)."""
+        return self.values[int(self.offsets[i]) : int(self.offsets[i + 1])]
 
 
 @dataclass(frozen=True)
@@ -117,6 +188,27 @@ class Forecaster:
         return {}
 
 
+class SeriesForecaster(Forecaster):
+    """Base class of a whole-series model (``ModelSpec(input="series")``).
+
+    ``fit(train, valid=None, report=None)`` gets :class:`Histories` up to the fold's cut-off;
+    ``valid``, when given, is the same histories with ``y``, the labels of the horizon after
+    them (what the trial is scored on). ``predict(histories)`` returns ``(len(histories),
+    horizon)`` forecasts of the steps after each history's end, in the data's own units.
+    A local model (one model per series, fit on its history) may do all its work in
+    ``predict``, so that it forecasts any history it is given (``mlf predict`` passes the
+    whole data).
+    """
+
+    def fit(
+        self, train: Histories, valid: Histories | None = None, report: ReportFn | None = None
+    ) -> SeriesForecaster:
+        raise NotImplementedError
+
+    def predict(self, histories: Histories) -> np.ndarray:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Cheap metadata a plugin registers for one model; building it imports nothing heavy.
@@ -125,7 +217,8 @@ class ModelSpec:
     ``factory(params, task)`` and returns a :class:`Forecaster`.
     ``space`` is a path to a YAML file or ``"package:resource.yaml"``.
     ``requires`` lists import names that must be installed; ``install`` is the pip command
-    that brings them (defaults to ``pip install <missing>``).
+    that brings them (defaults to ``pip install <missing>``). ``input`` says what the model
+    is given: ``"windows"`` (:class:`Windows`) or ``"series"`` (:class:`Histories`).
     """
 
     name: str
@@ -136,3 +229,4 @@ class ModelSpec:
     requires: tuple[str, ...] = ()
     install: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    input: str = WINDOWS

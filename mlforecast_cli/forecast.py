@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .data import Columns, Panel, future_times, inverse_scale, load_panel, make_windows
+from .data import Columns, Panel, future_times, load_panel
 from .errors import DataError, MlfError, UsageError, first_line
 
 if TYPE_CHECKING:
@@ -79,15 +79,13 @@ def forecast_frame(
     trained = _trained_index(saved, panel, source)
     full = saved.horizon
     times = np.stack([future_times(t[-1], panel.freq, full) for t in panel.times])
-    windows = make_windows(
-        panel, panel.lengths, saved.window_size, full, mode="eval", scaler=saved.scaler
-    )
+    windows = saved.model_inputs(panel)  # Windows, or Histories for a whole-series model
     windows = dataclasses.replace(windows, series=trained[windows.series])
     if columns.features:
         feats = _future_features(future, panel, columns, times, source)
         windows = _with_features(saved, panel, windows, feats, times, h, fill_features, source)
     raw = _predict(saved, windows)
-    values = inverse_scale(raw, windows)[:, :h]
+    values = saved.original_units(raw, windows)[:, :h]
     return _output(panel, columns, times[:, :h], values)
 
 

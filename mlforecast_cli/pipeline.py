@@ -55,7 +55,7 @@ def run_model(
     """Run ``plan``'s study of ``entry`` on ``panel`` end to end; the parent MLflow run is
     closed FINISHED, FAILED, or KILLED on Ctrl-C / SIGTERM (re-raised for the caller)."""
     from .liveness import reap_dead_trials
-    from .runner import build_objective
+    from .runner import build_objective, planned_trials
     from .study import create_study
     from .tracking import MlflowTracker
 
@@ -71,6 +71,7 @@ def run_model(
         objective = build_objective(entry, panel, plan)
         study, created = create_study(plan, panel)
         reaped = reap_dead_trials(study)
+        trials = planned_trials(plan.space, study, config.trials)
         tracker.start(
             study,
             created=created,
@@ -82,8 +83,10 @@ def run_model(
         outcome = ModelOutcome(entry.name, plan.study_name, parent_run_id=tracker.parent_run_id)
         progress = None
         if board is not None:
-            progress = board.add(entry.name, config.trials, metric_label(plan.metric), study)
-        outcome.warnings += search(entry, plan, config, panel, study, objective, tracker, progress)
+            progress = board.add(entry.name, trials, metric_label(plan.metric), study)
+        outcome.warnings += search(
+            entry, plan, config, panel, study, objective, tracker, progress, trials
+        )
         status = finish(entry, plan, config, panel, study, tracker, outcome)
         tracker.close(status)
     except KeyboardInterrupt:
@@ -134,8 +137,9 @@ def search(
     objective: Objective,
     tracker: MlflowTracker,
     progress: ModelProgress | None,
+    trials: int,
 ) -> list[str]:
-    """Add ``config.trials`` trials to the study, with ``n_jobs - 1`` worker processes beside
+    """Add ``trials`` trials to the study, with ``n_jobs - 1`` worker processes beside
     this one; returns the workers' errors. On Ctrl-C the workers are stopped and the trials
     that were running are logged KILLED before it is re-raised."""
     from . import workers
@@ -145,7 +149,7 @@ def search(
     # that starts late (imports, data) does not leave a fixed share for the end.
     until = None
     if plan.n_jobs > 1:
-        until = len(study.get_trials(deepcopy=False)) + config.trials
+        until = len(study.get_trials(deepcopy=False)) + trials
     jobs = [
         workers.WorkerJob(
             registry=workers.registry_settings(),
@@ -168,7 +172,7 @@ def search(
             entry,
             panel,
             plan,
-            n_trials=config.trials if until is None else None,
+            n_trials=trials if until is None else None,
             until_total=until,
             timeout=config.timeout,
             callbacks=callbacks,
@@ -259,6 +263,7 @@ def save_model(
         window_size=int(refit.params.get("window_size", DEFAULT_WINDOW_SIZE)),
         scaler=str(refit.params.get("scaler", DEFAULT_SCALER)),
         forecaster=refit.result.model,
+        input=entry.spec.input,
         study_name=plan.study_name,
         data_fingerprint=panel.fingerprint(),
         test_metrics=refit.test_metrics,

@@ -66,7 +66,7 @@ def input_example(saved: SavedModel, panel: Panel, max_series: int = 3) -> pd.Da
     frame = panel.to_frame()
     c = panel.columns
     keep = max(saved.window_size, int(seasonal_lags(saved.horizon, panel.season_length).max()))
-    keep = max(keep, 2)
+    keep = max(keep, 2) if saved.input != "series" else int(panel.lengths.max())
     parts = []
     lengths = panel.lengths
     starts = lengths.cumsum() - lengths

@@ -23,7 +23,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .contract import ModelSpec, TaskInfo
+from .contract import INPUTS, ModelSpec, TaskInfo
 from .errors import MlfError, PluginError, UnknownModelError, UsageError, first_line
 
 ENTRY_POINT_GROUP = "mlf"
@@ -314,6 +314,8 @@ def _check_spec(spec: Any) -> str | None:
         return f"family must be one of {', '.join(FAMILIES)}"
     if spec.space is None:
         return "a search space is required"
+    if spec.input not in INPUTS:
+        return f"input must be one of {', '.join(INPUTS)}, not {spec.input!r}"
     return None
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .contract import TaskInfo, Windows
+from .contract import SERIES, TaskInfo, Windows
 from .errors import MlfError, first_line
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import evaluate, mase_scale, metric_label
@@ -65,6 +65,8 @@ class FitResult:
     windows: Windows
     refit_params: dict[str, Any]
     seconds: float
+    notes: list[str] = field(default_factory=list)
+    """What the model said about this fit (series that fell back to a simpler model...)."""
 
 
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
@@ -126,6 +128,10 @@ def fit_and_score(
     With ``holdout`` the scored window is also handed to ``fit`` as validation data (search);
     without it (refit) the model sees only the training windows.
     """
+    if entry.spec.input == SERIES:
+        from .series_fit import fit_and_score_series
+
+        return fit_and_score_series(entry, params, task, panel, end, holdout=holdout, report=report)
     window_size = int(params.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(params.get("scaler", DEFAULT_SCALER))
     horizon = task.horizon
@@ -234,6 +240,7 @@ class Objective:
             train_metrics=folds[-1].train_metrics,
             training_time_s=sum(f.seconds for f in folds),
             refit_params=jsonable(folds[-1].refit_params),
+            notes=folds[-1].notes,
         )
         value = metrics.get(self.config.metric, float("nan"))
         if not math.isfinite(value):
@@ -256,7 +263,9 @@ def _mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:
     """The objective of ``config``'s study; checks the panel is long enough first."""
-    split = split_panel(panel, config.horizon, config.cv_windows, min_train=min_train(config.space))
+    split = split_panel(
+        panel, config.horizon, config.cv_windows, min_train=min_train(entry, config.space)
+    )
     task = task_info(
         panel, config.horizon, seed=config.seed, device=config.device, n_jobs=config.n_jobs
     )
@@ -298,7 +307,25 @@ def run_study(
     return study
 
 
-def min_train(space: SearchSpace) -> int:
+def min_train(entry: ModelEntry, space: SearchSpace) -> int:
+    """Training steps every series needs before its first fold (whole-series models: 1)."""
+    if entry.spec.input == SERIES:
+        from .series_fit import MIN_HISTORY
+
+        return MIN_HISTORY
+    return window_min_train(space)
+
+
+def planned_trials(space: SearchSpace, study, trials: int) -> int:
+    """Trials to add: ``trials``, but one for a space with nothing to search (every trial
+    would be the same), and none when the study already has that one complete."""
+    if space.searchable:
+        return trials
+    done = any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    return 0 if done else 1
+
+
+def window_min_train(space: SearchSpace) -> int:
     """Training steps the largest window the space can sample needs (plus one label)."""
     param = space.params.get("window_size")
     if param is not None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import TaskInfo
+from .contract import SERIES, WINDOWS, TaskInfo
 
 PICKLE = "model.pkl"
 META = "mlf_model.json"
@@ -37,6 +37,8 @@ class SavedModel:
     data_fingerprint: str = ""
     test_metrics: dict[str, float] = field(default_factory=dict)
     mlf_version: str = ""
+    input: str = WINDOWS
+    """What the forecaster is given: ``"windows"`` or ``"series"`` (whole histories)."""
 
     @property
     def horizon(self) -> int:
@@ -63,3 +65,24 @@ class SavedModel:
         if not isinstance(model, cls):
             raise TypeError(f"{folder} does not hold an mlf model")
         return model
+
+    def model_inputs(self, panel):
+        """What the forecaster predicts from for the ``horizon`` steps past the end of every
+        series of ``panel``: :class:`Windows` or, for a whole-series model, :class:`Histories`."""
+        if self.input == SERIES:
+            from .series import make_histories
+
+            return make_histories(panel, panel.lengths, self.horizon)
+        from .windows import make_windows
+
+        return make_windows(
+            panel, panel.lengths, self.window_size, self.horizon, mode="eval", scaler=self.scaler
+        )
+
+    def original_units(self, raw, inputs):
+        """The forecaster's (n, h) output on ``inputs`` in the data's units."""
+        if self.input == SERIES:
+            return raw
+        from .windows import inverse_scale
+
+        return inverse_scale(raw, inputs)

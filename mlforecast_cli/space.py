@@ -355,6 +355,11 @@ class SearchSpace:
         """How many parameters are searched."""
         return len(self.params)
 
+    @property
+    def searchable(self) -> bool:
+        """False when nothing is searched: every trial would run the same configuration."""
+        return bool(self.params)
+
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each searched param as an Optuna distribution."""
         return {name: param.distribution() for name, param in self.params.items()}

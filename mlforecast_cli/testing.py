@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .contract import Forecaster, ForecasterProtocol, TaskInfo, Windows
+from .contract import SERIES, Forecaster, ForecasterProtocol, Histories, TaskInfo, Windows
 from .errors import MlfError
 from .registry import FAMILIES, ModelEntry, Registry
 
@@ -82,17 +82,21 @@ class ContractError(AssertionError):
 @dataclass(frozen=True)
 class ContractCase:
     """Everything one contract run feeds a model: the task, the params and three sets of
-    windows cut from a few real series, exactly as ``mlf optimize`` cuts them."""
+    inputs from a few real series, exactly as ``mlf optimize`` makes them: :class:`Windows`,
+    or :class:`Histories` for a whole-series model (``ModelSpec(input="series")``)."""
 
     entry: ModelEntry
     params: dict[str, Any]
     task: TaskInfo
-    train: Windows = field(repr=False)
-    """Training windows (every sample before the validation window)."""
-    valid: Windows = field(repr=False)
-    """One evaluation window per series, with labels (what a trial is scored on)."""
-    future: Windows = field(repr=False)
-    """One window per series past the end of the data: ``y`` is None (what ``mlf predict`` uses)."""
+    train: Windows | Histories = field(repr=False)
+    """Training windows (every sample before the validation window), or the histories up to
+    the validation window."""
+    valid: Windows | Histories = field(repr=False)
+    """One evaluation window per series, with labels (what a trial is scored on), or the
+    histories up to the validation window with its labels as ``y``."""
+    future: Windows | Histories = field(repr=False)
+    """One window (or whole history) per series up to the end of the data: ``y`` is None
+    (what ``mlf predict`` uses)."""
     rtol: float = 1e-5
     atol: float = 1e-6
 
@@ -167,6 +171,12 @@ def make_case(
         features=[panel.features[i] for i in keep],
         weights=None if panel.weights is None else [panel.weights[i] for i in keep],
     )
+    task = task_info(panel, horizon, seed=seed, device=device, n_jobs=1)
+    if n_threads is not None:
+        task = replace(task, n_threads=int(n_threads))
+    if entry.spec.input == SERIES:
+        train, valid, future = _series_inputs(panel, horizon)
+        return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol)
     window_size = int(full.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(full.get("scaler", DEFAULT_SCALER))
     try:
@@ -182,10 +192,19 @@ def make_case(
             f"{entry.name}: cannot cut contract windows with window_size={window_size}, "
             f"scaler={scaler!r}, horizon={horizon}: {exc}; pin smaller values in params"
         ) from None
-    task = task_info(panel, horizon, seed=seed, device=device, n_jobs=1)
-    if n_threads is not None:
-        task = replace(task, n_threads=int(n_threads))
     return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol)
+
+
+def _series_inputs(panel, horizon: int) -> tuple[Histories, Histories, Histories]:
+    """(train, valid, future) histories as a search and ``mlf predict`` give them."""
+    from .series import make_histories
+    from .series_fit import scored_horizon
+    from .windows import labels
+
+    end = panel.lengths - int(horizon)
+    train = make_histories(panel, end, horizon)
+    valid = replace(train, y=labels(scored_horizon(panel, end, horizon)))
+    return train, valid, make_histories(panel, panel.lengths, horizon)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -870,8 +889,12 @@ def _arrays(windows: Windows) -> dict[str, np.ndarray]:
     return out
 
 
-def _take(windows: Windows, rows: np.ndarray) -> Windows:
-    """The windows at ``rows`` (any order, repeats allowed)."""
+def _take(windows: Windows | Histories, rows: np.ndarray) -> Windows | Histories:
+    """The windows (or histories) at ``rows`` (any order, repeats allowed)."""
+    if isinstance(windows, Histories):
+        from .series import select
+
+        return select(windows, rows)
     n = len(windows)
 
     def pick(value):

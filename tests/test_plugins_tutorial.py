@@ -132,6 +132,7 @@ def test_every_block_is_run_or_written():
         "MLF_LOAD_PLUGINS=",
         "--plugins-dir",
         "MLF_PLUGINS_DIR=",
+        "mlf optimize ses",
     ):
         assert needed in commands, f"the tutorial no longer shows {needed!r}"
 
@@ -215,7 +216,7 @@ def test_the_tutorial_runs_from_an_empty_folder(tmp_path, mlflow_uri):
         for experiment in client.search_experiments()
         for run in client.search_runs([experiment.experiment_id], "tags.`mlf.role` = 'study'")
     }
-    assert {"lag_ridge", "seasonal_naive", "drift"} <= studies
+    assert {"lag_ridge", "seasonal_naive", "drift", "ses"} <= studies
 
 
 # --------------------------------------------------------------------------- hooks.md
@@ -249,7 +250,7 @@ def render_hooks_reference() -> str:
     out += ["## Types", ""]
     tree = ast.parse(inspect.getsource(contract))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    for name in ("ModelSpec", "Forecaster", "Windows", "TaskInfo"):
+    for name in ("ModelSpec", "Forecaster", "Windows", "SeriesForecaster", "Histories", "TaskInfo"):
         out += _class_doc(getattr(contract, name), classes[name])
     report = next(
         node for node in tree.body if isinstance(node, ast.Assign) and _target(node) == "ReportFn"

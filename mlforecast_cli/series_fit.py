@@ -1,0 +1,91 @@
+"""The fit-and-score path of whole-series models (``ModelSpec(input="series")``).
+
+The same folds, refit and metrics as window models: the scored horizon is the one
+:func:`~mlforecast_cli.windows.make_windows` cuts in ``eval`` mode (unscaled, so the labels are
+the data's values) and :func:`~mlforecast_cli.runner.score` computes every metric on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .contract import Histories, TaskInfo, Windows
+from .errors import MlfError, first_line
+from .panel import Panel
+from .registry import ModelEntry
+from .runner import FitResult, TrialFailed, score
+from .series import make_histories
+from .windows import labels, make_windows
+
+__all__ = ["MIN_HISTORY", "fit_and_score_series", "scored_horizon"]
+
+MIN_HISTORY = 1
+"""Values a whole-series model needs before a fold's cut-off (the model copes with the rest)."""
+
+
+def scored_horizon(panel: Panel, end: np.ndarray, horizon: int) -> Windows:
+    """The ``horizon`` steps after ``end`` as unscaled windows: labels, series, step offsets."""
+    return make_windows(panel, end, 1, horizon, mode="eval", scaler="none")
+
+
+def fit_and_score_series(
+    entry: ModelEntry,
+    params: Mapping[str, Any],
+    task: TaskInfo,
+    panel: Panel,
+    end: np.ndarray,
+    *,
+    holdout: bool = True,
+    report: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Fit a whole-series model on the histories before ``end``, forecast the ``horizon``
+    steps after it and score them. With ``holdout`` the model also gets those histories with
+    their labels as ``valid`` (search); without it (refit) only the histories."""
+    train = make_histories(panel, end, task.horizon)
+    target = scored_horizon(panel, end, task.horizon)
+    actuals = labels(target) if target.y is not None else None
+    valid = dataclasses.replace(train, y=actuals) if holdout and actuals is not None else None
+    start = time.perf_counter()
+    try:
+        model = entry.create(params, task)
+        model.fit(train, valid, report)
+        raw = np.asarray(model.predict(train), dtype=float)
+    except MlfError:
+        raise
+    except Exception as exc:
+        import optuna
+
+        if isinstance(exc, optuna.TrialPruned):
+            raise
+        raise TrialFailed(f"{entry.name} raised {type(exc).__name__}: {first_line(exc)}") from exc
+    seconds = time.perf_counter() - start
+    check_forecast(entry.name, raw, train)
+    predictions, metrics = score(panel, target, raw, end)
+    refit_params = getattr(model, "refit_params", None)
+    return FitResult(
+        model=model,
+        metrics=metrics,
+        train_metrics={},
+        predictions=predictions,
+        actuals=actuals,
+        windows=target,
+        refit_params=dict(refit_params() if callable(refit_params) else {}),
+        seconds=seconds,
+        notes=list(getattr(model, "notes", None) or []),
+    )
+
+
+def check_forecast(name: str, raw: np.ndarray, histories: Histories) -> None:
+    """Raise :class:`TrialFailed` unless ``raw`` is a finite ``(n_series, horizon)`` array."""
+    expected = (len(histories), histories.horizon)
+    if raw.shape != expected:
+        raise TrialFailed(
+            f"{name}.predict returned shape {raw.shape}, expected {expected} (n_series, horizon)"
+        )
+    if not np.all(np.isfinite(raw)):
+        raise TrialFailed(f"{name} predicted NaN or infinite values")
