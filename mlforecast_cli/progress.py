@@ -7,14 +7,36 @@ import threading
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class ElapsedColumn(ProgressColumn):
+    """Time since the bar started: tenths of a second under a minute (a search of fast
+    trials takes well under one), then h:mm:ss; frozen once the bar is complete."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if elapsed is None:
+            return Text("-", style="progress.elapsed")
+        return Text(format_elapsed(elapsed), style="progress.elapsed")
+
+
+def format_elapsed(seconds: float) -> str:
+    """``0.4s``, ``12.3s``, then ``0:01:05``."""
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class ProgressBoard:
@@ -27,7 +49,7 @@ class ProgressBoard:
             MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"),
             TextColumn("best {task.fields[best]}"),
-            TimeElapsedColumn(),
+            ElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
@@ -50,7 +72,7 @@ class ProgressBoard:
         if not self._started:
             self.progress.start()
             self._started = True
-        task = self.progress.add_task(model, total=n_trials, counts="", best="-")
+        task = self.progress.add_task(escape(model), total=n_trials, counts="", best="-")
         return ModelProgress(self.progress, task, metric_label, study)
 
 

@@ -24,7 +24,7 @@ from .data_options import (
     TimeOpt,
     load_data,
 )
-from .options import TrackingUriOpt
+from .options import METRICS_TEXT, TrackingUriOpt
 from .output import console, err_console, print_json, print_table
 
 EXIT_INTERRUPTED = 130
@@ -60,9 +60,14 @@ def optimize(
     models: Annotated[
         list[str] | None, typer.Argument(help="Models to search (default: every ready model).")
     ] = None,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add per model.")] = 20,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, metavar="N", help="Trials to add per model.")
+    ] = 20,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", min=0, help="Stop a model's search after SECONDS.")
+        float | None,
+        typer.Option(
+            "--timeout", min=0, metavar="SECONDS", help="Stop a model's search after SECONDS."
+        ),
     ] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
@@ -72,39 +77,62 @@ def optimize(
     feature: FeatureOpt = None,
     freq: FreqOpt = None,
     horizon: Annotated[
-        int | None, typer.Option("--horizon", min=1, help="Steps to forecast (dataset default).")
+        int | None,
+        typer.Option(
+            "--horizon", min=1, metavar="STEPS", help="Steps to forecast (dataset default)."
+        ),
     ] = None,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="mape|smape|mae|rmse|mase|wape|wmae (default mape)."),
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help=f"Metric the search minimises: {METRICS_TEXT} (default mape).",
+        ),
     ] = None,
     cv_windows: Annotated[
-        int, typer.Option("--cv-windows", min=1, help="Rolling validation windows.")
+        int, typer.Option("--cv-windows", min=1, metavar="K", help="Rolling validation windows.")
     ] = 1,
     space_file: Annotated[
-        Path | None, typer.Option("--space", help="Search-space YAML replacing the model's.")
+        Path | None,
+        typer.Option("--space", metavar="FILE", help="Search-space YAML replacing the model's."),
     ] = None,
     assignments: Annotated[
-        list[str] | None, typer.Option("--set", help="Override one space key: KEY=VALUE.")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override one space key (repeatable)."),
     ] = None,
     study_name: Annotated[
-        str | None, typer.Option("--study-name", help="Study to create or resume.")
+        str | None, typer.Option("--study-name", metavar="NAME", help="Study to create or resume.")
     ] = None,
     storage: Annotated[
-        str | None, typer.Option("--storage", help="Optuna storage URL (default .mlf/ journal).")
+        str | None,
+        typer.Option(
+            "--storage", metavar="URL", help="Optuna storage URL (default .mlf/ journal)."
+        ),
     ] = None,
-    n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Trials run at once.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Sampler and model seed.")] = 42,
+    n_jobs: Annotated[
+        int, typer.Option("--n-jobs", min=1, metavar="N", help="Trials run at once.")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Sampler and model seed.")] = 42,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment.")
+        str | None, typer.Option("--experiment", metavar="NAME", help="MLflow experiment.")
     ] = None,
     tracking_uri: TrackingUriOpt = None,
-    device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda|mps.")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", metavar="NAME", help="Where torch models run: auto, cpu, cuda or mps."
+        ),
+    ] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
     plots: Annotated[
         Path | None,
-        typer.Option("--plots", help="Also save each study's plots (PNG) in DIR/<study name>/."),
+        typer.Option(
+            "--plots",
+            metavar="DIR",
+            help="Also save each study's plots (PNG) in DIR/<study name>/.",
+        ),
     ] = None,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
     until_total: Annotated[int | None, typer.Option("--until-total", hidden=True)] = None,

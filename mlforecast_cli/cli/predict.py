@@ -9,8 +9,8 @@ import typer
 
 from ..errors import MlfError, UsageError, first_line
 from .data_options import EXPERIMENTS, DataOpt, DatasetOpt
-from .options import TrackingUriOpt
-from .output import console, print_json, print_table
+from .options import METRICS_TEXT, TrackingUriOpt
+from .output import print_json, print_table, say
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,34 +30,46 @@ def predict(
         ),
     ] = None,
     study_name: Annotated[
-        str | None, typer.Option("--study-name", help="Use this study's refit model.")
+        str | None,
+        typer.Option("--study-name", metavar="NAME", help="Use this study's refit model."),
     ] = None,
     run_id: Annotated[
-        str | None, typer.Option("--run-id", help="Use the model of this study run (MLflow).")
+        str | None,
+        typer.Option("--run-id", metavar="ID", help="Use the model of this study run (MLflow)."),
     ] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     horizon: Annotated[
         int | None,
-        typer.Option("--horizon", min=1, help="Steps to forecast (default: the model's)."),
+        typer.Option(
+            "--horizon", min=1, metavar="STEPS", help="Steps to forecast (default: the model's)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the forecast to a .csv or .parquet file."),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the forecast to a .csv or .parquet file."
+        ),
     ] = None,
     fill_features: Annotated[
         str,
         typer.Option(
             "--fill-features",
+            metavar="HOW",
             help="Future feature values the data lacks: error, season (one season back) or zero.",
         ),
     ] = "error",
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="Metric whose studies to choose from (default: any)."),
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help=f"Metric whose studies to choose from: {METRICS_TEXT} (default: any).",
+        ),
     ] = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment to look in.")
+        str | None,
+        typer.Option("--experiment", metavar="NAME", help="MLflow experiment to look in."),
     ] = None,
     tracking_uri: TrackingUriOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -118,19 +130,17 @@ def predict(
         )
         return
     if output is not None:
-        console.print(
+        say(
             f"wrote {len(result)} rows ({n_series} series × {steps} steps) of model "
-            f"'{saved.model_name}' (study {saved.study_name}) to {output}",
-            soft_wrap=True,
+            f"'{saved.model_name}' (study {saved.study_name}) to {output}"
         )
         return
     rows = _records(result, saved)
     for row in rows:
         row[FORECAST] = f"{row[FORECAST]:,.2f}"
-    console.print(
+    say(
         f"Forecast of model '{saved.model_name}' (study {saved.study_name}): {n_series} series "
-        f"× {steps} steps",
-        soft_wrap=True,
+        f"× {steps} steps"
     )
     print_table(rows, list(result.columns))
 
