@@ -135,14 +135,15 @@ def predict(
             f"'{saved.model_name}' (study {saved.study_name}) to {output}"
         )
         return
-    rows = _records(result, saved)
+    shown = _with_known_features(result, frame, saved)
+    rows = _records(shown, saved)
     for row in rows:
         row[FORECAST] = f"{row[FORECAST]:,.2f}"
     say(
         f"Forecast of model '{saved.model_name}' (study {saved.study_name}): {n_series} series "
         f"× {steps} steps"
     )
-    print_table(rows, list(result.columns))
+    print_table(rows, list(shown.columns))
 
 
 # --------------------------------------------------------------------------- finding the run
@@ -298,9 +299,10 @@ def _load(run, tracking_uri: str) -> SavedModel:
 
 
 def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
-    """The table to forecast from: --data, --dataset, else the built-in data of the study."""
+    """The table to forecast from: --data, --dataset, else the built-in data of the study
+    (with the known future of its features from the dataset's card)."""
     from ..data import read_table
-    from ..datasets import dataset_path, get_dataset, list_datasets
+    from ..datasets import dataset_table, get_dataset, list_datasets
 
     if data is not None:
         return read_table(data), str(data)
@@ -312,8 +314,7 @@ def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
             "latest history)"
         )
     card = get_dataset(name)
-    with dataset_path(name) as path:
-        return read_table(path), f"dataset {name} ({card.file})"
+    return dataset_table(name), f"dataset {name} ({card.file})"
 
 
 def _check_output(output: Path) -> str:
@@ -345,6 +346,24 @@ def _write(frame: pd.DataFrame, output: Path, writer: str) -> None:
         atomic_write(output, lambda tmp: frame.to_csv(tmp, index=False))
     else:
         atomic_write(output, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _with_known_features(result: pd.DataFrame, frame: pd.DataFrame, saved: SavedModel):
+    """``result`` with the feature values the data gives at each forecast step (such as
+    Walmart's IsHoliday weeks), for the table; blank where --fill-features filled them."""
+    import pandas as pd
+
+    from ..forecast import FORECAST
+
+    features = [c for c in saved.columns.get("features") or () if c in frame.columns]
+    if not features:
+        return result
+    keys = [*(saved.columns.get("ids") or ()), saved.columns["time"]]
+    known = frame.loc[:, [*keys, *features]].copy()
+    known[keys[-1]] = pd.to_datetime(known[keys[-1]])
+    known = known.drop_duplicates(keys, keep="last")
+    shown = result.merge(known, on=keys, how="left")
+    return shown[[*keys, *features, FORECAST]]
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:
