@@ -1,4 +1,8 @@
-"""Rich progress as Optuna callbacks: one live bar per model on one board."""
+"""Rich progress as Optuna callbacks: one live bar per model on one board.
+
+A bar's clock runs from the start of its model's search until the model's work is over (its
+refit, test and logging included): until the next model's bar starts or the board closes.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,11 @@ from rich.text import Text
 
 
 class ElapsedColumn(ProgressColumn):
-    """Time since the bar started: tenths of a second under a minute (a search of fast
-    trials takes well under one), then h:mm:ss; frozen once the bar is complete."""
+    """Time since the bar started, until it is stopped: tenths of a second under a minute (a
+    search of fast trials takes well under one), then h:mm:ss."""
 
     def render(self, task: Task) -> Text:
-        elapsed = task.finished_time if task.finished else task.elapsed
+        elapsed = task.elapsed
         if elapsed is None:
             return Text("-", style="progress.elapsed")
         return Text(format_elapsed(elapsed), style="progress.elapsed")
@@ -63,8 +67,14 @@ class ProgressBoard:
 
     def __exit__(self, *exc) -> None:
         if self._started:
+            self._stop_clocks()
             self.progress.stop()
             self._started = False
+
+    def _stop_clocks(self) -> None:
+        for task in self.progress.tasks:
+            if task.stop_time is None:
+                self.progress.stop_task(task.id)
 
     def add(self, model: str, n_trials: int | None, metric_label: str, study) -> ModelProgress:
         """Add a bar for ``model``'s ``study`` (showing the board on the first); returns the
@@ -72,6 +82,7 @@ class ProgressBoard:
         if not self._started:
             self.progress.start()
             self._started = True
+        self._stop_clocks()  # the model before is done
         task = self.progress.add_task(escape(model), total=n_trials, counts="", best="-")
         return ModelProgress(self.progress, task, metric_label, study)
 

@@ -3,6 +3,7 @@ that reads at 80 columns, a progress clock that runs."""
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 import time
@@ -198,15 +199,38 @@ def test_help_text_keeps_its_brackets():
 # --------------------------------------------------------------------------- progress clock
 
 
-def test_progress_clock_shows_time_under_a_second():
-    from rich.progress import Progress
+def test_progress_clock_runs_until_the_model_is_done():
+    """A search of fast trials takes a fraction of a second, and the model's refit and logging
+    follow: the bar's clock shows tenths of a second and runs until the next model starts."""
+    import optuna
 
-    from mlforecast_cli.progress import ElapsedColumn
+    from mlforecast_cli.progress import ElapsedColumn, ProgressBoard
 
-    progress = Progress(ElapsedColumn(), console=Console(width=40, color_system=None))
-    task = progress.add_task("m", total=2)
-    time.sleep(0.3)
-    progress.update(task, completed=2)
-    shown = str(ElapsedColumn().render(progress.tasks[0]))
-    assert shown != "0:00:00"
-    assert re.fullmatch(r"0\.[3-9]s", shown), shown
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    board = ProgressBoard(console=Console(file=io.StringIO(), width=120, color_system=None))
+    with board:
+        studies = [optuna.create_study() for _ in range(2)]
+        bars = []
+        for k, study in enumerate(studies):
+            bar = board.add(f"model{k}", 2, "MAE", study)
+            study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, callbacks=[bar])
+            bar.finish()
+            time.sleep(0.3)  # the refit, the test and the logging
+            bars.append(bar)
+        first = board.progress.tasks[0]
+        assert first.stop_time is not None  # stopped when the second model started
+    shown = [str(ElapsedColumn().render(task)) for task in board.progress.tasks]
+    for text in shown:  # not 0:00:00: tenths of a second, the refit included
+        assert re.fullmatch(r"\d+\.\ds", text) and float(text[:-1]) >= 0.3, shown
+
+
+def test_elapsed_times_read_well():
+    from mlforecast_cli.progress import format_elapsed
+
+    assert [format_elapsed(s) for s in (0.04, 12.345, 59.94, 65, 3725)] == [
+        "0.0s",
+        "12.3s",
+        "59.9s",
+        "0:01:05",
+        "1:02:05",
+    ]
