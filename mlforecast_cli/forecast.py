@@ -96,7 +96,7 @@ def _split_history(
     frame: pd.DataFrame, columns: Columns, source: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows up to the last target value of each series, and the rows after it."""
-    from .panel import parse_times, to_float
+    from .panel import future_rows
 
     if not isinstance(frame, pd.DataFrame):
         raise DataError(
@@ -113,25 +113,7 @@ def _split_history(
     if len(frame) == 0:
         raise DataError(f"{source} has no rows; give the history of every series to forecast")
     frame = frame.loc[:, list(dict.fromkeys(needed))].reset_index(drop=True)
-    times = parse_times(frame[columns.time], columns.time, source)
-    known = ~np.isnan(to_float(frame[columns.target], columns.target, source, role="target"))
-    if columns.ids:
-        codes = frame.groupby(list(columns.ids), sort=False, dropna=False).ngroup().to_numpy()
-    else:
-        codes = np.zeros(len(frame), dtype=np.int64)
-    n = int(codes.max()) + 1
-    ns = times.astype(np.int64)
-    last = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(last, codes[known], ns[known])
-    empty = np.flatnonzero(last == np.iinfo(np.int64).min)
-    if empty.size:
-        r = int(np.flatnonzero(codes == empty[0])[0])
-        label = "_".join(str(frame.at[r, c]) for c in columns.ids) or "series"
-        raise DataError(
-            f"series {label!r} in {source} has no {columns.target} value ({empty.size} such "
-            "series): give its history, or drop its rows"
-        )
-    after = ns > last[codes]
+    after = future_rows(frame, columns, source)
     return frame.loc[~after], frame.loc[after]
 
 

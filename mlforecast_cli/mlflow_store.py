@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 def quiet_mlflow_logs() -> None:
@@ -42,7 +42,9 @@ def connect(tracking_uri: str, attempts: int = 5):
 
 @contextmanager
 def _sqlite_open_lock(tracking_uri: str) -> Iterator[None]:
-    """An exclusive ``flock`` per SQLite file (in the temp folder) while it is opened."""
+    """An exclusive ``flock`` per SQLite file while it is opened, on a lock file in the temp
+    folder that the holder removes when done. A process that waited on a removed file (its
+    inode no longer at the path) locks the path again, so two holders never overlap."""
     if not tracking_uri.startswith("sqlite:///"):
         yield
         return
@@ -53,13 +55,21 @@ def _sqlite_open_lock(tracking_uri: str) -> Iterator[None]:
 
     path = os.path.abspath(tracking_uri[len("sqlite:///") :])
     name = hashlib.sha1(path.encode()).hexdigest()[:16]
-    fd = os.open(
-        os.path.join(tempfile.gettempdir(), f"mlf-mlflow-{name}.lock"), os.O_RDWR | os.O_CREAT
-    )
-    try:
+    lock = os.path.join(tempfile.gettempdir(), f"mlf-mlflow-{name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before us removed this file: lock the new one
+    try:
         yield
     finally:
+        with suppress(FileNotFoundError):
+            os.unlink(lock)
         os.close(fd)
 
 

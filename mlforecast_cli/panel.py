@@ -26,7 +26,15 @@ from .frequency import (
 )
 from .tables import read_table
 
-__all__ = ["Columns", "Panel", "id_label", "load_panel", "parse_times", "to_float"]
+__all__ = [
+    "Columns",
+    "Panel",
+    "future_rows",
+    "id_label",
+    "load_panel",
+    "parse_times",
+    "to_float",
+]
 
 _HOLIDAY_WEIGHT = 5.0  # Walmart's WMAE convention: holiday weeks weigh 5, the others 1
 
@@ -143,6 +151,8 @@ def load_panel(
     """Validate a long table and turn it into a :class:`Panel`.
 
     ``data`` is a path (see :func:`read_table`) or a DataFrame; other columns are ignored.
+    Rows after the last target value of a series (the known future: target empty, features
+    filled, as `mlf predict` reads them) are left out.
     ``freq`` (a pandas offset alias) is inferred from the dates when not given. Raises
     :class:`DataError` for missing columns, unparseable dates, non-numeric or missing
     targets, non-numeric features, duplicate (id, time) rows, gaps, or series with fewer
@@ -157,6 +167,10 @@ def load_panel(
     c = columns
     _check_columns(frame, c, src)
     ids = list(c.ids)
+    row_number = np.arange(1, len(frame) + 1)  # of the file, for messages
+    future = future_rows(frame, c, src)
+    if future.any():
+        frame, row_number = frame.loc[~future].reset_index(drop=True), row_number[~future]
 
     times = parse_times(frame[c.time], c.time, src)
     y = to_float(frame[c.target], c.target, src, role="target")
@@ -166,8 +180,8 @@ def load_panel(
         what = "missing" if np.isnan(y[r]) else f"not finite ({y[r]})"
         raise DataError(
             f"target column {c.target!r} in {src} has {int(bad.sum())} missing or infinite "
-            f"value(s); first at row {r + 1} ({_where(frame, ids, c.time, r)}) is {what}: fill "
-            "or drop those rows"
+            f"value(s); first at row {row_number[r]} ({_where(frame, ids, c.time, r)}) is "
+            f"{what}: fill or drop those rows"
         )
     feats = np.empty((len(frame), len(c.features)), dtype=np.float64)
     for k, name in enumerate(c.features):
@@ -175,7 +189,7 @@ def load_panel(
         if np.isinf(col).any():
             r = int(np.flatnonzero(np.isinf(col))[0])
             raise DataError(
-                f"feature column {name!r} in {src} has an infinite value at row {r + 1} "
+                f"feature column {name!r} in {src} has an infinite value at row {row_number[r]} "
                 f"({_where(frame, ids, c.time, r)}); replace it or drop the column from --feature"
             )
         feats[:, k] = np.nan_to_num(col, nan=0.0)
@@ -189,7 +203,7 @@ def load_panel(
             r = int(np.flatnonzero(missing)[0])
             raise DataError(
                 f"id column {name!r} in {src} has {int(missing.sum())} missing value(s), first "
-                f"at row {r + 1}; fill or drop those rows"
+                f"at row {row_number[r]}; fill or drop those rows"
             )
 
     # order rows by series then time, and cut them into series
@@ -247,6 +261,34 @@ def load_panel(
         season_length=season_length_for(freq),
         source=src,
     )
+
+
+def future_rows(frame: pd.DataFrame, columns: Columns, src: str) -> np.ndarray:
+    """Which rows of ``frame`` come after the last target value of their series: the known
+    future (target empty, features filled). A series with no target value at all is a
+    :class:`DataError`."""
+    y = to_float(frame[columns.target], columns.target, src, role="target")
+    empty = np.isnan(y)
+    if not empty.any():
+        return empty
+    ids = list(columns.ids)
+    if ids:
+        codes = frame.groupby(ids, sort=False, dropna=False).ngroup().to_numpy()
+    else:
+        codes = np.zeros(len(frame), dtype=np.int64)
+    ns = parse_times(frame[columns.time], columns.time, src).astype(np.int64)
+    never = np.iinfo(np.int64).min
+    last = np.full(int(codes.max()) + 1, never)
+    np.maximum.at(last, codes[~empty], ns[~empty])
+    lacking = np.flatnonzero(last == never)
+    if lacking.size:
+        r = int(np.flatnonzero(codes == lacking[0])[0])
+        label = id_label(tuple(frame[n].iloc[r] for n in ids))
+        raise DataError(
+            f"series {label!r} in {src} has no {columns.target} value ({lacking.size} such "
+            "series): give its history, or drop its rows"
+        )
+    return ns > last[codes]
 
 
 def _check_columns(frame: pd.DataFrame, c: Columns, src: str) -> None:

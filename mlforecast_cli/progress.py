@@ -1,4 +1,8 @@
-"""Rich progress as Optuna callbacks: one live bar per model on one board."""
+"""Rich progress as Optuna callbacks: one live bar per model on one board.
+
+A bar's clock runs from the start of its model's search until the model's work is over (its
+refit, test and logging included): until the next model's bar starts or the board closes.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,39 @@ import threading
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from .leaderboard import trials_text
 from .study import TRIAL_STATES
+
+
+class ElapsedColumn(ProgressColumn):
+    """Time since the bar started, until it is stopped: tenths of a second under a minute (a
+    search of fast trials takes well under one), then h:mm:ss."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed
+        if elapsed is None:
+            return Text("-", style="progress.elapsed")
+        return Text(format_elapsed(elapsed), style="progress.elapsed")
+
+
+def format_elapsed(seconds: float) -> str:
+    """``0.4s``, ``12.3s``, then ``0:01:05``."""
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class ProgressBoard:
@@ -30,7 +56,7 @@ class ProgressBoard:
             MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"),
             TextColumn("best {task.fields[best]}"),
-            TimeElapsedColumn(),
+            ElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
@@ -44,8 +70,14 @@ class ProgressBoard:
 
     def __exit__(self, *exc) -> None:
         if self._started:
+            self._stop_clocks()
             self.progress.stop()
             self._started = False
+
+    def _stop_clocks(self) -> None:
+        for task in self.progress.tasks:
+            if task.stop_time is None:
+                self.progress.stop_task(task.id)
 
     def add(self, model: str, n_trials: int | None, metric_label: str, study) -> ModelProgress:
         """Add a bar for ``model``'s ``study`` (showing the board on the first); returns the
@@ -53,7 +85,8 @@ class ProgressBoard:
         if not self._started:
             self.progress.start()
             self._started = True
-        task = self.progress.add_task(model, total=n_trials, counts="", best="-")
+        self._stop_clocks()  # the model before is done
+        task = self.progress.add_task(escape(model), total=n_trials, counts="", best="-")
         return ModelProgress(self.progress, task, metric_label, study)
 
 

@@ -71,3 +71,53 @@ def test_listing_does_not_import_pandas():
         "assert 'pandas' not in sys.modules, 'pandas imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- known future
+
+
+def test_the_card_holiday_weeks_are_the_file_holiday_weeks():
+    """The card's holiday weeks (the competition's data description) that fall inside the
+    file are exactly its IsHoliday weeks, and all of them are on the file's Friday grid."""
+    import pandas as pd
+
+    card = get_dataset("walmart")
+    future = card.future
+    assert future is not None and future.until == "2013-12-27"
+    assert future.default == {"IsHoliday": False}
+    holidays = {day for day, values in future.dates.items() if values["IsHoliday"]}
+    assert len(holidays) == 16  # four holidays a year, 2010-2013
+    assert {pd.Timestamp(d).day_name() for d in holidays} == {"Friday"}
+    with dataset_path("walmart") as path:
+        frame = pd.read_csv(path)
+    inside = {d for d in holidays if frame["Date"].min() <= d <= frame["Date"].max()}
+    assert inside == set(frame.loc[frame["IsHoliday"], "Date"])
+    assert "2012-11-23" in holidays and "2012-12-28" in holidays  # Thanksgiving, Christmas 2012
+
+
+def test_dataset_table_appends_the_known_future():
+    from mlforecast_cli.datasets import dataset_table
+
+    table = dataset_table("walmart")
+    history, future = table[table["Weekly_Sales"].notna()], table[table["Weekly_Sales"].isna()]
+    assert len(history) == 7 * 143
+    assert future.groupby(["Store", "Dept"]).size().tolist() == [61] * 7  # to 2013-12-27
+    assert future["Date"].min() == "2012-11-02" and future["Date"].max() == "2013-12-27"
+    marked = sorted(future.loc[future["IsHoliday"].astype(bool), "Date"].unique())
+    assert marked == [
+        "2012-11-23", "2012-12-28", "2013-02-08", "2013-09-06", "2013-11-29", "2013-12-27"
+    ]  # fmt: skip
+    panel = load_dataset("walmart")  # optimize's data: the history only, same as the table's
+    from mlforecast_cli.data import load_panel
+
+    again = load_panel(table, get_dataset("walmart").columns, freq="W-FRI", source="t")
+    assert again.fingerprint() == panel.fingerprint()
+
+
+def test_datasets_json_shows_the_known_future(cli):
+    import json
+
+    result = cli("datasets", "--json")
+    [walmart] = json.loads(result.out)["datasets"]
+    assert walmart["future"]["until"] == "2013-12-27"
+    assert walmart["future"]["dates"]["2012-11-23"] == {"IsHoliday": True}

@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlforecast_cli.cli import main
-from mlforecast_cli.datasets import dataset_path
+from mlforecast_cli.datasets import dataset_path, dataset_table
 from mlforecast_cli.registry import Registry, set_registry
 from tests.plugin_factories import MeanModel, spec_plugin
 
@@ -495,6 +495,75 @@ def test_data_problems_are_named(cli, featured, use, tmp_path):
     assert result.code == 2 and "pass the data file with --data" in result.err
 
 
+# --------------------------------------------------------------------------- known future rows
+
+
+def test_optimize_on_a_file_with_future_rows_then_predict_uses_them(
+    cli, featured, use, tmp_path, tmp_path_factory, _mlflow_template, capsys
+):
+    """A --data file may hold the known future (empty target, features filled): optimize
+    leaves those rows out of its split (same data as without them), predict forecasts from them
+    with no flag."""
+    path = tmp_path / "sales_and_future.csv"
+    _future(_sales(), 4, [1, 0, 1, 0]).to_csv(path, index=False)
+    plugin = spec_plugin("promo_model", FeatureModel, FEATURE_SPACE, tmp_path)
+    args = ["--data", str(path), *FEATURE_ARGS, "--horizon", "4"]
+    store = _optimize(
+        tmp_path_factory,
+        _mlflow_template,
+        "future-rows",
+        ["promo_model", "--trials", "2", *args, "--experiment", "sales"],
+        plugins=[(plugin, "promo_plugin")],
+    )
+    capsys.readouterr()
+    fingerprints = {
+        s.uri: MlflowClient(s.uri).get_run(s.run_id).data.params["data_fingerprint"]
+        for s in (store, featured)
+    }
+    assert len(set(fingerprints.values())) == 1  # the future rows are not in the data
+    use(store)
+    result = cli(*PROMO, "--data", str(path), "--json")
+    assert result.code == 0, result
+    rows = json.loads(result.out)["forecast"]
+    assert len(rows) == 12
+    for shop in "ABC":
+        values = [r["forecast"] for r in rows if r["shop"] == shop]
+        assert values[0] > values[1] and values[2] > values[3]  # promo weeks sell more
+
+
+def test_predict_on_walmart_needs_no_flag_the_card_knows_the_holidays(
+    cli, use, tmp_path, tmp_path_factory, _mlflow_template, capsys
+):
+    """A model that uses IsHoliday, trained on the built-in data: `mlf predict MODEL` forecasts
+    2012-11-02 ... 2013-01-25 with Thanksgiving and Christmas weeks marked from the card."""
+    plugin = spec_plugin("holiday_model", FeatureModel, FEATURE_SPACE, tmp_path)
+    store = _optimize(
+        tmp_path_factory,
+        _mlflow_template,
+        "walmart-holidays",
+        ["holiday_model", "--trials", "1"],
+        plugins=[(plugin, "holiday_plugin")],
+    )
+    capsys.readouterr()
+    use(store)
+    result = cli("predict", "holiday_model", "--json")
+    assert result.code == 0, result
+    rows = json.loads(result.out)["forecast"]
+    assert len(rows) == 7 * 13
+    days = sorted({r["Date"] for r in rows})
+    assert days[0] == "2012-11-02" and days[-1] == "2013-01-25" and len(days) == 13
+    holidays = {"2012-11-23", "2012-12-28"}
+    for dept in {r["Dept"] for r in rows}:
+        by_day = {r["Date"]: r["forecast"] for r in rows if r["Dept"] == dept}
+        [plain] = {v for d, v in by_day.items() if d not in holidays}  # the window mean
+        assert all(by_day[d] > plain for d in holidays)
+    table = cli("predict", "holiday_model")
+    assert table.code == 0, table
+    marked = [line for line in table.out.splitlines() if "True" in line]
+    assert len(marked) == 7 * 2
+    assert {d for line in marked for d in holidays if d in line} == holidays
+
+
 # --------------------------------------------------------------------------- a real model
 
 
@@ -508,21 +577,13 @@ def test_lightgbm_on_walmart(cli, use, tmp_path, tmp_path_factory, _mlflow_templ
     capsys.readouterr()
     use(store)
     out = tmp_path / "f.csv"
-    result = cli("predict", "lightgbm", "--output", str(out))
-    if result.code == 2:  # it uses IsHoliday, which the data lacks for the next 13 weeks
-        assert "uses the feature(s) IsHoliday" in result.err
-        assert "1_1: 2012-11-02..2013-01-25" in " ".join(result.err.split())
-        assert not out.exists()
-    fill = ["--fill-features", "season"]
-    assert cli("predict", "lightgbm", "--output", str(out), *fill).code == 0
+    result = cli("predict", "lightgbm", "--output", str(out))  # IsHoliday from the card
+    assert result.code == 0, result
     ours = pd.read_csv(out)
     assert ours.groupby(["Store", "Dept"]).size().tolist() == [13] * 7
     assert ours["Date"].iloc[0] == "2012-11-02" and ours["Date"].iloc[12] == "2013-01-25"
-    frame = _walmart()
-    request = {
-        "dataframe_split": json.loads(frame.to_json(orient="split", index=False)),
-        "params": {"fill_features": "season"},
-    }
+    frame = dataset_table("walmart")  # the shipped table and its known future rows
+    request = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
     path = tmp_path / "request.json"
     path.write_text(json.dumps(request))
     served = _mlflow_models_predict(store.model_uri, path, "json", store.uri, tmp_path)

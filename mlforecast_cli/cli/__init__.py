@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
 from ..errors import MlfError, first_line
 from .datasets import datasets
@@ -50,6 +51,7 @@ def _root(
         Path | None,
         typer.Option(
             "--plugins-dir",
+            metavar="DIR",
             envvar="MLF_PLUGINS_DIR",
             help="Also load single-file model plugins (*.py) from this folder.",
         ),
@@ -74,6 +76,17 @@ app.command("predict")(predict)
 app.command("report")(report)
 
 
+def bare_switches(command) -> None:
+    """Show every flag of ``command`` and its subcommands as a bare switch in help: Typer
+    writes ``--json <bool>``, as if the flag took a value."""
+    ctx = typer.Context(command, info_name=command.name)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        bare_switches(sub)
+
+
 def _click_exception_type() -> type[Exception]:
     # Typer may vendor its own click; find its ClickException through a public subclass.
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -86,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("MLF_DEBUG", "") not in ("", "0")
     click_exception = _click_exception_type()
     try:
-        code = app(args=args, prog_name="mlf", standalone_mode=False)
+        command = typer.main.get_command(app)
+        bare_switches(command)
+        code = command(args=args, prog_name="mlf", standalone_mode=False)
     except click_exception as exc:
         if debug:
             raise

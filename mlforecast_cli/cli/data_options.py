@@ -18,26 +18,41 @@ EXPERIMENTS = {"walmart": "walmart_sales_forecasting"}
 
 DatasetOpt = Annotated[
     str | None,
-    typer.Option("--dataset", help="Built-in dataset (see 'mlf datasets'); default walmart."),
+    typer.Option(
+        "--dataset", metavar="NAME", help="Built-in dataset (see 'mlf datasets'); default walmart."
+    ),
 ]
 DataOpt = Annotated[
-    Path | None, typer.Option("--data", help="Your own long-format CSV or Parquet file.")
+    Path | None,
+    typer.Option("--data", metavar="FILE", help="Your own long-format CSV or Parquet file."),
 ]
-TargetOpt = Annotated[str | None, typer.Option("--target", help="Target column of --data.")]
-TimeOpt = Annotated[str | None, typer.Option("--time-col", help="Time column of --data.")]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", metavar="COLUMN", help="Target column of --data.")
+]
+TimeOpt = Annotated[
+    str | None, typer.Option("--time-col", metavar="COLUMN", help="Time column of --data.")
+]
 IdOpt = Annotated[
     list[str] | None,
-    typer.Option("--id-col", help="Series id column of --data (repeat for several)."),
+    typer.Option(
+        "--id-col", metavar="COLUMN", help="Series id column of --data (repeat for several)."
+    ),
 ]
 FeatureOpt = Annotated[
     list[str] | None,
-    typer.Option("--feature", help="Known-in-advance feature column (repeatable)."),
+    typer.Option(
+        "--feature", metavar="COLUMN", help="Known-in-advance feature column (repeatable)."
+    ),
 ]
 
 
 FreqOpt = Annotated[
     str | None,
-    typer.Option("--freq", help="Frequency of --data (pandas alias: W-FRI, MS, D, h); inferred."),
+    typer.Option(
+        "--freq",
+        metavar="ALIAS",
+        help="Frequency of --data (pandas alias: W-FRI, MS, D, h); inferred.",
+    ),
 ]
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from ..registry import get_model, get_registry
 from .options import JsonTableOpt
-from .output import console, err_console, print_json, print_table
+from .output import console, print_json, print_table, warning_line
 
 
 def list_models(
@@ -37,7 +38,8 @@ def list_models(
         return
     for row in rows:
         row["plugin"] = _plugin_cell(row)
-        row["status"] = f"[green]{row['status']}[/]" if row["status"] == "ready" else row["status"]
+        if row["status"] == "ready":
+            row["status"] = Text(row["status"], style="green")
     print_table(
         rows,
         ["name", "family", "plugin", "params", "status", "summary"],
@@ -46,7 +48,7 @@ def list_models(
         shrink=("summary",),
     )
     for problem in registry.problems:
-        err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+        warning_line(problem)
 
 
 def _plugin_cell(row: dict) -> str:
@@ -58,11 +60,16 @@ def _plugin_cell(row: dict) -> str:
 def show_space(
     model: Annotated[str, typer.Argument(help="Model name (see 'mlf list-models').")],
     space: Annotated[
-        Path | None, typer.Option("--space", help="Use this YAML file instead of the model's.")
+        Path | None,
+        typer.Option("--space", metavar="FILE", help="Use this YAML file instead of the model's."),
     ] = None,
     assignments: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override one key: KEY=VALUE, KEY=LOW..HIGH, KEY=[a, b]."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override one key: KEY=VALUE, KEY=LOW..HIGH, KEY=\\[a, b] (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Print the effective search space of MODEL as YAML, ready to copy and edit."""

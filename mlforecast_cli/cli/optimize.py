@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
-from ..metrics import DEFAULT_METRIC, METRIC_NAMES
+from ..metrics import DEFAULT_METRIC
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -26,8 +26,8 @@ from .data_options import (
     load_data,
 )
 from .invocation import invocation
-from .options import TrackingUriOpt
-from .output import console, err_console, print_json, print_table
+from .options import METRICS_TEXT, TrackingUriOpt
+from .output import console, err_console, error_line, print_json, print_table, warning_line
 
 if TYPE_CHECKING:
     from ..config import OptimizeConfig
@@ -41,9 +41,14 @@ def optimize(
     models: Annotated[
         list[str] | None, typer.Argument(help="Models to search (default: every ready model).")
     ] = None,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add per model.")] = 20,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, metavar="N", help="Trials to add per model.")
+    ] = 20,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", min=0, help="Stop a model's search after SECONDS.")
+        float | None,
+        typer.Option(
+            "--timeout", min=0, metavar="SECONDS", help="Stop a model's search after SECONDS."
+        ),
     ] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
@@ -53,39 +58,62 @@ def optimize(
     feature: FeatureOpt = None,
     freq: FreqOpt = None,
     horizon: Annotated[
-        int | None, typer.Option("--horizon", min=1, help="Steps to forecast (dataset default).")
+        int | None,
+        typer.Option(
+            "--horizon", min=1, metavar="STEPS", help="Steps to forecast (dataset default)."
+        ),
     ] = None,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help=f"{'|'.join(METRIC_NAMES)} (default {DEFAULT_METRIC})."),
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help=f"Metric the search minimises: {METRICS_TEXT} (default {DEFAULT_METRIC}).",
+        ),
     ] = None,
     cv_windows: Annotated[
-        int, typer.Option("--cv-windows", min=1, help="Rolling validation windows.")
+        int, typer.Option("--cv-windows", min=1, metavar="K", help="Rolling validation windows.")
     ] = 1,
     space_file: Annotated[
-        Path | None, typer.Option("--space", help="Search-space YAML replacing the model's.")
+        Path | None,
+        typer.Option("--space", metavar="FILE", help="Search-space YAML replacing the model's."),
     ] = None,
     assignments: Annotated[
-        list[str] | None, typer.Option("--set", help="Override one space key: KEY=VALUE.")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override one space key (repeatable)."),
     ] = None,
     study_name: Annotated[
-        str | None, typer.Option("--study-name", help="Study to create or resume.")
+        str | None, typer.Option("--study-name", metavar="NAME", help="Study to create or resume.")
     ] = None,
     storage: Annotated[
-        str | None, typer.Option("--storage", help="Optuna storage URL (default .mlf/ journal).")
+        str | None,
+        typer.Option(
+            "--storage", metavar="URL", help="Optuna storage URL (default .mlf/ journal)."
+        ),
     ] = None,
-    n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Trials run at once.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Sampler and model seed.")] = 42,
+    n_jobs: Annotated[
+        int, typer.Option("--n-jobs", min=1, metavar="N", help="Trials run at once.")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Sampler and model seed.")] = 42,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment.")
+        str | None, typer.Option("--experiment", metavar="NAME", help="MLflow experiment.")
     ] = None,
     tracking_uri: TrackingUriOpt = None,
-    device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda|mps.")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", metavar="NAME", help="Where torch models run: auto, cpu, cuda or mps."
+        ),
+    ] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
     plots: Annotated[
         Path | None,
-        typer.Option("--plots", help="Also save each study's plots (PNG) in DIR/<study name>/."),
+        typer.Option(
+            "--plots",
+            metavar="DIR",
+            help="Also save each study's plots (PNG) in DIR/<study name>/.",
+        ),
     ] = None,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
@@ -134,7 +162,7 @@ def optimize(
     failed = [o for o in outcomes if o.error]
     if failed:
         for o in failed:
-            err_console.print(f"[red]error:[/] {o.model}: {o.error}", highlight=False)
+            error_line(f"{o.model}: {o.error}")
         raise typer.Exit(1)
 
 
@@ -167,7 +195,7 @@ def _run(
         for entry, plan in zip(entries, plans, strict=True):
             outcome = run_model(entry, plan, config, panel, board)
             for warning in outcome.warnings:
-                err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                warning_line(warning)
             outcomes.append(outcome)
     except KeyboardInterrupt as exc:
         if board is not None:

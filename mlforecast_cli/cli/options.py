@@ -6,14 +6,23 @@ from typing import Annotated
 
 import typer
 
+from ..space import METRIC_NAMES
 from .data_options import EXPERIMENTS
 
 DEFAULT_EXPERIMENT = EXPERIMENTS["walmart"]
+METRICS_TEXT = ", ".join(METRIC_NAMES[:-1]) + f" or {METRIC_NAMES[-1]}"
+"""The metric names as help text reads them: "mape, smape, ... or wmae"."""
 
 JsonTableOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TrackingUriOpt = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)."),
+    typer.Option(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)."
+    ),
 ]
-ExperimentOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment to read.")]
-RankMetricOpt = Annotated[str, typer.Option("--metric", help="Metric to rank by.")]
+ExperimentOpt = Annotated[
+    str, typer.Option("--experiment", metavar="NAME", help="MLflow experiment to read.")
+]
+RankMetricOpt = Annotated[
+    str, typer.Option("--metric", metavar="NAME", help=f"Metric to rank by: {METRICS_TEXT}.")
+]

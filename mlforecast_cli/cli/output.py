@@ -1,4 +1,9 @@
-"""Console output shared by the commands: tables or JSON, and one-line errors."""
+"""Console output shared by the commands: tables or JSON, and one-line messages.
+
+Text that comes from users, plugins, files or errors can hold brackets (``mlforecast-cli[trees]``,
+``[a, b]``, a path): it is printed as is, never read as Rich markup. Messages are soft-wrapped:
+a long line stays one line (the terminal folds it), so it can be copied and grepped.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+class MessageConsole(Console):
+    """A Rich console on which a printed string is one line (soft-wrapped) unless told
+    otherwise; tables and progress bars lay out to the terminal's width as usual."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+        if soft_wrap is None and objects and all(isinstance(o, str | Text) for o in objects):
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+
+console = MessageConsole(highlight=False)
+err_console = MessageConsole(stderr=True, highlight=False)
 
 
 def print_json(document: Any) -> None:
@@ -28,11 +45,11 @@ def print_table(
     shrink: Sequence[str] = (),
 ) -> None:
     """Print ``rows`` as a Rich table, one line per row except in the ``wrap`` columns;
-    only the ``shrink`` columns are cut short (with an ellipsis) on a narrow terminal."""
+    only the ``shrink`` columns are cut short (with an ellipsis) on a narrow terminal.
+    A cell is printed as text; pass a ``rich.text.Text`` to style it."""
     from rich.table import Table
-    from rich.text import Text
 
-    cells = [[Text.from_markup(_cell(row.get(key))) for key in columns] for row in rows]
+    cells = [[_text(row.get(key)) for key in columns] for row in rows]
     names = [(headers or {}).get(key, key) for key in columns]
     widths = [max([len(n)] + [r[i].cell_len for r in cells]) for i, n in enumerate(names)]
     fixed = sum(w for w, key in zip(widths, columns, strict=True) if key not in shrink)
@@ -51,6 +68,10 @@ def print_table(
     console.print(table)
 
 
+def _text(value: Any) -> Text:
+    return value.copy() if isinstance(value, Text) else Text(_cell(value))
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -60,9 +81,19 @@ def _cell(value: Any) -> str:
 
 
 def error_line(message: str) -> None:
-    """Print one error line on stderr (markup in ``message`` is not interpreted)."""
-    from rich.text import Text
+    """Print ``message`` as one error line on stderr, as is (no markup)."""
+    _line("error: ", "bold red", message)
 
-    err_console.print(
-        Text.assemble(("error: ", "bold red"), message.replace("\n", " ")), soft_wrap=True
-    )
+
+def warning_line(message: str) -> None:
+    """Print ``message`` as one warning line on stderr, as is (no markup)."""
+    _line("warning: ", "yellow", message)
+
+
+def say(message: str) -> None:
+    """Print ``message`` as one line on stdout, as is (no markup)."""
+    console.print(Text(message.replace("\n", " ")))
+
+
+def _line(label: str, style: str, message: str) -> None:
+    err_console.print(Text.assemble((label, style), message.replace("\n", " ")))

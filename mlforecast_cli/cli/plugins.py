@@ -6,9 +6,11 @@ import os
 from importlib import metadata
 from typing import Any
 
+from rich.text import Text
+
 from ..registry import ENTRY_POINT_GROUP, Registry, get_registry
 from .options import JsonTableOpt
-from .output import err_console, print_json, print_table
+from .output import print_json, print_table, warning_line
 
 
 def plugins(
@@ -52,12 +54,14 @@ def plugins(
                 "source": row["source"],
                 "distribution": " ".join(v for v in (row["distribution"], row["version"]) if v),
                 "models": ", ".join(models) or "-",
-                "status": "[red]error: see below[/]" if row["error"] else "[green]ok[/]",
+                "status": Text("error: see below", style="red")
+                if row["error"]
+                else Text("ok", style="green"),
             }
         )
     print_table(table, ["plugin", "source", "distribution", "models", "status"])
     for problem in problems + details:
-        err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+        warning_line(problem)
 
 
 def _row(registry: Registry, info) -> dict[str, Any]:

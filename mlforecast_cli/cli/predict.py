@@ -9,8 +9,8 @@ import typer
 
 from ..errors import MlfError, UsageError, first_line
 from .data_options import EXPERIMENTS, DataOpt, DatasetOpt
-from .options import TrackingUriOpt
-from .output import console, print_json, print_table
+from .options import METRICS_TEXT, TrackingUriOpt
+from .output import print_json, print_table, say
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,34 +30,46 @@ def predict(
         ),
     ] = None,
     study_name: Annotated[
-        str | None, typer.Option("--study-name", help="Use this study's refit model.")
+        str | None,
+        typer.Option("--study-name", metavar="NAME", help="Use this study's refit model."),
     ] = None,
     run_id: Annotated[
-        str | None, typer.Option("--run-id", help="Use the model of this study run (MLflow).")
+        str | None,
+        typer.Option("--run-id", metavar="ID", help="Use the model of this study run (MLflow)."),
     ] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     horizon: Annotated[
         int | None,
-        typer.Option("--horizon", min=1, help="Steps to forecast (default: the model's)."),
+        typer.Option(
+            "--horizon", min=1, metavar="STEPS", help="Steps to forecast (default: the model's)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the forecast to a .csv or .parquet file."),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the forecast to a .csv or .parquet file."
+        ),
     ] = None,
     fill_features: Annotated[
         str,
         typer.Option(
             "--fill-features",
+            metavar="HOW",
             help="Future feature values the data lacks: error, season (one season back) or zero.",
         ),
     ] = "error",
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="Metric whose studies to choose from (default: any)."),
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help=f"Metric whose studies to choose from: {METRICS_TEXT} (default: any).",
+        ),
     ] = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment to look in.")
+        str | None,
+        typer.Option("--experiment", metavar="NAME", help="MLflow experiment to look in."),
     ] = None,
     tracking_uri: TrackingUriOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -101,10 +113,10 @@ def predict(
     )
     if output is not None:
         _write(result, output, writer)
-    _show(result, saved, run, experiment, source, output, json_output)
+    _show(result, frame, saved, run, experiment, source, output, json_output)
 
 
-def _show(result, saved: SavedModel, run, experiment: str, source: str, output, json_output):
+def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, output, json_output):
     """Print the forecast (a table), what was written, or the --json document."""
     from ..forecast import FORECAST
     from ..study_runs import model_uri
@@ -128,21 +140,20 @@ def _show(result, saved: SavedModel, run, experiment: str, source: str, output, 
         )
         return
     if output is not None:
-        console.print(
+        say(
             f"wrote {len(result)} rows ({n_series} series × {steps} steps) of model "
-            f"'{saved.model_name}' (study {saved.study_name}) to {output}",
-            soft_wrap=True,
+            f"'{saved.model_name}' (study {saved.study_name}) to {output}"
         )
         return
-    rows = _records(result, saved)
+    shown = _with_known_features(result, frame, saved)
+    rows = _records(shown, saved)
     for row in rows:
         row[FORECAST] = f"{row[FORECAST]:,.2f}"
-    console.print(
+    say(
         f"Forecast of model '{saved.model_name}' (study {saved.study_name}): {n_series} series "
-        f"× {steps} steps",
-        soft_wrap=True,
+        f"× {steps} steps"
     )
-    print_table(rows, list(result.columns))
+    print_table(rows, list(shown.columns))
 
 
 def _load(run, tracking_uri: str) -> SavedModel:
@@ -170,9 +181,10 @@ def _load(run, tracking_uri: str) -> SavedModel:
 
 
 def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
-    """The table to forecast from: --data, --dataset, else the built-in data of the study."""
+    """The table to forecast from: --data, --dataset, else the built-in data of the study
+    (with the known future of its features from the dataset's card)."""
     from ..data import read_table
-    from ..datasets import dataset_path, get_dataset, list_datasets
+    from ..datasets import dataset_table, get_dataset, list_datasets
 
     if data is not None:
         return read_table(data), str(data)
@@ -184,8 +196,7 @@ def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
             "latest history)"
         )
     card = get_dataset(name)
-    with dataset_path(name) as path:
-        return read_table(path), f"dataset {name} ({card.file})"
+    return dataset_table(name), f"dataset {name} ({card.file})"
 
 
 def _check_output(output: Path) -> str:
@@ -217,6 +228,24 @@ def _write(frame: pd.DataFrame, output: Path, writer: str) -> None:
         atomic_write(output, lambda tmp: frame.to_csv(tmp, index=False))
     else:
         atomic_write(output, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _with_known_features(result: pd.DataFrame, frame: pd.DataFrame, saved: SavedModel):
+    """``result`` with the feature values the data gives at each forecast step (such as
+    Walmart's IsHoliday weeks), for the table; blank where --fill-features filled them."""
+    import pandas as pd
+
+    from ..forecast import FORECAST
+
+    features = [c for c in saved.columns.get("features") or () if c in frame.columns]
+    if not features:
+        return result
+    keys = [*(saved.columns.get("ids") or ()), saved.columns["time"]]
+    known = frame.loc[:, [*keys, *features]].copy()
+    known[keys[-1]] = pd.to_datetime(known[keys[-1]])
+    known = known.drop_duplicates(keys, keep="last")
+    shown = result.merge(known, on=keys, how="left")
+    return shown[[*keys, *features, FORECAST]]
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:

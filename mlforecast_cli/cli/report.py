@@ -9,15 +9,15 @@ import typer
 
 from ..errors import UsageError
 from .options import DEFAULT_EXPERIMENT, RankMetricOpt, TrackingUriOpt
-from .output import console, print_json
+from .output import print_json, say
 
 
 def report(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The HTML file to write (.html).")
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The HTML file to write (.html).")
     ] = Path("report.html"),
     experiment: Annotated[
-        str, typer.Option("--experiment", help="MLflow experiment to report on.")
+        str, typer.Option("--experiment", metavar="NAME", help="MLflow experiment to report on.")
     ] = DEFAULT_EXPERIMENT,
     metric: RankMetricOpt = "mape",
     tracking_uri: TrackingUriOpt = None,
@@ -45,10 +45,9 @@ def report(
             }
         )
         return
-    console.print(
+    say(
         f"wrote {output}: {len(data.sections)} model(s), {plots} plot(s) of experiment "
-        f"'{experiment}'",
-        soft_wrap=True,
+        f"'{experiment}'"
     )
 
 

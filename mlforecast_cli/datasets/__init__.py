@@ -1,8 +1,10 @@
 """Built-in datasets: a data file shipped in this package with a YAML card each.
 
-A card (``<name>.yaml`` here) says where the data comes from, its licence, and the column
-mapping, horizon and frequency to use by default. Listing datasets reads only the cards;
-pandas is imported only by :func:`load_dataset`.
+A card (``<name>.yaml`` here) says where the data comes from, its licence, the column
+mapping, horizon and frequency to use by default, and optionally the known future values of
+its features (``future``: Walmart's holiday weeks), which :func:`dataset_table` appends as rows
+with an empty target so that `mlf predict` needs no flag. Listing datasets reads only the
+cards; pandas is imported only by the functions that read the data.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import yaml
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..data import Columns, Panel
 
 __all__ = [
     "DatasetCard",
+    "KnownFuture",
     "UnknownDatasetError",
     "dataset_path",
+    "dataset_table",
     "get_dataset",
     "list_datasets",
     "load_dataset",
@@ -34,6 +40,23 @@ __all__ = [
 
 class UnknownDatasetError(UsageError):
     """No built-in dataset has that name."""
+
+
+@dataclass(frozen=True)
+class KnownFuture:
+    """Feature values known in advance, the same for every series, up to ``until``.
+
+    A step takes ``default``, updated by ``dates[day]`` when its day (ISO ``YYYY-MM-DD``) is
+    listed; ``dates`` may also list days inside the data (they document the source).
+    """
+
+    until: str
+    default: dict[str, Any]
+    dates: dict[str, dict[str, Any]]
+
+    def values(self, day: str) -> dict[str, Any]:
+        """The feature values of the step on ``day`` (ISO date)."""
+        return {**self.default, **self.dates.get(day, {})}
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,7 @@ class DatasetCard:
     weight: str | None
     horizon: int
     freq: str
+    future: KnownFuture | None = None
 
     @property
     def columns(self) -> Columns:
@@ -69,8 +93,11 @@ class DatasetCard:
         )
 
 
+OPTIONAL_KEYS = ("future",)
+
+
 def _card(resource: str, raw: Any) -> DatasetCard:
-    names = {f.name for f in fields(DatasetCard)}
+    names = {f.name for f in fields(DatasetCard)} - set(OPTIONAL_KEYS)
     if not isinstance(raw, dict) or names - raw.keys():
         missing = sorted(names - raw.keys()) if isinstance(raw, dict) else sorted(names)
         raise ValueError(f"dataset card {resource} lacks the keys {missing}")
@@ -79,7 +106,24 @@ def _card(resource: str, raw: Any) -> DatasetCard:
     values["features"] = tuple(raw["features"] or ())
     values["horizon"] = int(raw["horizon"])
     values = {k: " ".join(v.split()) if isinstance(v, str) else v for k, v in values.items()}
+    if raw.get("future") is not None:
+        values["future"] = _known_future(resource, raw["future"], values["features"])
     return DatasetCard(**values)
+
+
+def _known_future(resource: str, raw: Any, features: tuple[str, ...]) -> KnownFuture:
+    future = KnownFuture(
+        until=str(raw["until"]),
+        default=dict(raw.get("default") or {}),
+        dates={str(day): dict(v) for day, v in (raw.get("dates") or {}).items()},
+    )
+    named = set(future.default).union(*future.dates.values())
+    if set(future.default) != set(features) or named - set(features):
+        raise ValueError(
+            f"dataset card {resource}: future.default must give every feature {list(features)}, "
+            f"and future.dates only those (it names {sorted(named)})"
+        )
+    return future
 
 
 @cache
@@ -126,3 +170,37 @@ def load_dataset(name: str) -> Panel:
         return load_panel(
             path, card.columns, freq=card.freq, source=f"dataset {name} ({card.file})"
         )
+
+
+def dataset_table(name: str) -> pd.DataFrame:
+    """The table of dataset ``name`` as shipped, followed by its known future: for every
+    series, one row per step after its last date up to the card's ``future.until``, with the
+    target empty and the known features filled (nothing is added when the card has none)."""
+    from ..data import read_table
+
+    card = get_dataset(name)
+    with dataset_path(name) as path:
+        frame = read_table(path)
+    if card.future is None:
+        return frame
+    return _with_known_future(card, frame, card.future)
+
+
+def _with_known_future(card: DatasetCard, frame: pd.DataFrame, future: KnownFuture):
+    import pandas as pd
+
+    times = pd.to_datetime(frame[card.time])
+    ids = list(card.ids)
+    ends = times.groupby([frame[c] for c in ids]).max() if ids else pd.Series({(): times.max()})
+    as_text = not pd.api.types.is_datetime64_any_dtype(frame[card.time])
+    rows = []
+    for key, end in ends.items():
+        key = key if isinstance(key, tuple) else (key,)
+        for step in pd.date_range(end, pd.Timestamp(future.until), freq=card.freq)[1:]:
+            day = step.strftime("%Y-%m-%d")
+            row = dict(zip(ids, key, strict=True))
+            row[card.time] = day if as_text else step
+            rows.append({**row, **future.values(day)})
+    if not rows:
+        return frame
+    return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)

@@ -1,0 +1,236 @@
+"""What the consoles print: user text with brackets kept as is, lines not hard-wrapped, help
+that reads at 80 columns, a progress clock that runs."""
+
+from __future__ import annotations
+
+import io
+import re
+import textwrap
+import time
+
+import pytest
+from rich.console import Console
+
+from mlforecast_cli import ModelSpec, hookimpl
+from mlforecast_cli.cli import output
+from tests.conftest import run_mlf
+from tests.plugin_factories import SPACE, MeanModel
+
+HINT = 'pip install "mlforecast-cli[trees]"'
+
+
+def _bracket_plugin(space_path):
+    class Bracketed:
+        @hookimpl
+        def register_models(self, register):
+            register(
+                ModelSpec(
+                    name="bracketed",
+                    summary="mean of the [window] (see [docs])",
+                    family="baseline",
+                    factory=MeanModel,
+                    space=space_path,
+                    requires=("no_such_module_for_mlf_tests",),
+                    install=HINT,
+                )
+            )
+
+    return Bracketed()
+
+
+@pytest.fixture
+def bracketed(registry, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    registry.add_plugin(_bracket_plugin(space), name="bracket_plugin")
+    return registry
+
+
+def test_list_models_keeps_the_extra_of_an_install_hint(cli, bracketed):
+    result = cli("list-models")
+    assert result.code == 0, result
+    assert "mlforecast-cli[trees]" in result.out
+    assert "mean of the [window] (see [docs])" in result.out
+
+
+def test_optimize_of_a_model_that_needs_an_extra_keeps_the_hint(cli, bracketed):
+    result = cli("optimize", "bracketed")
+    assert result.code == 2
+    assert HINT in result.err
+
+
+def test_plugin_errors_and_paths_keep_their_brackets(cli, tmp_path, monkeypatch):
+    folder = tmp_path / "plugins [dev]"
+    folder.mkdir()
+    (folder / "broken_one.py").write_text(
+        textwrap.dedent(
+            """
+            raise ImportError('this plugin needs the extra: pip install "thing[gpu]"')
+            """
+        )
+    )
+    monkeypatch.setenv("MLF_PLUGINS_DIR", str(folder))
+    result = cli("plugins")
+    assert result.code == 0, result
+    assert 'pip install "thing[gpu]"' in result.err
+    assert "plugins [dev]" in result.err
+    listed = cli("list-models")
+    assert 'pip install "thing[gpu]"' in listed.err
+
+
+def test_warning_and_error_lines_print_text_as_is_on_one_line(capsys, monkeypatch):
+    narrow = output.MessageConsole(stderr=True, width=40, highlight=False)
+    monkeypatch.setattr(output, "err_console", narrow)
+    long = "a [bold]message[/bold] that is far longer than forty columns, with [trees] in it"
+    output.warning_line(long)
+    output.error_line(long)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"warning: {long}", f"error: {long}"]
+
+
+def test_say_prints_paths_with_brackets(capsys, monkeypatch):
+    monkeypatch.setattr(output, "console", output.MessageConsole(width=30, highlight=False))
+    output.say("wrote out [final].csv: 91 rows of model 'lightgbm' (study x)")
+    assert capsys.readouterr().out == (
+        "wrote out [final].csv: 91 rows of model 'lightgbm' (study x)\n"
+    )
+
+
+def test_table_cells_are_text_unless_styled(capsys, monkeypatch):
+    from rich.text import Text
+
+    monkeypatch.setattr(output, "console", Console(width=120, highlight=False, color_system=None))
+    output.print_table(
+        [{"a": "[red]not markup[/]", "b": Text("styled", style="green")}], ["a", "b"]
+    )
+    out = capsys.readouterr().out
+    assert "[red]not markup[/]" in out and "styled" in out
+
+
+def test_error_lines_are_not_hard_wrapped_at_80_columns(tmp_path):
+    """A model whose every trial fails: the end-of-run error line, and a plugin's warning, stay
+    one line each when printed at 80 columns (the terminal folds them, copy-paste keeps them)."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "space.yaml").write_text("params:\n  shrink: {type: float, low: 0.0, high: 1.0}\n")
+    (folder / "always_fails.py").write_text(
+        textwrap.dedent(
+            f"""
+            from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+
+            class Fails(Forecaster):
+                def fit(self, train, valid=None, report=None):
+                    raise ValueError("this model always fails, with a reason that is much "
+                                     "longer than the eighty columns of a narrow terminal")
+
+                def predict(self, windows):
+                    raise AssertionError("never fitted")
+
+            @hookimpl
+            def register_models(register):
+                register(ModelSpec(name="fails", summary="always fails", factory=Fails,
+                                   space={str(folder / "space.yaml")!r}))
+            """
+        )
+    )
+    (folder / "broken.py").write_text(
+        "raise ImportError('a broken plugin, with an import error message that is much longer "
+        "than the eighty columns of a narrow terminal')\n"
+    )
+    env = {"COLUMNS": "80", "MLF_PLUGINS_DIR": str(folder), "MLF_LOAD_PLUGINS": ""}
+    result = run_mlf(
+        "optimize",
+        "fails",
+        "--trials",
+        "2",
+        "--quiet",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert any(
+        line.startswith("error: fails: no trial completed") and line.endswith("narrow terminal")
+        for line in errors
+    ), result.stderr
+    listed = run_mlf("plugins", env=env, cwd=tmp_path)
+    warnings = [line for line in listed.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].endswith("narrow terminal"), listed.stderr
+
+
+# --------------------------------------------------------------------------- help at 80 columns
+
+
+def _help(*command: str) -> str:
+    result = run_mlf(*command, "--help", env={"COLUMNS": "80", "NO_COLOR": "1"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_optimize_help_at_80_columns_shows_switches_and_every_metric():
+    text = _help("optimize")
+    assert "<bool>" not in text
+    for switch in ("--json", "--quiet", "--help"):
+        [line] = [row for row in text.splitlines() if f" {switch} " in row]
+        assert re.search(rf"{switch}\s{{2,}}[A-Z]", line), line  # the help follows the switch
+    flat = " ".join(text.split())
+    assert "…" not in flat
+    from mlforecast_cli.space import METRIC_NAMES
+
+    for name in METRIC_NAMES:
+        assert re.search(rf"\b{name}\b", flat), name
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    "command", [(), ("list-models",), ("predict",), ("leaderboard",), ("show-space",)]
+)
+def test_every_help_has_no_bool_placeholder(command):
+    text = _help(*command)
+    assert "<bool>" not in text and "…" not in text
+
+
+def test_help_text_keeps_its_brackets():
+    assert "KEY=[a, b]" in " ".join(_help("show-space").split())
+
+
+# --------------------------------------------------------------------------- progress clock
+
+
+def test_progress_clock_runs_until_the_model_is_done():
+    """A search of fast trials takes a fraction of a second, and the model's refit and logging
+    follow: the bar's clock shows tenths of a second and runs until the next model starts."""
+    import optuna
+
+    from mlforecast_cli.progress import ElapsedColumn, ProgressBoard
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    board = ProgressBoard(console=Console(file=io.StringIO(), width=120, color_system=None))
+    with board:
+        studies = [optuna.create_study() for _ in range(2)]
+        bars = []
+        for k, study in enumerate(studies):
+            bar = board.add(f"model{k}", 2, "MAE", study)
+            study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, callbacks=[bar])
+            bar.finish()
+            time.sleep(0.3)  # the refit, the test and the logging
+            bars.append(bar)
+        first = board.progress.tasks[0]
+        assert first.stop_time is not None  # stopped when the second model started
+    shown = [str(ElapsedColumn().render(task)) for task in board.progress.tasks]
+    for text in shown:  # not 0:00:00: tenths of a second, the refit included
+        assert re.fullmatch(r"\d+\.\ds", text) and float(text[:-1]) >= 0.3, shown
+
+
+def test_elapsed_times_read_well():
+    from mlforecast_cli.progress import format_elapsed
+
+    assert [format_elapsed(s) for s in (0.04, 12.345, 59.94, 65, 3725)] == [
+        "0.0s",
+        "12.3s",
+        "59.9s",
+        "0:01:05",
+        "1:02:05",
+    ]
