@@ -9,22 +9,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .contract import SERIES, TaskInfo, Windows
+from .contract import SERIES, TaskInfo
 from .errors import MlfError, first_line
 from .liveness import WORKER_ATTR, worker_stamp
-from .metrics import evaluate, mase_scale, metric_label
+from .metrics import metric_label
 from .panel import Panel
 from .registry import ModelEntry
+from .scoring import FitResult, TrialFailed, score
 from .space import SearchSpace
 from .split import Split, split_panel
 from .study import StudyConfig, create_study, jsonable
 from .threads import threads_per_trial
-from .windows import inverse_scale, labels, make_windows
+from .windows import labels, make_windows
 
 if TYPE_CHECKING:
     import optuna
@@ -49,26 +50,6 @@ __all__ = [
 ]
 
 
-class TrialFailed(MlfError):
-    """A trial's model raised or produced non-finite values; the study goes on."""
-
-
-@dataclass
-class FitResult:
-    """One fit of one configuration on one cut of the panel, scored in original units."""
-
-    model: Any
-    metrics: dict[str, float]
-    train_metrics: dict[str, float]
-    predictions: np.ndarray
-    actuals: np.ndarray | None
-    windows: Windows
-    refit_params: dict[str, Any]
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-    """What the model said about this fit (series that fell back to a simpler model...)."""
-
-
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
     from .calendar_features import n_calendar_features
 
@@ -84,32 +65,6 @@ def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int
         device=device,
         n_threads=threads_per_trial(n_jobs),
     )
-
-
-def _row_weights(panel: Panel, windows: Windows) -> np.ndarray | None:
-    if panel.weights is None or windows.step_offset is None:
-        return None
-    horizon = windows.horizon
-    out = np.ones((len(windows), horizon))
-    for s in np.unique(windows.series):
-        rows = np.flatnonzero(windows.series == s)
-        weights = panel.weights[s]
-        idx = windows.step_offset[rows, None] + np.arange(horizon)
-        inside = idx < len(weights)
-        out[rows] = np.where(inside, weights[np.minimum(idx, len(weights) - 1)], 1.0)
-    return out
-
-
-def score(
-    panel: Panel, windows: Windows, scaled_predictions: np.ndarray, end: np.ndarray
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Predictions in original units and every metric against the windows' labels."""
-    predictions = inverse_scale(np.asarray(scaled_predictions, dtype=float), windows)
-    actuals = labels(windows)
-    history = [panel.y[s][: int(end[s])] for s in range(panel.n_series)]
-    scales = mase_scale(history, panel.season_length)[windows.series]
-    metrics = evaluate(actuals, predictions, scale=scales, weights=_row_weights(panel, windows))
-    return predictions, metrics
 
 
 def fit_and_score(

@@ -2,7 +2,7 @@
 
 The same folds, refit and metrics as window models: the scored horizon is the one
 :func:`~mlforecast_cli.windows.make_windows` cuts in ``eval`` mode (unscaled, so the labels are
-the data's values) and :func:`~mlforecast_cli.runner.score` computes every metric on it.
+the data's values) and :func:`~mlforecast_cli.scoring.score` computes every metric on it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .contract import Histories, TaskInfo, Windows
 from .errors import MlfError, first_line
 from .panel import Panel
 from .registry import ModelEntry
-from .runner import FitResult, TrialFailed, score
+from .scoring import FitResult, TrialFailed, score
 from .series import make_histories
 from .windows import labels, make_windows
 

@@ -1,0 +1,66 @@
+"""Scoring one fit: forecasts in the data's units against the labels, every metric at once.
+
+Shared by the window path (:mod:`.runner`) and the whole-series path (:mod:`.series_fit`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .contract import Windows
+from .errors import MlfError
+from .metrics import evaluate, mase_scale
+from .panel import Panel
+from .windows import inverse_scale, labels
+
+__all__ = ["FitResult", "TrialFailed", "row_weights", "score"]
+
+
+class TrialFailed(MlfError):
+    """A trial's model raised or produced non-finite values; the study goes on."""
+
+
+@dataclass
+class FitResult:
+    """One fit of one configuration on one cut of the panel, scored in original units."""
+
+    model: Any
+    metrics: dict[str, float]
+    train_metrics: dict[str, float]
+    predictions: np.ndarray
+    actuals: np.ndarray | None
+    windows: Windows
+    refit_params: dict[str, Any]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    """What the model said about this fit (series that fell back to a simpler model...)."""
+
+
+def row_weights(panel: Panel, windows: Windows) -> np.ndarray | None:
+    """(n, h) metric weights of the windows' horizon steps (None when the panel has none)."""
+    if panel.weights is None or windows.step_offset is None:
+        return None
+    horizon = windows.horizon
+    out = np.ones((len(windows), horizon))
+    for s in np.unique(windows.series):
+        rows = np.flatnonzero(windows.series == s)
+        weights = panel.weights[s]
+        idx = windows.step_offset[rows, None] + np.arange(horizon)
+        inside = idx < len(weights)
+        out[rows] = np.where(inside, weights[np.minimum(idx, len(weights) - 1)], 1.0)
+    return out
+
+
+def score(
+    panel: Panel, windows: Windows, scaled_predictions: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Predictions in original units and every metric against the windows' labels."""
+    predictions = inverse_scale(np.asarray(scaled_predictions, dtype=float), windows)
+    actuals = labels(windows)
+    history = [panel.y[s][: int(end[s])] for s in range(panel.n_series)]
+    scales = mase_scale(history, panel.season_length)[windows.series]
+    metrics = evaluate(actuals, predictions, scale=scales, weights=row_weights(panel, windows))
+    return predictions, metrics
