@@ -44,6 +44,9 @@ class Windows:
     """(n,) scaling factor (> 0)."""
     step_offset: np.ndarray | None = None
     """(n,) position of the first horizon step within its series (for diagnostics)."""
+    observed: np.ndarray | None = None
+    """(n,) how many of the ``w`` input steps lie inside the series; the steps before them
+    repeat the series' first value (None: all of them)."""
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

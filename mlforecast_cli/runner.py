@@ -24,7 +24,7 @@ from .registry import ModelEntry
 from .space import SearchSpace, build_pruner, build_sampler
 from .split import Split, split_panel
 from .threads import threads_per_trial
-from .windows import inverse_scale, labels, make_windows
+from .windows import inverse_scale, labels, make_windows, seasonal_naive
 
 if TYPE_CHECKING:
     import optuna
@@ -47,6 +47,8 @@ CONFIG_ATTR = "mlf_config"
 WORKER_ATTR = "mlf_worker"
 """Trial user attribute naming the host and process that runs it (to reap dead workers)."""
 CONFIG_WAIT_S = 60.0
+NAIVE_FALLBACK_ATTR = "naive_fallback"
+"""Trial user attribute: validation series the seasonal naive forecast (too short to train)."""
 
 
 class TrialFailed(MlfError):
@@ -93,6 +95,8 @@ class FitResult:
     windows: Windows
     refit_params: dict[str, Any]
     seconds: float
+    naive_fallback: int = 0
+    """Scored series forecast by the seasonal naive: too short to give a training sample."""
 
 
 def metric_label(name: str) -> str:
@@ -176,6 +180,10 @@ def fit_and_score(
 ) -> FitResult:
     """Fit ``params`` on every window before ``end`` and score the ``horizon`` steps after it.
 
+    Every series with a point before ``end`` is forecast and scored; one with no training
+    sample of its own (fewer than ``horizon + 1`` points before ``end``) is forecast by the
+    seasonal naive instead of the model, and counted in ``naive_fallback``.
+
     With ``holdout`` the scored window is also handed to ``fit`` as validation data (search);
     without it (refit) the model sees only the training windows.
     """
@@ -188,7 +196,7 @@ def fit_and_score(
     try:
         model = entry.create(params, task)
         model.fit(train, target if holdout else None, report)
-        raw = np.asarray(model.predict(target), dtype=float)
+        raw = np.array(model.predict(target), dtype=float)
     except MlfError:
         raise
     except Exception as exc:
@@ -204,6 +212,8 @@ def fit_and_score(
             f"{entry.name}.predict returned shape {raw.shape}, expected {expected} "
             "(n_windows, horizon)"
         )
+    fallback = np.asarray(end)[target.series] < horizon + 1  # no training sample of its own
+    raw[fallback] = seasonal_naive(target)[fallback]
     if not np.all(np.isfinite(raw)):
         raise TrialFailed(f"{entry.name} predicted NaN or infinite values")
     predictions, metrics = score(panel, target, raw, end)
@@ -220,6 +230,7 @@ def fit_and_score(
         windows=target,
         refit_params=dict(refit_params() if callable(refit_params) else {}),
         seconds=seconds,
+        naive_fallback=int(fallback.sum()),
     )
 
 
@@ -288,6 +299,7 @@ class Objective:
             training_time_s=sum(f.seconds for f in folds),
             refit_params=_jsonable(folds[-1].refit_params),
         )
+        trial.set_user_attr(NAIVE_FALLBACK_ATTR, folds[-1].naive_fallback)
         value = metrics.get(self.config.metric, float("nan"))
         if not math.isfinite(value):
             message = f"validation {metric_label(self.config.metric)} is {value}"
@@ -415,9 +427,7 @@ def _pid_alive(pid: Any) -> bool:
 
 def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:
     """The objective of ``config``'s study; checks the panel is long enough first."""
-    split = split_panel(
-        panel, config.horizon, config.cv_windows, min_train=_min_train(config.space)
-    )
+    split = split_panel(panel, config.horizon, config.cv_windows)
     task = task_info(
         panel, config.horizon, seed=config.seed, device=config.device, n_jobs=config.n_jobs
     )
@@ -459,12 +469,10 @@ def run_study(
     return study
 
 
-def _min_train(space: SearchSpace) -> int:
-    """Training steps the largest window the space can sample needs (plus one label)."""
-    param = space.params.get("window_size")
-    if param is not None:
-        return int(max(param.choices) if param.choices else param.high) + 1
-    return int(space.fixed.get("window_size", DEFAULT_WINDOW_SIZE)) + 1
+def _min_train(space: SearchSpace) -> None:
+    """Training steps a series needs before its first validation window, whatever the space:
+    None, the split's own default (windows are padded, so ``window_size`` sets no minimum)."""
+    return None
 
 
 @dataclass
@@ -476,6 +484,11 @@ class RefitResult:
     train_metrics: dict[str, float]
     result: FitResult
     task: TaskInfo
+
+    @property
+    def naive_fallback(self) -> int:
+        """Test series forecast by the seasonal naive (too short to give a training sample)."""
+        return self.result.naive_fallback
 
 
 def best_params(study) -> dict[str, Any]:
@@ -493,7 +506,7 @@ def refit_best(entry: ModelEntry, panel: Panel, config: StudyConfig, study) -> R
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         raise _Err(f"no trial of study '{config.study_name}' completed, so nothing to refit")
     params = best_params(study)
-    split = split_panel(panel, config.horizon, config.cv_windows, min_train=1)
+    split = split_panel(panel, config.horizon, config.cv_windows)
     task = task_info(panel, config.horizon, seed=config.seed, device=config.device, n_jobs=1)
     result = fit_and_score(entry, params, task, panel, split.test_start, holdout=False)
     return RefitResult(

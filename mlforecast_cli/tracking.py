@@ -262,11 +262,14 @@ class MlflowTracker:
         counts: Mapping[str, int] | None = None,
         model_panel=None,
         model_requirements: Sequence[str] = (),
+        naive_fallback: int | None = None,
     ) -> None:
         """Write the best result (after refit also test metrics and the model) on the parent.
 
         ``model_dir`` (a saved :class:`~mlforecast_cli.saved_model.SavedModel`) is logged as an
         MLflow pyfunc model (see :meth:`log_model`); ``model_panel`` gives its input example.
+        ``naive_fallback`` (test series the seasonal naive forecast) becomes the metric
+        ``naive_fallback_series``.
         """
         from mlflow.entities import Metric, RunTag
 
@@ -283,6 +286,8 @@ class MlflowTracker:
                 metrics.append(Metric(metric_key("refit_train", name), value, now, 0))
         for name, value in (counts or {}).items():
             metrics.append(Metric(f"n_trials_{name}", float(value), now, 0))
+        if naive_fallback is not None:
+            metrics.append(Metric("naive_fallback_series", float(naive_fallback), now, 0))
         if best_params is not None:
             tags.append(RunTag("mlf.best_params", json.dumps(best_params, default=str)[:5000]))
             tags.extend(RunTag(f"best.{k}", param_text(v)) for k, v in best_params.items())

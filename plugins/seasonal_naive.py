@@ -16,10 +16,9 @@ class SeasonalNaive(Forecaster):
         return self
 
     def predict(self, windows):
-        import numpy as np
+        from mlforecast_cli.windows import seasonal_naive
 
-        last = np.broadcast_to(windows.x[:, -1:], windows.seasonal.shape)
-        return np.where(np.isfinite(windows.seasonal), windows.seasonal, last)
+        return seasonal_naive(windows)
 
 
 @hookimpl

@@ -54,6 +54,7 @@ class ModelOutcome:
     seconds: float = 0.0
     error: str | None = None
     tracking_seconds: float = 0.0
+    naive_fallback: int | None = None
 
 
 def optimize(
@@ -453,6 +454,7 @@ def _run_one(
             model_dir = None
             if refit is not None:
                 outcome.test_metrics = refit.test_metrics
+                outcome.naive_fallback = refit.naive_fallback
                 model_dir = _save_model(entry, config, choice, refit, Path(tmp) / "model")
             tracker.log_summary(
                 best_params=outcome.best_params or dict(study.best_params),
@@ -460,6 +462,7 @@ def _run_one(
                 test_metrics=outcome.test_metrics,
                 train_metrics=refit.train_metrics if refit else None,
                 counts=outcome.counts,
+                naive_fallback=outcome.naive_fallback,
             )
             if model_dir is not None:
                 try:
@@ -573,14 +576,15 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
                 "val": o.best_value,
                 "test": o.test_metrics.get(metric),
                 "trials": f"{c.get('complete', 0)}✓ {c.get('pruned', 0)}✂ {c.get('fail', 0)}✗",
+                "naive": o.naive_fallback,
                 "time": f"{o.seconds:.1f}s",
                 "study": o.study_name,
             }
         )
     print_table(
         rows,
-        ["model", "val", "test", "trials", "time", "study"],
-        headers={"val": f"best val {label}", "test": f"test {label}"},
+        ["model", "val", "test", "trials", "naive", "time", "study"],
+        headers={"val": f"best val {label}", "test": f"test {label}", "naive": "naive fallback"},
         title="Leaderboard",
         shrink=("study",),
     )
@@ -599,6 +603,7 @@ def _document(outcomes, experiment, choice: DataChoice, horizon) -> dict:
                 "best_value": o.best_value,
                 "best_params": o.best_params,
                 "test_metrics": o.test_metrics,
+                "naive_fallback": o.naive_fallback,
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
                 "error": o.error,
