@@ -343,7 +343,7 @@ class TreeForecaster(Forecaster):
         return relative_view(windows, self.level) if self.units == "relative" else windows
 
     def _anchor(self, windows: Windows) -> np.ndarray | float:
-        """What the target is measured from, transformed: 0, the seasonal naive or the last value."""
+        """What the target is measured from (transformed): 0, seasonal naive or last value."""
         if self.target == "seasonal_gap":
             return self._to(baseline(windows))
         if self.target == "last_gap":
