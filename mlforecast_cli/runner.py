@@ -47,6 +47,9 @@ CONFIG_ATTR = "mlf_config"
 WORKER_ATTR = "mlf_worker"
 """Trial user attribute naming the host and process that runs it (to reap dead workers)."""
 CONFIG_WAIT_S = 60.0
+MAX_TRAIN_WINDOWS = 100_000
+"""Training samples one fit sees at most (a seeded random draw beyond): the cost of a trial
+stops growing with the panel; panels of up to a few thousand series are not sampled."""
 NAIVE_FALLBACK_ATTR = "naive_fallback"
 """Trial user attribute: validation series the seasonal naive forecast (too short to train)."""
 
@@ -190,7 +193,16 @@ def fit_and_score(
     window_size = int(params.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(params.get("scaler", DEFAULT_SCALER))
     horizon = task.horizon
-    train = make_windows(panel, end, window_size, horizon, mode="train", scaler=scaler)
+    train = make_windows(
+        panel,
+        end,
+        window_size,
+        horizon,
+        mode="train",
+        scaler=scaler,
+        max_samples=MAX_TRAIN_WINDOWS,
+        seed=task.seed,
+    )
     target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
     start = time.perf_counter()
     try:

@@ -56,6 +56,8 @@ def make_windows(
     *,
     mode: str,
     scaler: str = "window",
+    max_samples: int | None = None,
+    seed: int = 0,
 ) -> Windows:
     """Cut scaled samples out of ``panel``, seeing only ``[0, end_i)`` of series ``i``.
 
@@ -68,7 +70,9 @@ def make_windows(
     first value over the missing steps; ``observed`` counts the real ones.
     ``seasonal[:, j]`` is the target ``lag_j = season * ceil((j + 1) / season)`` steps before
     label ``j`` (NaN before the series start). ``scaler``: ``"none"``, ``"series"`` (mean/std
-    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window).
+    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window). ``max_samples``
+    (train mode) keeps that many samples drawn at random (seeded by ``seed``) when there are
+    more, so that the cost of a fit stops growing with the panel.
     """
     if mode not in ("train", "eval"):
         raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
@@ -107,6 +111,9 @@ def make_windows(
         sid = np.repeat(np.arange(n), counts)
         first = np.repeat(lo, counts) + np.arange(counts.sum())
         first -= np.repeat(np.cumsum(counts) - counts, counts)
+        if max_samples is not None and len(sid) > max_samples:
+            keep = np.sort(np.random.default_rng(seed).choice(len(sid), max_samples, False))
+            sid, first = sid[keep], first[keep]
     else:  # every series with at least one point before `end`
         sid = np.flatnonzero(end >= 1)
         first = end[sid]
