@@ -408,12 +408,12 @@ class TreeForecaster(Forecaster):
         else:  # one model per step: nothing to prune on until all are fit, so no report
             parts = [(step_matrix, j, labels[:, j], None) for j in range(train.horizon)]
         for build, j, y, report_to in parts:
-            X, self.feature_names = self._matrix(build, train, j)
+            X, self.feature_names = self._rows(build, train, j)
             keep = np.isfinite(y)  # labels are always finite; kept for custom windows
             self.threads = self.threads_for(int(keep.sum()))
             evalset = None
             if valid is not None:
-                Xv, _ = self._matrix(build, valid, j)
+                Xv, _ = self._rows(build, valid, j)
                 yv = self._labels(valid)
                 yv = yv.reshape(-1) if j is None else yv[:, j]
                 evalset = EvalSet(Xv, yv, self._scorer(valid, j))
@@ -426,7 +426,7 @@ class TreeForecaster(Forecaster):
             self.best_rounds.append(int(best))
         return self
 
-    def _matrix(self, build, windows: Windows, j: int | None) -> tuple[np.ndarray, list[str]]:
+    def _rows(self, build, windows: Windows, j: int | None) -> tuple[np.ndarray, list[str]]:
         if j is None:
             return build(windows, series_id=self.series_id)
         return build(windows, j, series_id=self.series_id)
