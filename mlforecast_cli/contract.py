@@ -66,6 +66,9 @@ class Windows:
     """(n,) position of the first horizon step within its series (0 = the series' first
     time point); ``step_offset % task.season_length`` is its place in the season, counted
     from the series' start."""
+    observed: np.ndarray | None = None
+    """(n,) how many of the ``w`` input steps lie inside the series; the steps before them
+    repeat the series' first value (None: all of them)."""
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

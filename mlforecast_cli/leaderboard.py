@@ -48,6 +48,7 @@ def outcome_rows(outcomes: Iterable[Any], metric: str) -> list[dict[str, Any]]:
             "val": o.best_value,
             "test": o.test_metrics.get(metric),
             "trials": trials_text(o.counts),
+            "naive": o.naive_fallback,
             "time": f"{o.seconds:.1f}s",
             "study": o.study_name,
         }

@@ -41,6 +41,8 @@ class ModelOutcome:
     parent_run_id: str | None = None
     seconds: float = 0.0
     error: str | None = None
+    naive_fallback: int | None = None
+    """Test series the seasonal naive forecast (too short to give a training sample)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that did not fail the study (a worker, the plots, some child runs)."""
 
@@ -224,6 +226,7 @@ def finish(
         model_dir = None
         if refit is not None:
             outcome.test_metrics = refit.test_metrics
+            outcome.naive_fallback = refit.naive_fallback
             model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model")
         tracker.log_summary(
             best_params=outcome.best_params or dict(study.best_params),
@@ -231,6 +234,7 @@ def finish(
             test_metrics=outcome.test_metrics,
             train_metrics=refit.train_metrics if refit else None,
             counts=outcome.counts,
+            naive_fallback=outcome.naive_fallback,
         )
         if model_dir is not None:
             try:

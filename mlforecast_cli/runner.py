@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .baseline import seasonal_naive
 from .contract import SERIES, TaskInfo
 from .errors import MlfError, first_line
 from .liveness import WORKER_ATTR, worker_stamp
@@ -48,6 +49,11 @@ __all__ = [
     "score",
     "task_info",
 ]
+MAX_TRAIN_WINDOWS = 100_000
+"""Training samples one fit sees at most (a seeded random draw beyond): the cost of a trial
+stops growing with the panel; panels of up to a few thousand series are not sampled."""
+NAIVE_FALLBACK_ATTR = "naive_fallback"
+"""Trial user attribute: validation series the seasonal naive forecast (too short to train)."""
 
 
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
@@ -80,6 +86,10 @@ def fit_and_score(
 ) -> FitResult:
     """Fit ``params`` on every window before ``end`` and score the ``horizon`` steps after it.
 
+    Every series with a point before ``end`` is forecast and scored; one with no training
+    sample of its own (fewer than ``horizon + 1`` points before ``end``) is forecast by the
+    seasonal naive instead of the model, and counted in ``naive_fallback``.
+
     With ``holdout`` the scored window is also handed to ``fit`` as validation data (search);
     without it (refit) the model sees only the training windows.
     """
@@ -90,13 +100,22 @@ def fit_and_score(
     window_size = int(params.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(params.get("scaler", DEFAULT_SCALER))
     horizon = task.horizon
-    train = make_windows(panel, end, window_size, horizon, mode="train", scaler=scaler)
+    train = make_windows(
+        panel,
+        end,
+        window_size,
+        horizon,
+        mode="train",
+        scaler=scaler,
+        max_samples=MAX_TRAIN_WINDOWS,
+        seed=task.seed,
+    )
     target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
     start = time.perf_counter()
     try:
         model = entry.create(params, task)
         model.fit(train, target if holdout else None, report)
-        raw = np.asarray(model.predict(target), dtype=float)
+        raw = np.array(model.predict(target), dtype=float)
     except MlfError:
         raise
     except Exception as exc:
@@ -112,6 +131,8 @@ def fit_and_score(
             f"{entry.name}.predict returned shape {raw.shape}, expected {expected} "
             "(n_windows, horizon)"
         )
+    fallback = np.asarray(end)[target.series] < horizon + 1  # no training sample of its own
+    raw[fallback] = seasonal_naive(target)[fallback]
     if not np.all(np.isfinite(raw)):
         raise TrialFailed(f"{entry.name} predicted NaN or infinite values")
     predictions, metrics = score(panel, target, raw, end)
@@ -128,6 +149,7 @@ def fit_and_score(
         windows=target,
         refit_params=dict(refit_params() if callable(refit_params) else {}),
         seconds=seconds,
+        naive_fallback=int(fallback.sum()),
     )
 
 
@@ -197,6 +219,7 @@ class Objective:
             refit_params=jsonable(folds[-1].refit_params),
             notes=folds[-1].notes,
         )
+        trial.set_user_attr(NAIVE_FALLBACK_ATTR, folds[-1].naive_fallback)
         value = metrics.get(self.config.metric, float("nan"))
         if not math.isfinite(value):
             message = f"validation {metric_label(self.config.metric)} is {value}"
@@ -262,13 +285,14 @@ def run_study(
     return study
 
 
-def min_train(entry: ModelEntry, space: SearchSpace) -> int:
-    """Training steps every series needs before its first fold (whole-series models: 1)."""
+def min_train(entry: ModelEntry, space: SearchSpace) -> int | None:
+    """Training steps every series needs before its first fold: whole-series models 1; window
+    models None, the split's own default (windows are padded, so ``window_size`` sets none)."""
     if entry.spec.input == SERIES:
         from .series_fit import MIN_HISTORY
 
         return MIN_HISTORY
-    return window_min_train(space)
+    return None
 
 
 def planned_trials(space: SearchSpace, study, trials: int) -> int:
@@ -280,14 +304,6 @@ def planned_trials(space: SearchSpace, study, trials: int) -> int:
     return 0 if done else 1
 
 
-def window_min_train(space: SearchSpace) -> int:
-    """Training steps the largest window the space can sample needs (plus one label)."""
-    param = space.params.get("window_size")
-    if param is not None:
-        return int(max(param.choices) if param.choices else param.high) + 1
-    return int(space.fixed.get("window_size", DEFAULT_WINDOW_SIZE)) + 1
-
-
 @dataclass
 class RefitResult:
     """The best configuration refit on train + valid and scored once on the test window."""
@@ -297,6 +313,11 @@ class RefitResult:
     train_metrics: dict[str, float]
     result: FitResult
     task: TaskInfo
+
+    @property
+    def naive_fallback(self) -> int:
+        """Test series forecast by the seasonal naive (too short to give a training sample)."""
+        return self.result.naive_fallback
 
 
 def best_params(study) -> dict[str, Any]:
@@ -312,7 +333,7 @@ def refit_best(entry: ModelEntry, panel: Panel, config: StudyConfig, study) -> R
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         raise MlfError(f"no trial of study '{config.study_name}' completed, so nothing to refit")
     params = best_params(study)
-    split = split_panel(panel, config.horizon, config.cv_windows, min_train=1)
+    split = split_panel(panel, config.horizon, config.cv_windows)
     task = task_info(panel, config.horizon, seed=config.seed, device=config.device, n_jobs=1)
     result = fit_and_score(entry, params, task, panel, split.test_start, holdout=False)
     return RefitResult(

@@ -35,6 +35,8 @@ class FitResult:
     windows: Windows
     refit_params: dict[str, Any]
     seconds: float
+    naive_fallback: int = 0
+    """Scored series forecast by the seasonal naive: too short to give a training sample."""
     notes: list[str] = field(default_factory=list)
     """What the model said about this fit (series that fell back to a simpler model...)."""
 

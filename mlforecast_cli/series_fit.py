@@ -19,7 +19,7 @@ from .errors import MlfError, first_line
 from .panel import Panel
 from .registry import ModelEntry
 from .scoring import FitResult, TrialFailed, score
-from .series import make_histories
+from .series import make_histories, select
 from .windows import labels, make_windows
 
 __all__ = ["MIN_HISTORY", "fit_and_score_series", "scored_horizon"]
@@ -48,6 +48,8 @@ def fit_and_score_series(
     their labels as ``valid`` (search); without it (refit) only the histories."""
     train = make_histories(panel, end, task.horizon)
     target = scored_horizon(panel, end, task.horizon)
+    if len(target) < len(train):  # a series with no point before `end` is not scored there
+        train = select(train, target.series)
     actuals = labels(target) if target.y is not None else None
     valid = dataclasses.replace(train, y=actuals) if holdout and actuals is not None else None
     start = time.perf_counter()

@@ -34,12 +34,18 @@ class Split:
         return self.test_start
 
 
-def split_panel(panel: Panel, horizon: int, cv_windows: int = 1, min_train: int = 1) -> Split:
+def split_panel(
+    panel: Panel, horizon: int, cv_windows: int = 1, min_train: int | None = None
+) -> Split:
     """Split each series: test = last ``horizon`` steps, ``cv_windows`` validation windows of
     ``horizon`` steps before it (oldest first), training = everything before a fold.
 
-    Raises :class:`DataError` when the horizon or fold count is below 1, or when the shortest
-    series is shorter than ``min_train + (cv_windows + 1) * horizon``.
+    A series too short for a window keeps what it has: its ``train_end`` (or ``test_start``)
+    is then 0 where no point precedes that window, and the runner leaves it out of that window's
+    score (see :func:`~mlforecast_cli.runner.fit_and_score`). Raises :class:`DataError` when
+    the horizon or fold count is below 1, or when no series has ``min_train`` points (default
+    ``horizon + 1``: one input step and a horizon of labels, the least one training sample
+    needs) before its first validation window.
     """
     if int(horizon) != horizon or horizon < 1:
         raise DataError(
@@ -50,20 +56,21 @@ def split_panel(panel: Panel, horizon: int, cv_windows: int = 1, min_train: int 
             f"number of validation windows must be >= 1, got {cv_windows!r}; pass e.g. "
             "--cv-windows 1"
         )
-    horizon, cv_windows, min_train = int(horizon), int(cv_windows), max(int(min_train), 1)
+    horizon, cv_windows = int(horizon), int(cv_windows)
+    min_train = max(int(min_train if min_train is not None else horizon + 1), 1)
     lengths = panel.lengths
     need = min_train + (cv_windows + 1) * horizon
-    if lengths.min() < need:
-        s = int(np.argmin(lengths))
+    if lengths.max() < need:
+        s = int(np.argmax(lengths))
         raise DataError(
-            f"series {panel.id_labels[s]!r} in {panel.source} has {int(lengths[s])} time points, "
-            f"but horizon {horizon} with {cv_windows} validation window(s) needs at least {need} "
-            f"({min_train} training + {cv_windows + 1} x {horizon}); pass a smaller --horizon or "
-            "--cv-windows, or drop short series"
+            f"no series in {panel.source} is long enough: the longest, {panel.id_labels[s]!r}, "
+            f"has {int(lengths[s])} time points, but horizon {horizon} with {cv_windows} "
+            f"validation window(s) needs at least {need} ({min_train} training + "
+            f"{cv_windows + 1} x {horizon}); pass a smaller --horizon or --cv-windows"
         )
-    test_start = lengths - horizon
+    test_start = np.maximum(lengths - horizon, 0)
     folds = tuple(
-        Fold(train_end=test_start - (cv_windows - k) * horizon, horizon=horizon)
+        Fold(train_end=np.maximum(lengths - (cv_windows + 1 - k) * horizon, 0), horizon=horizon)
         for k in range(cv_windows)
     )
     return Split(horizon=horizon, folds=folds, test_start=test_start)

@@ -260,9 +260,11 @@ class MlflowTracker:
         test_metrics: Mapping[str, float] | None = None,
         train_metrics: Mapping[str, float] | None = None,
         counts: Mapping[str, int] | None = None,
+        naive_fallback: int | None = None,
     ) -> None:
         """Write the best result (after refit also its test metrics) on the parent run; the
-        model itself is logged by :meth:`log_model`."""
+        model itself is logged by :meth:`log_model`. ``naive_fallback`` (test series the
+        seasonal naive forecast) becomes the metric ``naive_fallback_series``."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -278,6 +280,8 @@ class MlflowTracker:
                 metrics.append(Metric(mlflow_key("refit_train", name), value, now, 0))
         for name, value in (counts or {}).items():
             metrics.append(Metric(count_key(name), float(value), now, 0))
+        if naive_fallback is not None:
+            metrics.append(Metric("naive_fallback_series", float(naive_fallback), now, 0))
         if best_params is not None:
             tags.append(RunTag("mlf.best_params", json.dumps(best_params, default=str)[:5000]))
             tags.extend(RunTag(f"best.{k}", param_text(v)) for k, v in best_params.items())

@@ -49,15 +49,23 @@ def make_windows(
     *,
     mode: str,
     scaler: str = "window",
+    max_samples: int | None = None,
+    seed: int = 0,
 ) -> Windows:
     """Cut scaled samples out of ``panel``, seeing only ``[0, end_i)`` of series ``i``.
 
-    ``mode="train"``: every sample whose input and labels lie wholly in ``[0, end_i)``.
-    ``mode="eval"``: one sample per series with input ``[end_i - window_size, end_i)`` and
-    labels ``[end_i, end_i + horizon)``; ``y`` is None when a series has no such labels.
+    ``mode="train"``: every sample whose input and labels lie wholly in ``[0, end_i)``; a
+    series with fewer than ``window_size + horizon`` points there gives its one latest sample
+    (at least one input point), with a shorter input.
+    ``mode="eval"``: one sample per series that has a point before ``end_i``, with input
+    ``[end_i - window_size, end_i)`` and labels ``[end_i, end_i + horizon)``; ``y`` is None when
+    a series has no such labels. An input that starts before its series repeats the series'
+    first value over the missing steps; ``observed`` counts the real ones.
     ``seasonal[:, j]`` is the target ``lag_j = season * ceil((j + 1) / season)`` steps before
     label ``j`` (NaN before the series start). ``scaler``: ``"none"``, ``"series"`` (mean/std
-    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window).
+    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window). ``max_samples``
+    (train mode) keeps that many samples drawn at random (seeded by ``seed``) when there are
+    more, so that the cost of a fit stops growing with the panel.
     """
     if mode not in ("train", "eval"):
         raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
@@ -82,30 +90,26 @@ def make_windows(
             f"end[{s}]={int(end[s])} is outside series {panel.id_labels[s]!r} of length "
             f"{int(lengths[s])}"
         )
-    need = w + h if mode == "train" else w
-    short = np.flatnonzero(end < need)
-    if short.size:
-        s = int(short[0])
-        what = f"window_size {w} + horizon {h} = {need}" if mode == "train" else f"window_size {w}"
-        raise DataError(
-            f"series {panel.id_labels[s]!r} in {panel.source} has only {int(end[s])} time points "
-            f"before its {'validation/test' if mode == 'train' else 'forecast'} window, fewer "
-            f"than {what} ({short.size} such series); use a smaller window_size or --horizon, or "
-            "drop short series"
-        )
 
     n = panel.n_series
     lags = seasonal_lags(h, panel.season_length)
-    pad = int(lags.max())  # NaN history in front of each series: every seasonal index exists
+    pad = max(int(lags.max()), w)  # NaN history in front of each series: every index exists
     cols = np.arange(h)
 
     # the samples: series id and position of the first label step within the series
-    if mode == "train":
-        counts = end - need + 1
+    if mode == "train":  # from `w` on, or the one latest sample when the history is shorter
+        last = end - h
+        lo = np.clip(last, 1, w)
+        counts = np.where(last >= 1, last - lo + 1, 0)
         sid = np.repeat(np.arange(n), counts)
-        first = w + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    else:
-        sid, first = np.arange(n), end.copy()
+        first = np.repeat(lo, counts) + np.arange(counts.sum())
+        first -= np.repeat(np.cumsum(counts) - counts, counts)
+        if max_samples is not None and len(sid) > max_samples:
+            keep = np.sort(np.random.default_rng(seed).choice(len(sid), max_samples, False))
+            sid, first = sid[keep], first[keep]
+    else:  # every series with at least one point before `end`
+        sid = np.flatnonzero(end >= 1)
+        first = end[sid]
 
     # target: every series in one flat array, as [pad NaN | y_i | h NaN] blocks
     within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -116,6 +120,9 @@ def make_windows(
     origin = off[sid] + first  # flat index of each sample's first label step
     windows = sliding_window_view(flat, w + h)[origin - w]  # input and labels, one copy
     x, y = windows[:, :w], windows[:, w:]
+    observed = np.minimum(first, w)
+    if (observed < w).any():  # short history: repeat the first value over the missing steps
+        x = np.take_along_axis(x, np.maximum(np.arange(w), w - observed[:, None]), axis=1)
     seasonal = flat[origin[:, None] + cols - lags]  # lag_j > j: always before the input end
 
     # features and calendar over [y_i | h future steps] blocks (unknown features -> 0)
@@ -128,7 +135,7 @@ def make_windows(
     future = (foff + lengths)[:, None] + cols
     times_flat = np.empty(int(ext.sum()), dtype=NS)
     times_flat[rows] = np.concatenate(panel.times)
-    past_end = mode == "eval" and bool((end + h > lengths).any())
+    past_end = mode == "eval" and bool((end[sid] + h > lengths[sid]).any())
     times_flat[future] = future_block(lasts, panel.freq, h) if past_end else lasts[:, None]
     steps = (foff[sid] + first)[:, None] + cols
     features = feat_flat[steps]
@@ -142,9 +149,10 @@ def make_windows(
         row_sid = np.repeat(np.arange(n), lengths)
         seen = within < end[row_sid]
         values = np.concatenate(panel.y)[seen]
-        mean = np.bincount(row_sid[seen], weights=values, minlength=n) / end
+        seen_n = np.maximum(end, 1)
+        mean = np.bincount(row_sid[seen], weights=values, minlength=n) / seen_n
         var = np.bincount(row_sid[seen], weights=(values - mean[row_sid[seen]]) ** 2, minlength=n)
-        loc, scale = _floor_scale(mean, np.sqrt(var / end))
+        loc, scale = _floor_scale(mean, np.sqrt(var / seen_n))
         loc, scale = loc[sid], scale[sid]
     lo, sc = loc[:, None], scale[:, None]
     return Windows(
@@ -157,6 +165,7 @@ def make_windows(
         loc=loc,
         scale=scale,
         step_offset=first,
+        observed=observed,
     )
 
 

@@ -24,6 +24,7 @@ that listing models stays light.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 STRATEGIES = ("stacked", "per_step")
-TARGETS = ("direct", "seasonal_gap")
+TARGETS = ("direct", "seasonal_gap", "last_gap")
+TRANSFORMS = ("none", "log")
+STOP_ON = ("metric", "loss")
 UNITS = ("relative", "scaled")
 LEVELS = ("median", "mean")
 TREES_INSTALL = 'pip install "mlforecast-cli[trees]"'
@@ -44,6 +47,8 @@ ROWS_PER_THREAD = 50_000
 """Training rows that justify one more thread (see :meth:`TreeForecaster.threads_for`)."""
 TREND_STEPS = 4
 """Recent steps averaged for the trend and year-over-year features."""
+PREDICT_CHUNK = 50_000
+"""Samples whose stacked rows are built and predicted at once."""
 
 
 # --------------------------------------------------------------------------- units
@@ -88,7 +93,7 @@ def relative_view(windows: Windows, level: str = "median") -> Windows:
 # --------------------------------------------------------------------------- features
 
 
-def _window_block(windows: Windows) -> tuple[np.ndarray, list[str]]:
+def _window_block(windows: Windows, series_id: bool = True) -> tuple[np.ndarray, list[str]]:
     """(n, k) what every horizon step of a sample shares: lags, window statistics, series."""
     import warnings
 
@@ -96,6 +101,9 @@ def _window_block(windows: Windows) -> tuple[np.ndarray, list[str]]:
 
     x = windows.x
     w = x.shape[1]
+    lags = x[:, ::-1]  # lag 1 first: column k is lag k + 1 whatever the window size
+    if windows.observed is not None and (windows.observed < w).any():
+        lags = np.where(np.arange(w) < windows.observed[:, None], lags, np.nan)  # padding
     q = max(1, min(TREND_STEPS, w))
     recent = x[:, -q:].mean(axis=1)
     with warnings.catch_warnings():  # all-NaN seasonal rows (first year) stay NaN, quietly
@@ -103,7 +111,7 @@ def _window_block(windows: Windows) -> tuple[np.ndarray, list[str]]:
         seasonal_start = np.nanmean(windows.seasonal[:, :q], axis=1)
         seasonal_mean = np.nanmean(windows.seasonal, axis=1)
     cols = [
-        x[:, ::-1],  # lag 1 first: column k is lag k + 1 whatever the window size
+        lags,
         x.mean(axis=1, keepdims=True),
         x.std(axis=1, keepdims=True),
         x.min(axis=1, keepdims=True),
@@ -111,11 +119,13 @@ def _window_block(windows: Windows) -> tuple[np.ndarray, list[str]]:
         (recent - x[:, :q].mean(axis=1))[:, None],  # trend over the window
         (recent - seasonal_start)[:, None],  # now against the start of last year's horizon
         seasonal_mean[:, None],
-        windows.series[:, None].astype(np.float64),
     ]
     names = [f"lag_{k + 1}" for k in range(w)]
     names += ["win_mean", "win_std", "win_min", "win_max", "win_trend", "yoy_gap"]
-    names += ["seasonal_mean", "series"]
+    names += ["seasonal_mean"]
+    if series_id:
+        cols.append(windows.series[:, None].astype(np.float64))
+        names.append("series")
     return np.concatenate(cols, axis=1), names
 
 
@@ -139,30 +149,36 @@ def _step_block(windows: Windows, j: int) -> tuple[np.ndarray, list[str]]:
     return np.column_stack([*cols, f, c]), names
 
 
-def stacked_matrix(windows: Windows) -> tuple[np.ndarray, list[str]]:
-    """(n * h, k) one row per (sample, step), sample-major (row ``i * h + j``), step a feature."""
+def stacked_matrix(windows: Windows, series_id: bool = True) -> tuple[np.ndarray, list[str]]:
+    """(n * h, k) float32, one row per (sample, step), sample-major (row ``i * h + j``), the
+    step a feature; filled in place, so no float64 copy of the whole matrix is made."""
     import numpy as np
 
-    shared, shared_names = _window_block(windows)
+    shared, shared_names = _window_block(windows, series_id)
     n, h = len(windows), windows.horizon
-    blocks, names = [], []
+    names: list[str] = []
+    out: np.ndarray | None = None
+    k = shared.shape[1]
     for j in range(h):
         block, names = _step_block(windows, j)
-        blocks.append(np.column_stack([np.full(n, float(j)), block]))
-    steps = np.stack(blocks, axis=1).reshape(n * h, -1)
-    matrix = np.concatenate([np.repeat(shared, h, axis=0), steps], axis=1)
-    return matrix, shared_names + ["step", *names]
+        if out is None:
+            out = np.empty((n, h, k + 1 + block.shape[1]), dtype=np.float32)
+            out[:, :, :k] = shared[:, None, :]
+        out[:, j, k] = j
+        out[:, j, k + 1 :] = block
+    return out.reshape(n * h, -1), shared_names + ["step", *names]
 
 
-def step_matrix(windows: Windows, j: int) -> tuple[np.ndarray, list[str]]:
-    """(n, k) the rows of the step-``j`` model: the whole seasonal profile plus step ``j``."""
+def step_matrix(windows: Windows, j: int, series_id: bool = True) -> tuple[np.ndarray, list[str]]:
+    """(n, k) float32, the rows of the step-``j`` model: the whole seasonal profile plus step
+    ``j``."""
     import numpy as np
 
-    shared, shared_names = _window_block(windows)
+    shared, shared_names = _window_block(windows, series_id)
     block, names = _step_block(windows, j)
     profile = windows.seasonal
     profile_names = [f"seasonal_h{k + 1}" for k in range(profile.shape[1])]
-    matrix = np.concatenate([shared, profile, block], axis=1)
+    matrix = np.concatenate([shared, profile, block], axis=1).astype(np.float32)
     return matrix, shared_names + profile_names + names
 
 
@@ -221,6 +237,12 @@ class EvalSet:
     y: np.ndarray
     score: Callable[[np.ndarray], float]
 
+    def loss(self, raw: np.ndarray) -> float:
+        """Mean squared error of raw outputs in the model's units (what training minimises)."""
+        import numpy as np
+
+        return float(np.mean((np.asarray(raw, dtype=np.float64) - self.y) ** 2))
+
 
 # --------------------------------------------------------------------------- the model
 
@@ -242,13 +264,21 @@ class TreeForecaster(Forecaster):
 
     def __init__(self, params, task) -> None:
         super().__init__(params, task)
+        # OpenMP threads that spin while waiting make a busy machine many times slower; this
+        # must be set before the library loads OpenMP (a value the user set is kept)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.strategy = str(self.params.get("strategy", "stacked"))
         self.target = str(self.params.get("target", "direct"))
+        self.transform = str(self.params.get("transform", "none"))
+        self.series_id = bool(self.params.get("series_id", True))
+        self.stop_on = str(self.params.get("stop_on", "metric"))
         self.units = str(self.params.get("units", "relative"))
         self.level = str(self.params.get("level", "median"))
         for key, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("target", self.target, TARGETS),
+            ("transform", self.transform, TRANSFORMS),
+            ("stop_on", self.stop_on, STOP_ON),
             ("units", self.units, UNITS),
             ("level", self.level, LEVELS),
         ):
@@ -310,15 +340,34 @@ class TreeForecaster(Forecaster):
         """The windows in the units the model works in."""
         return relative_view(windows, self.level) if self.units == "relative" else windows
 
+    def _anchor(self, windows: Windows) -> np.ndarray | float:
+        """What the target is measured from (transformed): 0, seasonal naive or last value."""
+        if self.target == "seasonal_gap":
+            return self._to(baseline(windows))
+        if self.target == "last_gap":
+            return self._to(windows.x[:, -1:])
+        return 0.0
+
+    def _to(self, values: np.ndarray) -> np.ndarray:
+        """The target transform: identity, or ``sign(v) log(1 + |v|)`` (``log``)."""
+        import numpy as np
+
+        return np.sign(values) * np.log1p(np.abs(values)) if self.transform == "log" else values
+
+    def _from(self, values: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.sign(values) * np.expm1(np.abs(values)) if self.transform == "log" else values
+
     def _labels(self, windows: Windows) -> np.ndarray:
         """(n, h) what the model learns, in its units."""
         if windows.y is None:
             raise ValueError("these windows have no labels to learn from")
-        return windows.y - baseline(windows) if self.target == "seasonal_gap" else windows.y
+        return self._to(windows.y) - self._anchor(windows)
 
     def _forecast(self, windows: Windows, raw: np.ndarray) -> np.ndarray:
         """(n, h) forecast in the model's units from its (n, h) outputs."""
-        return raw + baseline(windows) if self.target == "seasonal_gap" else raw
+        return self._from(raw + self._anchor(windows))
 
     def _scorer(self, windows: Windows, j: int | None) -> Callable[[np.ndarray], float]:
         """Scores outputs on ``windows`` (every step, or step ``j`` only) in original units."""
@@ -357,12 +406,12 @@ class TreeForecaster(Forecaster):
         else:  # one model per step: nothing to prune on until all are fit, so no report
             parts = [(step_matrix, j, labels[:, j], None) for j in range(train.horizon)]
         for build, j, y, report_to in parts:
-            X, self.feature_names = build(train) if j is None else build(train, j)
+            X, self.feature_names = self._rows(build, train, j)
             keep = np.isfinite(y)  # labels are always finite; kept for custom windows
             self.threads = self.threads_for(int(keep.sum()))
             evalset = None
             if valid is not None:
-                Xv, _ = build(valid) if j is None else build(valid, j)
+                Xv, _ = self._rows(build, valid, j)
                 yv = self._labels(valid)
                 yv = yv.reshape(-1) if j is None else yv[:, j]
                 evalset = EvalSet(Xv, yv, self._scorer(valid, j))
@@ -375,8 +424,13 @@ class TreeForecaster(Forecaster):
             self.best_rounds.append(int(best))
         return self
 
+    def _rows(self, build, windows: Windows, j: int | None) -> tuple[np.ndarray, list[str]]:
+        if j is None:
+            return build(windows, series_id=self.series_id)
+        return build(windows, j, series_id=self.series_id)
+
     def _categorical(self) -> list[int]:
-        return [self.feature_names.index("series")]
+        return [self.feature_names.index("series")] if self.series_id else []
 
     def predict(self, windows: Windows) -> np.ndarray:
         import numpy as np
@@ -386,12 +440,18 @@ class TreeForecaster(Forecaster):
         view = self._view(windows)
         n, h = len(view), view.horizon
         if self.strategy == "stacked":
-            raw = self._predict_one(self.models[0], stacked_matrix(view)[0])
-            raw = np.asarray(raw, dtype=np.float64).reshape(n, h)
+            raw = np.empty((n, h))
+            for lo in range(0, n, PREDICT_CHUNK):  # bounded memory on large panels
+                part = self._slice(view, lo, lo + PREDICT_CHUNK)
+                X = stacked_matrix(part, series_id=self.series_id)[0]
+                raw[lo : lo + len(part)] = np.reshape(self._predict_one(self.models[0], X), (-1, h))
         else:
             raw = np.column_stack(
                 [
-                    np.asarray(self._predict_one(m, step_matrix(view, j)[0]), dtype=np.float64)
+                    np.asarray(
+                        self._predict_one(m, step_matrix(view, j, self.series_id)[0]),
+                        dtype=np.float64,
+                    )
                     for j, m in enumerate(self.models)
                 ]
             )
@@ -400,6 +460,22 @@ class TreeForecaster(Forecaster):
             return forecast
         original = forecast * view.scale[:, None] + view.loc[:, None]
         return (original - windows.loc[:, None]) / windows.scale[:, None]
+
+    @staticmethod
+    def _slice(windows: Windows, lo: int, hi: int) -> Windows:
+        if lo == 0 and hi >= len(windows):
+            return windows
+        cut = slice(lo, hi)
+        return replace(
+            windows,
+            **{
+                f: getattr(windows, f)[cut]
+                for f in ("x", "y", "seasonal", "features", "calendar", "series", "loc", "scale")
+                if getattr(windows, f) is not None
+            },
+            step_offset=None if windows.step_offset is None else windows.step_offset[cut],
+            observed=None if windows.observed is None else windows.observed[cut],
+        )
 
     def refit_params(self) -> dict[str, Any]:
         """The rounds early stopping chose (per step: their mean), for the refit on train+valid."""

@@ -50,10 +50,13 @@ class LightGBMForecaster(TreeForecaster):
         dvalid = lgb.Dataset(valid.X, valid.y, reference=train, categorical_feature=categorical)
 
         def feval(preds, _data):
-            return "mape", valid.score(preds), False
+            mape = ("mape", valid.score(preds), False)
+            if self.stop_on == "loss":  # stop on the first, report the second
+                return [("loss", valid.loss(preds), False), mape]
+            return mape
 
         def report(env) -> None:
-            value = env.evaluation_result_list[0][2]
+            value = env.evaluation_result_list[-1][2]  # the MAPE
             if not monitor.round(env.iteration - env.begin_iteration + 1, value):
                 monitor.reraise()
 

@@ -354,12 +354,19 @@ def test_split_layout():
     assert all(f.horizon == 5 for f in split.folds)
 
 
-def test_split_errors_name_shortest_series():
-    panel = indexed_panel([30, 12, 40])
+def test_split_keeps_short_series_refuses_only_when_none_fits():
+    panel = indexed_panel([30, 12, 40, 4])
+    split = split_panel(panel, horizon=5, cv_windows=2)
+    np.testing.assert_array_equal(split.test_start, [25, 7, 35, 0])
+    assert [f.train_end.tolist() for f in split.folds] == [[15, 0, 25, 0], [20, 2, 30, 0]]
     with pytest.raises(
-        DataError, match=r"series 's1'.*12 time points.*at least 16.*--horizon or --cv-windows"
+        DataError,
+        match=r"no series in test is long enough: the longest, 's2', has 40 time points.*"
+        r"at least 46 \(31 training \+ 3 x 5\).*--horizon or --cv-windows",
     ):
-        split_panel(panel, horizon=5, cv_windows=2)
+        split_panel(panel, horizon=5, cv_windows=2, min_train=31)
+    with pytest.raises(DataError, match=r"'s2', has 40 .* at least 41 \(9 training"):
+        split_panel(panel, horizon=8, cv_windows=3)  # default: one sample, horizon + 1
     with pytest.raises(DataError, match="horizon must be"):
         split_panel(panel, horizon=0)
     with pytest.raises(DataError, match="validation windows must be"):
@@ -442,14 +449,28 @@ def test_constant_series_scale_is_floored():
     np.testing.assert_array_equal(win.scale, 1.0)
 
 
-def test_make_windows_errors_name_series():
+def test_short_series_give_one_padded_sample_and_are_forecast():
+    panel = indexed_panel([30, 8, 3])
+    win = make_windows(panel, panel.lengths, window_size=5, horizon=4, mode="train",
+                       scaler="none")  # fmt: skip
+    # s0: the usual samples from position 5; s1 (8 < 5 + 4): its latest one; s2: none
+    np.testing.assert_array_equal(win.series, [0] * 22 + [1])
+    np.testing.assert_array_equal(win.step_offset[-2:], [26, 4])
+    np.testing.assert_array_equal(win.observed[-2:], [5, 4])
+    np.testing.assert_array_equal(win.x[-1], [1000, 1000, 1001, 1002, 1003])  # first repeated
+    np.testing.assert_array_equal(win.y[-1], [1004, 1005, 1006, 1007])
+    ev = make_windows(panel, np.array([26, 2, 0]), window_size=5, horizon=4, mode="eval",
+                      scaler="window")  # fmt: skip
+    np.testing.assert_array_equal(ev.series, [0, 1])  # no point before end: not forecast
+    np.testing.assert_array_equal(ev.observed, [5, 2])
+    np.testing.assert_allclose(inverse_scale(ev.x, ev)[1], [1000, 1000, 1000, 1000, 1001])
+    np.testing.assert_array_equal(labels(ev)[1], [1002, 1003, 1004, 1005])
+
+
+def test_make_windows_errors():
     panel = indexed_panel([30, 8])
-    with pytest.raises(
-        DataError, match=r"series 's1'.*only 8 time points.*window_size 5 \+ horizon 4"
-    ):
-        make_windows(panel, panel.lengths, window_size=5, horizon=4, mode="train")
-    with pytest.raises(DataError, match=r"series 's1'.*window_size 10"):
-        make_windows(panel, panel.lengths, window_size=10, horizon=4, mode="eval")
+    with pytest.raises(ValueError, match=r"end\[1\]=9 is outside series 's1' of length 8"):
+        make_windows(panel, np.array([30, 9]), window_size=5, horizon=4, mode="train")
     with pytest.raises(DataError, match="window_size must be"):
         make_windows(panel, panel.lengths, window_size=0, horizon=4, mode="train")
     with pytest.raises(DataError, match=r"unknown scaler 'minmax'.*none, series, window"):

@@ -359,3 +359,50 @@ def test_plugins_dir_flag_reaches_the_worker_processes(tmp_path, mlflow_uri):
         [experiment.experiment_id], filter_string="tags.`mlf.role` = 'trial'"
     )
     assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(4))
+
+
+def test_short_series_never_fail_a_trial_and_fallbacks_are_counted(cli, mlflow_uri, tmp_path):
+    """Series of 300 points beside one of 20 (too short for the window) and one of 9 (too
+    short for a validation window): every trial completes, all three are forecast on test, and
+    the one with no training sample of its own is the seasonal naive's, counted everywhere."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for name, n in (("long", 300), ("short", 20), ("tiny", 9)):
+        t = np.arange(n)
+        value = 100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, n)
+        dates = pd.date_range(end="2020-12-01", periods=n, freq="MS")
+        frames.append(pd.DataFrame({"id": name, "date": dates, "value": value}))
+    path = tmp_path / "mixed.csv"
+    pd.concat(frames).to_csv(path, index=False)
+    flags = ["--data", str(path), "--target", "value", "--time-col", "date", "--id-col", "id"]
+    result = cli(
+        "optimize", "lightgbm", "seasonal_naive", *flags, "--horizon", "6", "--trials", "2",
+        "--set", "window_size=24", "--set", "n_estimators=20", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result
+    models = json.loads(result.out)["models"]
+    for model in models:
+        assert model["trials"]["fail"] == 0 and model["trials"]["complete"] == 2
+        assert model["naive_fallback"] == 1  # "tiny": 3 points before test < horizon + 1
+        assert np.isfinite(model["test_metrics"]["mape"])
+    parents = runs(mlflow_uri, "study", experiment="mixed")
+    assert {p.data.metrics["naive_fallback_series"] for p in parents} == {1.0}
+
+
+def test_refuses_only_when_no_series_can_be_split(cli, tmp_path):
+    import pandas as pd
+
+    dates = pd.date_range("2020-01-01", periods=10, freq="MS")
+    frame = pd.DataFrame({"id": "a", "date": dates, "value": range(1, 11)})
+    path = tmp_path / "short.csv"
+    frame.to_csv(path, index=False)
+    result = cli(
+        "optimize", "seasonal_naive", "--data", str(path), "--target", "value", "--time-col",
+        "date", "--id-col", "id", "--horizon", "4",
+    )  # fmt: skip
+    assert result.code == 2
+    assert "no series in" in result.err and "the longest, 'a', has 10 time points" in result.err
+    assert len(result.err.strip().splitlines()) == 1

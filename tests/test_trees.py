@@ -146,8 +146,15 @@ def test_random_forest_refit_keeps_its_tree_count(entries, panel, split):
         {"level": "mean"},
         {"units": "scaled", "scaler": "window", "target": "seasonal_gap"},
         {"units": "scaled", "scaler": "series", "target": "direct"},
+        {"target": "last_gap", "transform": "none", "series_id": True, "stop_on": "metric"},
     ],
-    ids=["per_step", "mean-level", "scaled-window-seasonal_gap", "scaled-series-direct"],
+    ids=[
+        "per_step",
+        "mean-level",
+        "scaled-window-seasonal_gap",
+        "scaled-series-direct",
+        "last_gap-untransformed-series_id",
+    ],
 )
 def test_other_strategy_units_and_target(entries, panel, split, extra):
     result = fit(entries, panel, split, "lightgbm", **extra)
@@ -263,3 +270,28 @@ class TestCatBoostContract(ForecasterContract):
 class TestRandomForestContract(ForecasterContract):
     model_name = "random_forest"
     params = {"n_estimators": 20}
+
+
+def test_log_transform_round_trips_and_padded_lags_are_missing(entries, panel):
+    from dataclasses import replace
+
+    from mlforecast_cli.plugins._tabular import stacked_matrix
+
+    model = entries["lightgbm"].create({"transform": "log"}, task_for(panel))
+    values = np.array([[-3.0, 0.0, 0.5, 20.0]])
+    np.testing.assert_allclose(model._from(model._to(values)), values)
+    assert model._to(values)[0, 1] == 0.0 and model._to(values)[0, 0] < 0
+    from mlforecast_cli.data import make_windows
+
+    windows = make_windows(panel, np.full(panel.n_series, 20), 10, HORIZON, mode="eval")
+    short = replace(windows, observed=np.full(len(windows), 3))
+    X, names = stacked_matrix(short, series_id=False)
+    assert X.dtype == np.float32 and "series" not in names
+    lags = [names.index(f"lag_{k}") for k in range(1, 11)]
+    assert np.isfinite(X[:, lags[:3]]).all() and np.isnan(X[:, lags[3:]]).all()
+
+
+@pytest.mark.parametrize("key,value", [("transform", "sqrt"), ("stop_on", "never")])
+def test_unknown_transform_or_stop_is_a_clear_error(entries, panel, key, value):
+    with pytest.raises(ValueError, match=f"{key} '{value}' is not one of"):
+        entries["lightgbm"].create({key: value}, task_for(panel))

@@ -222,8 +222,8 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
     rows = [{**row, "model": model_label(row["model"])} for row in outcome_rows(outcomes, metric)]
     print_table(
         rows,
-        ["model", "val", "test", "trials", "time", "study"],
-        headers={"val": f"best val {label}", "test": f"test {label}"},
+        ["model", "val", "test", "trials", "naive", "time", "study"],
+        headers={"val": f"best val {label}", "test": f"test {label}", "naive": "naive fallback"},
         title="Leaderboard",
         shrink=("study",),
     )
@@ -244,6 +244,7 @@ def _document(
                 "best_value": o.best_value,
                 "best_params": o.best_params,
                 "test_metrics": o.test_metrics,
+                "naive_fallback": o.naive_fallback,
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
                 "error": o.error,
