@@ -187,7 +187,7 @@ class Forecaster:
 
     def refit_params(self) -> dict[str, Any]:
         """Parameters a refit on train + valid should use (what early stopping chose, e.g.
-        ``{"n_estimators": 212}``); JSON values the factory accepts. None by default."""
+        ``{"n_estimators": 212}``); JSON values the factory accepts. Empty by default."""
         return {}
 
 

@@ -22,6 +22,7 @@ def bench_modules(monkeypatch):
     return common, accuracy
 
 
+@pytest.mark.slow  # twenty fresh `mlf` processes
 def test_run_quick_startup_writes_the_table(tmp_path):
     out = tmp_path / "bench.md"
     done = subprocess.run(

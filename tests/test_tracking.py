@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from mlforecast_cli.tracking import PARENT_TAG, MlflowTracker
@@ -28,7 +29,7 @@ def test_runs_a_killed_worker_left_behind_are_completed(mlflow_uri):
         trial.set_user_attr("val_metrics", {"mape": 5.0})
         return trial.suggest_float("x", 0, 1)
 
-    first = MlflowTracker(experiment="e", tracking_uri=mlflow_uri)
+    first = MlflowTracker(experiment="e", tracking_uri=mlflow_uri, sink="inline")
     parent = first.start(study)
     study.optimize(objective, n_trials=3)
     # trial 0: logged; trial 1: its run was created, then the worker died; trial 2: never logged
@@ -39,7 +40,7 @@ def test_runs_a_killed_worker_left_behind_are_completed(mlflow_uri):
     )
     first.close(None)
 
-    second = MlflowTracker(experiment="e", tracking_uri=mlflow_uri)
+    second = MlflowTracker(experiment="e", tracking_uri=mlflow_uri, sink="inline")
     assert second.start(study, created=False) == parent
     second.close()
     client = MlflowClient(mlflow_uri)
@@ -64,7 +65,7 @@ def test_live_workers_runs_are_left_alone(mlflow_uri):
         ),
         n_trials=1,
     )
-    tracker = MlflowTracker(experiment="e", tracking_uri=mlflow_uri)
+    tracker = MlflowTracker(experiment="e", tracking_uri=mlflow_uri, sink="inline")
     parent = tracker.start(study)
     tracker.client.create_run(
         tracker.experiment_id, tags={PARENT_TAG: parent, "mlf.trial_number": "0"}
@@ -142,6 +143,7 @@ def test_tracking_from_a_script_without_a_main_guard(tmp_path, mlflow_uri):
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
+@pytest.mark.slow  # a race between three fresh processes
 def test_commands_started_at_once_on_a_new_store_all_connect(tmp_path):
     """Two commands started together on a fresh SQLite store race to create its tables;
     the loser retries instead of failing with 'duplicate column'."""
