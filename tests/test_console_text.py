@@ -184,6 +184,13 @@ def test_optimize_help_at_80_columns_shows_switches_and_every_metric():
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
+def test_the_metrics_of_the_help_are_the_metrics():
+    from mlforecast_cli.cli.options import METRICS_TEXT
+    from mlforecast_cli.space import METRIC_NAMES
+
+    assert re.split(r", | or ", METRICS_TEXT) == list(METRIC_NAMES)
+
+
 @pytest.mark.parametrize(
     "command", [(), ("list-models",), ("predict",), ("leaderboard",), ("show-space",)]
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import typer.main
@@ -76,7 +76,7 @@ app.command("predict")(predict)
 app.command("report")(report)
 
 
-def bare_switches(command) -> None:
+def bare_switches(command: Any) -> None:
     """Show every flag of ``command`` and its subcommands as a bare switch in help: Typer
     writes ``--json <bool>``, as if the flag took a value."""
     ctx = typer.Context(command, info_name=command.name)
