@@ -194,4 +194,4 @@ def test_every_other_model_still_runs(cli, plugins_dir, mlflow_uri):
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name(document["experiment"])
     runs = client.search_runs([experiment.experiment_id], "tags.`mlf.role` = 'trial'")
-    assert len(runs) == 4
+    assert len(runs) == 3  # seasonal_naive has nothing to search: one trial
