@@ -176,6 +176,15 @@ def test_the_tutorial_runs_from_an_empty_folder(tmp_path, mlflow_uri):
     from tests.test_example_plugin import make_venv
 
     bin_dir = make_venv(tmp_path / "venv")
+    # the checkout under test, not whichever mlf the system site-packages hold
+    subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps"]
+        + ["--no-build-isolation", "--no-index", "-e", str(ROOT)],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     work = tmp_path / "work"
     work.mkdir()
     env = {
