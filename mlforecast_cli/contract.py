@@ -36,11 +36,12 @@ class Windows:
     Every array is in scaled units; ``loc`` and ``scale`` undo the scaling
     (``original = scaled * scale[:, None] + loc[:, None]``), which is the core's job.
 
-    Training windows are every ``w + h`` stretch that lies wholly before the fold's cut-off,
-    so the largest ``window_size`` a panel allows is the shortest training part minus
-    ``horizon``: ``min(length) - (cv_windows + 1) * horizon - horizon`` steps; a study checks
-    it before its first trial. Where a window sits in the season is told by ``calendar``
-    (the position of each horizon step in its cycles) and by ``step_offset``.
+    Training windows are every ``w + h`` stretch that lies wholly before the fold's cut-off.
+    No ``window_size`` is too large for a panel: an input that reaches before its series'
+    start repeats the series' first value (``observed`` counts the real steps), and a series
+    too short for a full window gives its one latest sample. Where a window sits in the
+    season is told by ``calendar`` (the position of each horizon step in its cycles) and by
+    ``step_offset``.
     """
 
     x: np.ndarray
