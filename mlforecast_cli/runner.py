@@ -16,12 +16,12 @@ import numpy as np
 
 from .baseline import seasonal_naive
 from .contract import SERIES, TaskInfo
-from .errors import MlfError, first_line
+from .errors import MlfError
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
 from .panel import Panel
 from .registry import ModelEntry
-from .scoring import FitResult, TrialFailed, score
+from .scoring import FitResult, TrialFailed, fit_predict, score
 from .space import SearchSpace
 from .split import Split, split_panel
 from .study import StudyConfig, create_study, jsonable
@@ -111,20 +111,8 @@ def fit_and_score(
         seed=task.seed,
     )
     target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
-    start = time.perf_counter()
-    try:
-        model = entry.create(params, task)
-        model.fit(train, target if holdout else None, report)
-        raw = np.array(model.predict(target), dtype=float)
-    except MlfError:
-        raise
-    except Exception as exc:
-        import optuna
-
-        if isinstance(exc, optuna.TrialPruned):
-            raise
-        raise TrialFailed(f"{entry.name} raised {first_line(exc, typed=True)}") from exc
-    seconds = time.perf_counter() - start
+    valid = target if holdout else None
+    model, raw, seconds = fit_predict(entry, params, task, train, valid, target, report)
     expected = (len(target), horizon)
     if raw.shape != expected:
         raise TrialFailed(

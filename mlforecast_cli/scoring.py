@@ -5,18 +5,24 @@ Shared by the window path (:mod:`.runner`) and the whole-series path (:mod:`.ser
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .contract import Windows
-from .errors import MlfError
+from .errors import MlfError, first_line
 from .metrics import evaluate, mase_scale
 from .panel import Panel
 from .windows import inverse_scale, labels
 
-__all__ = ["FitResult", "TrialFailed", "row_weights", "score"]
+if TYPE_CHECKING:
+    from .contract import TaskInfo
+    from .registry import ModelEntry
+
+__all__ = ["FitResult", "TrialFailed", "fit_predict", "row_weights", "score"]
 
 
 class TrialFailed(MlfError):
@@ -66,3 +72,31 @@ def score(
     scales = mase_scale(history, panel.season_length)[windows.series]
     metrics = evaluate(actuals, predictions, scale=scales, weights=row_weights(panel, windows))
     return predictions, metrics
+
+
+def fit_predict(
+    entry: ModelEntry,
+    params: Mapping[str, Any],
+    task: TaskInfo,
+    train: Any,
+    valid: Any,
+    inputs: Any,
+    report: Callable[[int, float], None] | None,
+) -> tuple[Any, np.ndarray, float]:
+    """Build ``entry``'s model, fit it and predict ``inputs``: ``(model, raw forecast, fit and
+    predict seconds)``. What the model raises fails the trial (:class:`TrialFailed`, one line);
+    pruning and mlf's own errors pass through."""
+    start = time.perf_counter()
+    try:
+        model = entry.create(params, task)
+        model.fit(train, valid, report)
+        raw = np.array(model.predict(inputs), dtype=float)
+    except MlfError:
+        raise
+    except Exception as exc:
+        import optuna
+
+        if isinstance(exc, optuna.TrialPruned):
+            raise
+        raise TrialFailed(f"{entry.name} raised {first_line(exc, typed=True)}") from exc
+    return model, raw, time.perf_counter() - start

@@ -8,17 +8,15 @@ the data's values) and :func:`~mlforecast_cli.scoring.score` computes every metr
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from .contract import Histories, TaskInfo, Windows
-from .errors import MlfError, first_line
 from .panel import Panel
 from .registry import ModelEntry
-from .scoring import FitResult, TrialFailed, score
+from .scoring import FitResult, TrialFailed, fit_predict, score
 from .series import make_histories, select
 from .windows import labels, make_windows
 
@@ -52,20 +50,7 @@ def fit_and_score_series(
         train = select(train, target.series)
     actuals = labels(target) if target.y is not None else None
     valid = dataclasses.replace(train, y=actuals) if holdout and actuals is not None else None
-    start = time.perf_counter()
-    try:
-        model = entry.create(params, task)
-        model.fit(train, valid, report)
-        raw = np.asarray(model.predict(train), dtype=float)
-    except MlfError:
-        raise
-    except Exception as exc:
-        import optuna
-
-        if isinstance(exc, optuna.TrialPruned):
-            raise
-        raise TrialFailed(f"{entry.name} raised {type(exc).__name__}: {first_line(exc)}") from exc
-    seconds = time.perf_counter() - start
+    model, raw, seconds = fit_predict(entry, params, task, train, valid, train, report)
     check_forecast(entry.name, raw, train)
     predictions, metrics = score(panel, target, raw, end)
     refit_params = getattr(model, "refit_params", None)
