@@ -205,7 +205,9 @@ def run_peer(
         "wall_s": wall,
         "rss_mib": rss,
         "total_mib": total,
-        "command": shown(argv).replace(str(folder), "$TMP"),
+        "command": shown(argv)
+        .replace(str(folder), "$TMP")
+        .replace(str(Path(__file__).resolve()), "benchmarks/peers.py"),
     }
     if code != 0 or not out_path.exists():
         lines = [x for x in err.splitlines() if x.strip()]
