@@ -20,6 +20,7 @@ imported only inside the methods that skip.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import pickle
@@ -644,6 +645,7 @@ class Fitted:
 
 
 _CACHE: dict[tuple[type, str], tuple[bool, Any]] = {}
+atexit.register(_CACHE.clear)  # drop the fitted models while their libraries are still loaded
 
 
 class ForecasterContract:

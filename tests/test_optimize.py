@@ -37,6 +37,7 @@ def study_trials(name: str):
     return study.get_trials(deepcopy=False)
 
 
+@pytest.mark.slow  # a second process (workers or the MLflow writer)
 @pytest.mark.full_optimize  # the writer process and the plots, as a user runs it
 def test_seasonal_naive_one_trial_tracked_in_mlflow(cli, mlflow_uri):
     result = cli("optimize", "seasonal_naive", "--trials", "3", "--quiet")
@@ -324,6 +325,7 @@ MEET_PLUGIN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a second process (workers or the MLflow writer)
 def test_plugins_dir_flag_reaches_the_worker_processes(tmp_path, mlflow_uri):
     """`mlf --plugins-dir D optimize M --n-jobs 2`: the worker process loads D's plugins too
     (from the flag: MLF_PLUGINS_DIR is not set) and runs trials that reach MLflow."""

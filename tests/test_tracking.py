@@ -80,6 +80,7 @@ def _children(uri: str, parent: str) -> list:
     return client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'")
 
 
+@pytest.mark.slow  # a second process (workers or the MLflow writer)
 def test_a_worker_pipe_reaches_the_commands_writer(mlflow_uri):
     """--n-jobs: a worker process sends its trials through a pipe to the command's writer,
     which writes them under the one parent run before the command's flush returns."""
@@ -119,6 +120,7 @@ def test_a_worker_pipe_reaches_the_commands_writer(mlflow_uri):
     assert tracker.seconds > 0
 
 
+@pytest.mark.slow  # a second process (workers or the MLflow writer)
 def test_tracking_from_a_script_without_a_main_guard(tmp_path, mlflow_uri):
     """The writer is not a multiprocessing child, so a plain script (no __main__ guard, which
     a spawned child would re-run) can track a study."""
