@@ -21,7 +21,7 @@ from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
 from .panel import Panel
 from .registry import ModelEntry
-from .scoring import FitResult, TrialFailed, fit_predict, score
+from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
 from .space import SearchSpace
 from .split import Split, split_panel
 from .study import StudyConfig, create_study, jsonable
@@ -52,8 +52,6 @@ __all__ = [
 MAX_TRAIN_WINDOWS = 100_000
 """Training samples one fit sees at most (a seeded random draw beyond): the cost of a trial
 stops growing with the panel; panels of up to a few thousand series are not sampled."""
-NAIVE_FALLBACK_ATTR = "naive_fallback"
-"""Trial user attribute: validation series the seasonal naive forecast (too short to train)."""
 
 
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
@@ -127,7 +125,6 @@ def fit_and_score(
     fitted = {}
     if train_metrics:
         _, fitted = score(panel, train, np.asarray(model.predict(train), dtype=float), end)
-    refit_params = getattr(model, "refit_params", None)
     return FitResult(
         model=model,
         metrics=metrics,
@@ -135,7 +132,7 @@ def fit_and_score(
         predictions=predictions,
         actuals=labels(target) if target.y is not None else None,
         windows=target,
-        refit_params=dict(refit_params() if callable(refit_params) else {}),
+        refit_params=refit_params_of(model),
         seconds=seconds,
         naive_fallback=int(fallback.sum()),
     )
@@ -206,8 +203,8 @@ class Objective:
             training_time_s=sum(f.seconds for f in folds),
             refit_params=jsonable(folds[-1].refit_params),
             notes=folds[-1].notes,
+            naive_fallback=folds[-1].naive_fallback,
         )
-        trial.set_user_attr(NAIVE_FALLBACK_ATTR, folds[-1].naive_fallback)
         value = metrics.get(self.config.metric, float("nan"))
         if not math.isfinite(value):
             message = f"validation {metric_label(self.config.metric)} is {value}"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .contract import TaskInfo
     from .registry import ModelEntry
 
-__all__ = ["FitResult", "TrialFailed", "fit_predict", "row_weights", "score"]
+__all__ = ["FitResult", "TrialFailed", "fit_predict", "refit_params_of", "row_weights", "score"]
 
 
 class TrialFailed(MlfError):
@@ -100,3 +100,10 @@ def fit_predict(
             raise
         raise TrialFailed(f"{entry.name} raised {first_line(exc, typed=True)}") from exc
     return model, raw, time.perf_counter() - start
+
+
+def refit_params_of(model: Any) -> dict[str, Any]:
+    """What ``model`` asks the refit on train + valid to use (``refit_params()``); a model that
+    follows only the protocol may not have the method."""
+    refit_params = getattr(model, "refit_params", None)
+    return dict((refit_params() if callable(refit_params) else None) or {})

@@ -16,7 +16,7 @@ import numpy as np
 from .contract import Histories, TaskInfo, Windows
 from .panel import Panel
 from .registry import ModelEntry
-from .scoring import FitResult, TrialFailed, fit_predict, score
+from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
 from .series import make_histories, select
 from .windows import labels, make_windows
 
@@ -53,7 +53,6 @@ def fit_and_score_series(
     model, raw, seconds = fit_predict(entry, params, task, train, valid, train, report)
     check_forecast(entry.name, raw, train)
     predictions, metrics = score(panel, target, raw, end)
-    refit_params = getattr(model, "refit_params", None)
     return FitResult(
         model=model,
         metrics=metrics,
@@ -61,7 +60,7 @@ def fit_and_score_series(
         predictions=predictions,
         actuals=actuals,
         windows=target,
-        refit_params=dict(refit_params() if callable(refit_params) else {}),
+        refit_params=refit_params_of(model),
         seconds=seconds,
         notes=list(getattr(model, "notes", None) or []),
     )
