@@ -101,6 +101,9 @@ class ChildRunSink:
     seconds: float = 0.0
     """Time spent writing child runs (known to the writer's owner only)."""
     closed: bool = False
+    lost: str | None = None
+    """Why the tracking store was lost (unreachable, full), once it was: the trials after that
+    are not tried (each would wait out MLflow's retries); a rerun writes them."""
 
     @property
     def errors(self) -> list[str]:
@@ -135,6 +138,7 @@ class InlineChildRuns(ChildRunSink):
         self.parent_run_id: str | None = None
         self.study_name = ""
         self.seconds = 0.0
+        self.lost: str | None = None
         self._errors: list[str] = []
 
     @property
@@ -161,6 +165,9 @@ class InlineChildRuns(ChildRunSink):
     def submit(self, trial, status: str | None = None) -> None:
         if self.experiment_id is None or self.parent_run_id is None:
             return
+        if self.lost is not None:
+            self._errors.append(f"trial {trial.number}: not tried, the store was lost")
+            return
         start = time.perf_counter()
         try:
             run_id = create_child(
@@ -168,6 +175,9 @@ class InlineChildRuns(ChildRunSink):
             )
             write_trial(self.client, run_id, trial, status)
         except Exception as exc:  # tracking must never stop the study
+            from .outages import lost_reason
+
+            self.lost = lost_reason(exc)
             self._errors.append(f"trial {trial.number}: {type(exc).__name__}: {exc}")
         self.seconds += time.perf_counter() - start
 
@@ -311,7 +321,7 @@ class ChildRunWriter(ChildRunSender):
         if timeout is not None and not self._in.poll(timeout):
             self._errors.append(f"the MLflow writer did not finish within {timeout:.0f} s")
             return
-        self.seconds, self._reported = self._in.recv()
+        self.seconds, self._reported, self.lost = self._in.recv()
 
     @property
     def errors(self) -> list[str]:
@@ -338,7 +348,7 @@ def _serve(fds: list[int]) -> None:
     except (EOFError, OSError):
         return
     if tracking_uri is None:  # closed before it was started
-        send.send((0.0, []))
+        send.send((0.0, [], None))
         return
     sink = InlineChildRuns()
     sink.start(tracking_uri, experiment_id, parent_run_id, study_name)
@@ -364,7 +374,7 @@ def _serve(fds: list[int]) -> None:
     while True:
         if stopping:
             drain(CLOSE_WAIT_S)
-            send.send((sink.seconds, sink.errors))
+            send.send((sink.seconds, sink.errors, sink.lost))
             return
         for conn in wait([receive, *inputs]):
             if conn is not receive and conn not in inputs:
@@ -383,7 +393,7 @@ def _serve(fds: list[int]) -> None:
                 stopping = True
             elif message[0] == "flush":
                 drain(0.0)
-                send.send((sink.seconds, sink.errors))
+                send.send((sink.seconds, sink.errors, sink.lost))
             else:
                 write(message)
 

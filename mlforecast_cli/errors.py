@@ -1,4 +1,5 @@
-"""Errors a user can cause (exit 2) and failures outside their input (exit 1).
+"""Errors a user can cause (exit 2), failures outside their input (exit 1), and a service or
+disk lost mid-way (exit 3: what was finished is kept; the same command resumes).
 
 The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; the message
 says what is wrong, where, and how to fix it.
@@ -33,6 +34,14 @@ class PluginError(MlfError):
 
 class UnknownModelError(UsageError):
     """No installed model has that name."""
+
+
+class ServiceLost(MlfError):
+    """A service or disk mlf writes to failed mid-way (the study storage, the MLflow tracking
+    store, a full disk). Exit code 3: what was finished is kept; rerun the same command once
+    it is back."""
+
+    exit_code = 3
 
 
 def first_line(exc: BaseException, default: str = "", *, typed: bool = False) -> str:

@@ -9,11 +9,14 @@ the file safely: every append is one ``write`` under an exclusive lock.
 
 Optuna re-reads the journal before most reads of a study (every ``should_prune`` too), so the
 file stays open and a read costs one ``fstat`` when nothing was appended since the last one.
+An append that fails part-way (a full disk) is cut off again: the file never holds half a line
+before a whole one, which would make it unreadable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -44,13 +47,36 @@ class LocalJournalBackend(BaseJournalBackend):
         return self._fd
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Append ``logs`` whole or not at all: a write that fails part-way (a full disk) is
+        cut off again, so the journal stays readable; the ``OSError`` is raised. A journal file
+        removed or replaced since it was opened raises ``FileNotFoundError`` rather than
+        writing into a file no one will read."""
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
         fd = self._descriptor()
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            os.write(fd, data)
+            self._check_same_file(fd)
+            size = os.fstat(fd).st_size
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _check_same_file(self, fd: int) -> None:
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise FileNotFoundError(
+                errno.ENOENT, "the journal file was removed or replaced", str(self.path)
+            )
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
         fd = self._descriptor()

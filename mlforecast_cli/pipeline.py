@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import MlfError, first_line
 from .metrics import metric_label
+from .outages import lost_reason, tracking_lost
 
 if TYPE_CHECKING:
     from .config import OptimizeConfig
@@ -45,6 +46,8 @@ class ModelOutcome:
     """Test series the seasonal naive forecast (too short to give a training sample)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that did not fail the study (a worker, the plots, some child runs)."""
+    kept_model: Path | None = None
+    """Where the refit model was saved when the tracking store was lost before it was logged."""
 
 
 def run_model(
@@ -55,7 +58,11 @@ def run_model(
     board: ProgressBoard | None = None,
 ) -> ModelOutcome:
     """Run ``plan``'s study of ``entry`` on ``panel`` end to end; the parent MLflow run is
-    closed FINISHED, FAILED, or KILLED on Ctrl-C / SIGTERM (re-raised for the caller)."""
+    closed FINISHED, FAILED, or KILLED on Ctrl-C / SIGTERM (re-raised for the caller).
+
+    A study storage or tracking store lost on the way raises
+    :class:`~mlforecast_cli.errors.ServiceLost` once what can be done locally is done (the
+    search goes on without tracking; the refit model is kept on disk if it was not logged)."""
     from .liveness import reap_dead_trials
     from .runner import build_objective, planned_trials
     from .study import create_study
@@ -90,7 +97,7 @@ def run_model(
             entry, plan, config, panel, study, objective, tracker, progress, trials
         )
         status = finish(entry, plan, config, panel, study, tracker, outcome)
-        tracker.close(status)
+        close_tracking(tracker, status)
     except KeyboardInterrupt:
         tracker.close("KILLED" if tracker.parent_run_id else None)
         raise
@@ -98,6 +105,8 @@ def run_model(
         if not tracker.closed:  # an error: no half-open writer or run
             with contextlib.suppress(Exception):
                 tracker.close("FAILED" if tracker.parent_run_id else None)
+    if tracker.lost:
+        raise tracking_lost(tracker.tracking_uri, tracker.lost, outcome.kept_model)
     if tracker.errors:
         outcome.warnings.append(
             f"{len(tracker.errors)} child run(s) not written to MLflow; first: {tracker.errors[0]}"
@@ -187,6 +196,10 @@ def search(
         workers.wait(procs)
         tracker.log_unfinished(objective.started, status="KILLED")
         raise
+    except Exception:  # the storage lost: the workers cannot go on either
+        workers.stop(procs)
+        workers.wait(procs)
+        raise
     if progress is not None:
         progress.finish()
     tracker.flush()
@@ -228,23 +241,76 @@ def finish(
             outcome.test_metrics = refit.test_metrics
             outcome.naive_fallback = refit.naive_fallback
             model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model")
-        tracker.log_summary(
-            best_params=outcome.best_params or dict(study.best_params),
-            best_value=outcome.best_value,
-            test_metrics=outcome.test_metrics,
-            train_metrics=refit.train_metrics if refit else None,
-            counts=outcome.counts,
-            naive_fallback=outcome.naive_fallback,
-        )
-        if model_dir is not None:
-            try:
-                tracker.log_model(model_dir, panel=panel, requirements=requirements(entry))
-            except Exception as exc:
-                outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
-                status = "FAILED"
-        if config.draw_plots or config.plots_dir is not None:
-            outcome.warnings += log_plots(study, tracker, plan, entry.name, panel, refit, config)
+        try:
+            status = log_results(
+                entry, plan, config, panel, study, tracker, outcome, refit, model_dir
+            )
+        except Exception as exc:
+            reason = lost_reason(exc)
+            if reason is None:
+                raise
+            tracker.mark_lost(reason)
+            if model_dir is not None:
+                outcome.kept_model = keep_model(model_dir, plan.study_name)
     return status
+
+
+def log_results(
+    entry: ModelEntry,
+    plan: StudyConfig,
+    config: OptimizeConfig,
+    panel: Panel,
+    study,
+    tracker: MlflowTracker,
+    outcome: ModelOutcome,
+    refit: RefitResult | None,
+    model_dir: Path | None,
+) -> str:
+    """Log the summary, the model and the plots on the parent run; the run's final status.
+    A lost tracking store is raised (the caller keeps the model on disk)."""
+    status = "FAILED" if outcome.error else "FINISHED"
+    tracker.log_summary(
+        best_params=outcome.best_params or dict(study.best_params),
+        best_value=outcome.best_value,
+        test_metrics=outcome.test_metrics,
+        train_metrics=refit.train_metrics if refit else None,
+        counts=outcome.counts,
+        naive_fallback=outcome.naive_fallback,
+    )
+    if model_dir is not None:
+        try:
+            tracker.log_model(model_dir, panel=panel, requirements=requirements(entry))
+        except Exception as exc:
+            if lost_reason(exc) is not None:
+                raise
+            outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
+            status = "FAILED"
+    if config.draw_plots or config.plots_dir is not None:
+        outcome.warnings += log_plots(study, tracker, plan, entry.name, panel, refit, config)
+    return status
+
+
+def close_tracking(tracker: MlflowTracker, status: str) -> None:
+    """End the parent run with ``status``; a store lost by now is recorded, not raised."""
+    try:
+        tracker.close(status)
+    except Exception as exc:
+        reason = lost_reason(exc)
+        if reason is None:
+            raise
+        tracker.mark_lost(reason)
+
+
+def keep_model(model_dir: Path, study_name: str) -> Path:
+    """Copy a saved model folder that could not be logged to ``<project dir>/models/<study>``
+    (replacing an older one), so a lost tracking store does not lose the refit."""
+    from .storage import project_dir
+
+    target = project_dir() / "models" / study_name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(model_dir, target)
+    return target
 
 
 def save_model(

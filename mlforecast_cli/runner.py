@@ -19,6 +19,7 @@ from .contract import SERIES, TaskInfo
 from .errors import MlfError
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
+from .outages import lost_reason, storage_lost
 from .panel import Panel
 from .registry import ModelEntry
 from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
@@ -248,7 +249,11 @@ def run_study(
     until_total: int | None = None,
 ):
     """Add ``n_trials`` trials to the study (created or resumed), or with ``until_total`` run
-    trials until the study holds that many (counting other processes' running ones)."""
+    trials until the study holds that many (counting other processes' running ones).
+
+    A storage lost mid-study (a database gone, a full disk under the journal) raises
+    :class:`~mlforecast_cli.errors.ServiceLost` naming it; the trial that was running stays
+    RUNNING there until the next command reaps it (``liveness.reap_dead_trials``)."""
     import optuna
 
     objective = objective or build_objective(entry, panel, config)
@@ -258,15 +263,21 @@ def run_study(
         if len(study.get_trials(deepcopy=False)) >= until_total:
             return study
         callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=timeout,
-        n_jobs=1,  # parallel trials run in worker processes (workers.py), not threads
-        catch=(Exception,),
-        callbacks=callbacks,
-        gc_after_trial=False,
-    )
+    try:
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            n_jobs=1,  # parallel trials run in worker processes (workers.py), not threads
+            catch=(Exception,),
+            callbacks=callbacks,
+            gc_after_trial=False,
+        )
+    except Exception as exc:  # trials' own errors are caught: this is the storage failing
+        reason = lost_reason(exc)
+        if reason is None:
+            raise
+        raise storage_lost(config.storage, reason) from exc
     return study
 
 

@@ -97,6 +97,7 @@ class MlflowTracker:
         elif isinstance(sink, str):
             raise UsageError(f"child runs sink {sink!r} is not one of process, inline")
         self._writer = sink
+        self._lost: str | None = None
         self.closed = False
 
     def start(
@@ -244,6 +245,16 @@ class MlflowTracker:
         """Child runs that could not be written (tracking never stops a study)."""
         return list(self._writer.errors)
 
+    @property
+    def lost(self) -> str | None:
+        """Why the tracking store was lost during the study (unreachable, full), or None."""
+        return self._lost or self._writer.lost
+
+    def mark_lost(self, reason: str) -> None:
+        """Record that this process's own calls lost the store: :meth:`close` leaves the
+        parent run as it is (RUNNING; the next command reopens it) instead of retrying."""
+        self._lost = reason
+
     def log_unfinished(self, numbers, status: str = "KILLED") -> None:
         """Log the trials ``numbers`` that ended without reaching the callback (an interrupt)."""
         for trial in self.study.get_trials(deepcopy=False):
@@ -317,7 +328,7 @@ class MlflowTracker:
             return
         self.closed = True
         self._writer.close()
-        if self.client is not None and self.parent_run_id and status is not None:
+        if self.client is not None and self.parent_run_id and status is not None and not self._lost:
             self.client.set_terminated(self.parent_run_id, status)
 
 
