@@ -9,6 +9,7 @@ trial ends), so every check walks the whole chain (``__cause__`` and ``__context
 from __future__ import annotations
 
 import errno
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,11 @@ def lost_reason(exc: BaseException) -> str | None:
     that vanished. None for anything else (a bug keeps its traceback)."""
     for link in chain(exc):
         if _is_lost(link):
-            return one_line(first_line(link, type(link).__name__, typed=True), 240)
+            text = first_line(link, type(link).__name__)
+            system = re.search(r"\[Errno -?\d+\] ([^'\"()\]]+)", text)  # under urllib3's wrapping
+            if system is not None:
+                text = system.group(1).strip()
+            return one_line(f"{type(link).__name__}: {text}", 200)
     return None
 
 

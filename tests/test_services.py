@@ -10,10 +10,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -46,11 +48,10 @@ def error_lines(err: str) -> list[str]:
 class Cluster:
     """A throwaway PostgreSQL cluster run by the ``postgres`` user (as `.ci/services` does)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         self.bin = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
-        self.data = root / "pgdata"
-        self.data.mkdir()
-        os.chown(root, *_postgres_ids())
+        # in /tmp itself: pytest's folders are private to root, where postgres cannot go
+        self.data = Path(tempfile.mkdtemp(prefix="mlf-pg."))
         os.chown(self.data, *_postgres_ids())
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/mlf_test"
@@ -59,7 +60,8 @@ class Cluster:
         self._su(f"{self.bin}/createdb -h 127.0.0.1 -p {self.port} mlf_test")
 
     def _su(self, command: str) -> None:
-        subprocess.run(["su", "postgres", "-c", command], check=True, capture_output=True)
+        done = subprocess.run(["su", "postgres", "-c", command], capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
 
     def start(self) -> None:
         self._su(
@@ -69,6 +71,10 @@ class Cluster:
 
     def stop(self, mode: str = "fast") -> None:
         self._su(f"{self.bin}/pg_ctl -D {self.data} -m {mode} -w stop")
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 def _postgres_ids() -> tuple[int, int]:
@@ -91,13 +97,13 @@ def _postgres_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     missing = _postgres_missing()
     if missing:
         pytest.skip(missing)
-    pg = Cluster(tmp_path_factory.mktemp("pg"))
+    pg = Cluster()
     yield pg
-    pg.stop("immediate")
+    pg.remove()
 
 
 def test_postgresql_stopped_mid_study(worker_env, mlflow_uri, tmp_path, cluster):  # noqa: F811
