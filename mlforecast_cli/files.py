@@ -7,7 +7,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import ServiceLost, UsageError
+from .outages import DISK_ERRNOS
 
 
 def check_output(output: Path, suffixes: Sequence[str], wrong_suffix: str) -> str:
@@ -31,7 +32,8 @@ def check_output(output: Path, suffixes: Sequence[str], wrong_suffix: str) -> st
 
 def atomic_write(output: Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``output``, then rename it onto
-    ``output``: a reader never sees half a file and a failure leaves none behind."""
+    ``output``: a reader never sees half a file and a failure leaves none behind (an older
+    ``output`` stays as it was). A full disk is a :class:`ServiceLost` (exit 3)."""
     output = Path(output)
     parent = output.parent if str(output.parent) else Path(".")
     try:
@@ -44,6 +46,11 @@ def atomic_write(output: Path, write: Callable[[str], None]) -> Path:
         os.chmod(tmp, _default_mode())
         os.replace(tmp, output)
     except OSError as exc:
+        if exc.errno in DISK_ERRNOS:
+            raise ServiceLost(
+                f"--output {output}: the disk cannot take it ({exc.strerror or exc}); nothing "
+                "was written: free some space or choose another place, then rerun"
+            ) from exc
         raise UsageError(f"--output {output}: cannot write there ({exc.strerror or exc})") from exc
     finally:
         if os.path.exists(tmp):

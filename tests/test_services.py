@@ -7,12 +7,14 @@ once the service is back loses nothing (no trial left RUNNING, one child run per
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,8 @@ import pytest
 
 from tests.test_faults import load, runs, start, states, wait_until, worker_env  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.full_optimize]
+SLOW = [pytest.mark.slow, pytest.mark.full_optimize]
+"""Marks of the tests that run `mlf optimize` processes (as a user does)."""
 
 EXIT_SERVICE_LOST = 3
 
@@ -106,6 +109,8 @@ def cluster():
     pg.remove()
 
 
+@pytest.mark.slow
+@pytest.mark.full_optimize
 def test_postgresql_stopped_mid_study(worker_env, mlflow_uri, tmp_path, cluster):  # noqa: F811
     name = f"pg-{uuid.uuid4().hex[:8]}"
     args = ["--storage", cluster.url, "--study-name", name]
@@ -139,6 +144,8 @@ def test_postgresql_stopped_mid_study(worker_env, mlflow_uri, tmp_path, cluster)
     assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == sorted(after)
 
 
+@pytest.mark.slow
+@pytest.mark.full_optimize
 def test_eight_workers_share_one_postgresql_study(worker_env, mlflow_uri, tmp_path, cluster):  # noqa: F811
     name = f"pg8-{uuid.uuid4().hex[:8]}"
     env = worker_env(delay=0.0)
@@ -213,6 +220,8 @@ def mlflow_server(tmp_path):
     server.kill()
 
 
+@pytest.mark.slow
+@pytest.mark.full_optimize
 def test_mlflow_server_killed_mid_study(worker_env, tmp_path, mlflow_server):  # noqa: F811
     env = worker_env(delay=0.3)
     args = ["--trials", "25", "--tracking-uri", mlflow_server.uri]
@@ -272,6 +281,8 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
+@pytest.mark.full_optimize
 def test_journal_on_a_full_disk(worker_env, mlflow_uri, tmp_path, small_disk):  # noqa: F811
     env = {**worker_env(delay=0.3), "MLF_HOME": str(small_disk / ".mlf")}
     journal = small_disk / ".mlf" / "optuna.journal"
@@ -291,18 +302,115 @@ def test_journal_on_a_full_disk(worker_env, mlflow_uri, tmp_path, small_disk):  
     assert text.endswith(b"\n")
     assert all(json.loads(row) for row in text.splitlines())  # every line whole
     filler.unlink()
-    resumed = start({**env, **worker_env(delay=0.0)} | {"MLF_HOME": env["MLF_HOME"]},
+    resumed = start({**env, **worker_env(delay=0.0), "MLF_HOME": env["MLF_HOME"]},
                     "--trials", "2", cwd=tmp_path)  # fmt: skip
     out, err = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, err
-    from mlforecast_cli.storage import open_storage
-
-    import optuna
-
-    study = optuna.load_study(
-        study_name="slow-walmart-h13-mape", storage=open_storage(f"journal:///{journal}")
-    )
-    trial_states = states(study)
+    trial_states = states(_load("slow-walmart-h13-mape", f"journal:///{journal}"))
     assert "RUNNING" not in trial_states and trial_states.count("COMPLETE") >= 5
     children = runs(mlflow_uri, "trial")
     assert len(children) == len(trial_states)
+
+
+@pytest.mark.slow
+@pytest.mark.full_optimize
+def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk):  # noqa: F811
+    uri = f"sqlite:///{small_disk / 'mlflow.db'}"
+    env = worker_env(delay=0.3)
+    proc = start(env, "--trials", "40", "--tracking-uri", uri, cwd=tmp_path)
+    wait_until(lambda: len(finished(load())) >= 3)
+    filler = fill(small_disk)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == EXIT_SERVICE_LOST, err
+    assert "Traceback" not in err
+    [line] = error_lines(err)
+    assert f"lost the MLflow tracking store {uri}" in line
+    assert "full" in line  # SQLite's "database or disk is full"
+    assert len(finished(load())) == 40  # the search went on
+    with sqlite3.connect(small_disk / "mlflow.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    filler.unlink()
+    resumed = start(env, "--trials", "1", "--tracking-uri", uri, cwd=tmp_path)
+    out, err = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, err
+    children = runs(uri, "trial")
+    assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(41))
+
+
+# ---- the same, in one process --------------------------------------------------------------------
+def test_a_journal_append_on_a_full_disk_is_whole_or_nothing(small_disk):
+    from mlforecast_cli.journal import LocalJournalBackend
+
+    path = small_disk / "optuna.journal"
+    backend = LocalJournalBackend(path)
+    backend.append_logs([{"op_code": 0, "n": i} for i in range(3)])
+    size = path.stat().st_size
+    filler = fill(small_disk)
+    big = {"op_code": 5, "value": "x" * 20000}  # more than the free end of the file's last page
+    with pytest.raises(OSError) as exc:
+        backend.append_logs([big])
+    assert exc.value.errno == errno.ENOSPC
+    assert path.stat().st_size == size  # the part that fitted was cut off again
+    filler.unlink()
+    backend.append_logs([big, {"op_code": 0, "n": 3}])
+    fresh = LocalJournalBackend(path)
+    assert [log.get("n") for log in fresh.read_logs(0)] == [0, 1, 2, None, 3]
+
+
+def test_a_removed_journal_file_is_not_written_to(tmp_path):
+    from mlforecast_cli.journal import LocalJournalBackend
+    from mlforecast_cli.outages import lost_reason
+
+    path = tmp_path / "optuna.journal"
+    backend = LocalJournalBackend(path)
+    backend.append_logs([{"op_code": 0}])
+    path.unlink()  # the folder's disk vanished, or someone cleaned up
+    with pytest.raises(FileNotFoundError) as exc:
+        backend.append_logs([{"op_code": 0}])
+    assert "removed or replaced" in str(exc.value) and lost_reason(exc.value)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_output_file_on_a_full_disk_is_not_half_written(small_disk, suffix):
+    import pandas as pd
+
+    from mlforecast_cli.errors import ServiceLost
+    from mlforecast_cli.files import atomic_write
+
+    output = small_disk / f"forecast{suffix}"
+    output.write_text("the previous forecast\n")
+    filler = fill(small_disk)
+    frame = pd.DataFrame({"unique_id": ["a"] * 50_000, "yhat": range(50_000)})
+    write = frame.to_csv if suffix == ".csv" else frame.to_parquet
+    with pytest.raises(ServiceLost) as exc:
+        atomic_write(output, lambda tmp: write(tmp, index=False))
+    assert exc.value.exit_code == EXIT_SERVICE_LOST
+    assert f"--output {output}" in str(exc.value) and "nothing was written" in str(exc.value)
+    assert output.read_text() == "the previous forecast\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", output.name]
+    filler.unlink()
+
+
+def test_mlflow_http_retries_are_bounded(monkeypatch):
+    from mlforecast_cli.mlflow_store import HTTP_LIMITS, connect
+    from mlforecast_cli.outages import lost_reason
+
+    for name in HTTP_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    client = connect(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(Exception) as exc:
+        client.get_experiment_by_name("x")
+    seconds = time.monotonic() - started
+    assert seconds < 10, f"{seconds:.1f} s (MLflow's own defaults take minutes)"
+    assert lost_reason(exc.value) == "ConnectionError: Connection refused"
+    assert {name: os.environ[name] for name in HTTP_LIMITS} == HTTP_LIMITS
+
+
+def test_a_user_setting_of_mlflow_retries_is_kept(monkeypatch):
+    from mlforecast_cli.mlflow_store import connect
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    connect(f"http://127.0.0.1:{free_port()}")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
