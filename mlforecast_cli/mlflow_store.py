@@ -12,11 +12,14 @@ from contextlib import contextmanager, suppress
 
 
 def quiet_mlflow_logs() -> None:
-    """Keep MLflow's and Alembic's INFO lines (store creation, migrations) off the terminal."""
+    """Keep MLflow's and Alembic's INFO lines (store creation, migrations) off the terminal,
+    and the traceback MLflow's SQL store logs before it raises a database error (mlf reports
+    the error itself, in one line)."""
     import logging
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 HTTP_LIMITS = {

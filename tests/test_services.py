@@ -254,12 +254,13 @@ def test_mlflow_server_killed_mid_study(worker_env, tmp_path, mlflow_server):  #
 
 # ---- a full disk ---------------------------------------------------------------------------------
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs mounted for this test (root only), unmounted after."""
+def small_disk(tmp_path, request):
+    """A tmpfs of 4 MiB (or ``request.param``) mounted for this test (root only)."""
     folder = tmp_path / "disk"
     folder.mkdir()
+    size = getattr(request, "param", "4m")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
@@ -314,7 +315,9 @@ def test_journal_on_a_full_disk(worker_env, mlflow_uri, tmp_path, small_disk):  
 
 @pytest.mark.slow
 @pytest.mark.full_optimize
-def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk):  # noqa: F811
+@pytest.mark.parametrize("small_disk", ["32m"], indirect=True)  # room for MLflow's tables
+def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk, _mlflow_template):  # noqa: F811
+    shutil.copy(_mlflow_template, small_disk / "mlflow.db")
     uri = f"sqlite:///{small_disk / 'mlflow.db'}"
     env = worker_env(delay=0.3)
     proc = start(env, "--trials", "40", "--tracking-uri", uri, cwd=tmp_path)
