@@ -50,6 +50,7 @@ def lost_reason(exc: BaseException) -> str | None:
             system = re.search(r"\[Errno -?\d+\] ([^'\"()\]]+)", text)  # under urllib3's wrapping
             if system is not None:
                 text = system.group(1).strip()
+            text = re.sub(r"^\([\w.]+\) ", "", text)  # SQLAlchemy's "(psycopg.OperationalError) "
             return one_line(f"{type(link).__name__}: {text}", 200)
     return None
 

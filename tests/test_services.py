@@ -417,3 +417,34 @@ def test_a_user_setting_of_mlflow_retries_is_kept(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     connect(f"http://127.0.0.1:{free_port()}")
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+
+
+def test_a_storage_lost_as_a_trial_ends_names_the_storage(tmp_path):
+    """Optuna hides the storage's error behind its own (``UnboundLocalError`` on PostgreSQL,
+    an ``AssertionError`` on a journal) when the storage fails as a trial ends."""
+    import optuna
+
+    from mlforecast_cli.errors import ServiceLost
+    from mlforecast_cli.runner import run_study
+    from mlforecast_cli.space import parse_space
+    from mlforecast_cli.storage import open_storage
+    from mlforecast_cli.study import StudyConfig
+
+    journal = tmp_path / "studies" / "optuna.journal"
+    url = f"journal:///{journal}"
+    space = parse_space({"params": {"x": {"type": "float", "low": 0, "high": 1}}}, "test")
+    config = StudyConfig(model="m", study_name="s", horizon=1, space=space, storage=url)
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 2:
+            journal.unlink()  # the disk under it is gone
+        return x
+
+    with pytest.raises(ServiceLost) as exc:
+        run_study(None, None, config, n_trials=5, study=study, objective=objective)
+    message = str(exc.value)
+    assert message.startswith(f"lost the study storage {url} (FileNotFoundError: ")
+    assert "finished trials are kept" in message and "rerun the same command" in message
+    assert exc.value.exit_code == EXIT_SERVICE_LOST
