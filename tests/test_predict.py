@@ -354,7 +354,7 @@ def test_a_failed_write_leaves_no_half_file(cli, naive, use, tmp_path, monkeypat
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
     result = cli("predict", "--output", str(out))
-    assert result.code == 2, result
+    assert result.code == 3, result  # a full disk: ServiceLost, free space and rerun
     assert "No space left on device" in result.err
     assert out.read_text() == "the old forecast\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv"]
