@@ -12,6 +12,7 @@ import errno
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ServiceLost, first_line, one_line
@@ -72,6 +73,20 @@ def _is_lost(exc: BaseException) -> bool:
         if isinstance(exc, sqlalchemy.DBAPIError) and exc.connection_invalidated:
             return True
     return False
+
+
+@contextmanager
+def storage_errors(url: str | None) -> Iterator[None]:
+    """Turn a study storage lost inside the block into :func:`storage_lost`'s error."""
+    try:
+        yield
+    except ServiceLost:
+        raise
+    except Exception as exc:
+        reason = lost_reason(exc)
+        if reason is None:
+            raise
+        raise storage_lost(url, reason) from exc
 
 
 def storage_lost(url: str | None, reason: str) -> ServiceLost:

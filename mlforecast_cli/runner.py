@@ -19,7 +19,7 @@ from .contract import SERIES, TaskInfo
 from .errors import MlfError
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
-from .outages import lost_reason, storage_lost
+from .outages import storage_errors
 from .panel import Panel
 from .registry import ModelEntry
 from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
@@ -263,7 +263,7 @@ def run_study(
         if len(study.get_trials(deepcopy=False)) >= until_total:
             return study
         callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
-    try:
+    with storage_errors(config.storage):  # a trial's own errors are caught by Optuna
         study.optimize(
             objective,
             n_trials=n_trials,
@@ -273,11 +273,6 @@ def run_study(
             callbacks=callbacks,
             gc_after_trial=False,
         )
-    except Exception as exc:  # trials' own errors are caught: this is the storage failing
-        reason = lost_reason(exc)
-        if reason is None:
-            raise
-        raise storage_lost(config.storage, reason) from exc
     return study
 
 

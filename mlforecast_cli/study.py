@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .liveness import wait_for_user_attr
+from .outages import storage_errors
 from .space import SearchSpace, build_pruner, build_sampler
 from .storage import open_storage
 
@@ -62,10 +63,17 @@ def create_study(config: StudyConfig, panel: Panel) -> tuple[optuna.Study, bool]
     that start the same new study at once (the storage makes creation atomic).
     """
     import optuna
-    from optuna.exceptions import DuplicatedStudyError
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are tracked, not printed
     storage = open_storage(config.storage)
+    with storage_errors(config.storage):  # lost between opening it and here
+        return _create_or_resume(config, panel, storage)
+
+
+def _create_or_resume(config: StudyConfig, panel: Panel, storage) -> tuple[optuna.Study, bool]:
+    import optuna
+    from optuna.exceptions import DuplicatedStudyError
+
     sampler = build_sampler(config.space, seed=config.seed)
     pruner = build_pruner(config.space)
     direction = config.space.optimizer.get("direction", "minimize")
