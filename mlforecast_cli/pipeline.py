@@ -83,6 +83,8 @@ def run_model(
             pending=reaped,
         )
         outcome = ModelOutcome(entry.name, plan.study_name, parent_run_id=tracker.parent_run_id)
+        if tracker.moved_from:
+            outcome.warnings.append(tracker.moved_from)
         progress = None
         if board is not None:
             progress = board.add(entry.name, trials, metric_label(plan.metric), study)

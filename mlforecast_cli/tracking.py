@@ -88,6 +88,9 @@ class MlflowTracker:
                 ) from exc
         self.study = None
         self.parent_run_id: str | None = None
+        self.moved_from: str | None = None
+        """Set by :meth:`start` when the resumed study was tracked in another experiment:
+        one line saying so (its new trials go to a new parent run in this experiment)."""
         self._logged: set[int] = set()
         # started now, a writer process imports MLflow while the study is being opened
         if sink == "process":
@@ -147,11 +150,13 @@ class MlflowTracker:
         if run_id:
             try:
                 run = self.client.get_run(run_id)
-                if run.info.experiment_id == self.experiment_id:
-                    self.client.update_run(run_id, status="RUNNING")
-                    return run_id
             except Exception:
-                pass
+                run = None  # deleted, or another store: start a new parent run
+            if run is not None and run.info.experiment_id == self.experiment_id:
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
+            if run is not None:
+                self.moved_from = self._moved_message(run)
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.study.study_name,
@@ -168,6 +173,19 @@ class MlflowTracker:
             self.client.log_text(run_id, space_yaml, "space.yaml")
         self.client.log_dict(run_id, package_versions(), "environment.json")
         return run_id
+
+    def _moved_message(self, run) -> str:
+        try:
+            old = self.client.get_experiment(run.info.experiment_id).name
+        except Exception:
+            old = run.info.experiment_id
+        new = self.client.get_experiment(self.experiment_id).name
+        return (
+            f"study '{self.study.study_name}' was tracked in MLflow experiment '{old}' (parent run "
+            f"{run.info.run_id}); its earlier trials stay there and this run's go to a new parent "
+            f"run in '{new}': pass --experiment {old} to keep the study in one experiment, or "
+            "--study-name to start a new study"
+        )
 
     # ---- child runs ----------------------------------------------------------------------
     def __call__(self, study, trial, status: str | None = None) -> None:

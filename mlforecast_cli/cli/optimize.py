@@ -248,6 +248,7 @@ def _document(
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
                 "error": o.error,
+                "warnings": o.warnings,
             }
             for o in outcomes
         ],
