@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import MlfError, UsageError
 from ..metrics import DEFAULT_METRIC
 from .data_options import (
     DataChoice,
@@ -126,7 +126,8 @@ def optimize(
 
     if metric is not None:
         check_metric(metric)
-    entries = select_models(get_registry(), models)
+    chosen = select_models(get_registry(), models)
+    entries = chosen.entries
     choice = load_data(dataset, data, target, time_col, id_col, feature, freq)
     horizon = horizon or choice.default_horizon
     if horizon is None:
@@ -150,20 +151,41 @@ def optimize(
         plots_dir=plots,
         command=shlex.join(["mlf", *invocation()]),
     )
-    several = len(entries) > 1
+    several = len(entries) + len(chosen.broken) > 1
     plans = [plan_study(entry, config, choice.panel, several=several) for entry in entries]
+    for error in chosen.broken.values():
+        warning_line(f"{error}; it is left out, the other models run")
     outcomes = _run(
         entries, plans, config, choice.panel, quiet=quiet or json_output, json_output=json_output
     )
     if json_output:
-        print_json(_document(outcomes, config.experiment, choice, horizon))
+        document = _document(outcomes, config.experiment, choice, horizon)
+        document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
+        print_json(document)
     else:
         _print_leaderboard(outcomes, plans[0].metric)
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        for o in failed:
+    _exit_for_failures(outcomes, chosen.broken)
+
+
+def _exit_for_failures(outcomes: list[ModelOutcome], broken: dict[str, MlfError]) -> None:
+    """One error line per model that could not run or whose study failed, then the exit code
+    the worst of them gives alone: 2 for a model that is not ready, 1 for a broken plugin or
+    a failed study (the other models have run)."""
+    codes = []
+    for error in broken.values():
+        error_line(str(error))
+        codes.append(error.exit_code)
+    for o in outcomes:
+        if o.error:
             error_line(f"{o.model}: {o.error}")
-        raise typer.Exit(1)
+            codes.append(1)
+    if codes:
+        raise typer.Exit(max(codes))
+
+
+def _broken_model(name: str, error: MlfError) -> dict:
+    """A model that could not run, as --json lists it beside the others."""
+    return {"model": name, "study_name": None, "trials": None, "error": str(error)}
 
 
 def _run(
