@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .progress import ModelProgress, ProgressBoard
     from .registry import ModelEntry
     from .runner import Objective, RefitResult
-    from .study import StudyConfig
+    from .study import FailureReason, StudyConfig
     from .tracking import MlflowTracker
 
 
@@ -45,6 +45,8 @@ class ModelOutcome:
     """Test series the seasonal naive forecast (too short to give a training sample)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that did not fail the study (a worker, the plots, some child runs)."""
+    failures: list[FailureReason] = field(default_factory=list)
+    """The study's failed trials by reason, most frequent first."""
 
 
 def run_model(
@@ -207,9 +209,10 @@ def finish(
     """Refit the best trial, test, save and log the model and the plots; the parent run's
     final status (FINISHED, or FAILED with ``outcome.error`` set)."""
     from .runner import refit_best
-    from .study import state_counts
+    from .study import failure_reasons, state_counts
 
     outcome.counts = state_counts(study)
+    outcome.failures = failure_reasons(study)
     if outcome.counts.get("complete", 0) == 0:
         errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
         outcome.error = "no trial completed" + (f"; last error: {errors[-1]}" if errors else "")

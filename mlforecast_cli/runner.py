@@ -16,7 +16,7 @@ import numpy as np
 
 from .baseline import seasonal_naive
 from .contract import SERIES, TaskInfo
-from .errors import MlfError
+from .errors import MlfError, described, traceback_text
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
 from .panel import Panel
@@ -189,11 +189,16 @@ class Objective:
                         train_metrics=last,
                     )
                 )
-        except MlfError as exc:  # TrialFailed included
-            _set_user_attrs(trial, error=str(exc), training_time_s=time.perf_counter() - start)
-            raise
         except optuna.TrialPruned:
             _set_user_attrs(trial, training_time_s=time.perf_counter() - start)
+            raise
+        except Exception as exc:  # the trial fails (Optuna catches it), its reason is kept
+            _set_user_attrs(
+                trial,
+                error=str(exc) if isinstance(exc, MlfError) else described(exc),
+                traceback=traceback_text(exc),
+                training_time_s=time.perf_counter() - start,
+            )
             raise
         metrics = _mean_metrics([f.metrics for f in folds])
         _set_user_attrs(

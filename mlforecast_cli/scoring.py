@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .contract import Windows
-from .errors import MlfError, first_line
+from .errors import MlfError, described
 from .metrics import evaluate, mase_scale
 from .panel import Panel
 from .windows import inverse_scale, labels
@@ -98,7 +98,7 @@ def fit_predict(
 
         if isinstance(exc, optuna.TrialPruned):
             raise
-        raise TrialFailed(f"{entry.name} raised {first_line(exc, typed=True)}") from exc
+        raise TrialFailed(f"{entry.name} raised {described(exc)}") from exc
     return model, raw, time.perf_counter() - start
 
 

@@ -27,7 +27,16 @@ from .data_options import (
 )
 from .invocation import invocation
 from .options import METRICS_TEXT, TrackingUriOpt
-from .output import console, err_console, error_line, print_json, print_table, warning_line
+from .output import (
+    console,
+    err_console,
+    error_line,
+    print_json,
+    print_table,
+    say,
+    show_tracebacks,
+    warning_line,
+)
 
 if TYPE_CHECKING:
     from ..config import OptimizeConfig
@@ -155,6 +164,7 @@ def optimize(
     plans = [plan_study(entry, config, choice.panel, several=several) for entry in entries]
     for error in chosen.broken.values():
         warning_line(f"{error}; it is left out, the other models run")
+    show_tracebacks(chosen.broken.values())
     outcomes = _run(
         entries, plans, config, choice.panel, quiet=quiet or json_output, json_output=json_output
     )
@@ -218,6 +228,14 @@ def _run(
             outcome = run_model(entry, plan, config, panel, board)
             for warning in outcome.warnings:
                 warning_line(warning)
+            for failure in outcome.failures:
+                more = (
+                    f" (and {failure.count - 1} more with this reason)" if failure.count > 1 else ""
+                )
+                show_tracebacks(
+                    [failure.traceback or failure.reason],
+                    heading=f"{entry.name}: trial {failure.trials[0]}{more} failed:",
+                )
             outcomes.append(outcome)
     except KeyboardInterrupt as exc:
         if board is not None:
@@ -239,6 +257,7 @@ def _run(
 def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
     from ..leaderboard import model_label, outcome_rows
     from ..metrics import metric_label
+    from ..study import failures_text
 
     label = metric_label(metric)
     rows = [{**row, "model": model_label(row["model"])} for row in outcome_rows(outcomes, metric)]
@@ -249,6 +268,9 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
         title="Leaderboard",
         shrink=("study",),
     )
+    for o in outcomes:
+        if o.failures:
+            say(f"{o.model}: {failures_text(o.failures)}")
 
 
 def _document(
@@ -270,6 +292,15 @@ def _document(
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
                 "error": o.error,
+                "failures": [
+                    {
+                        "reason": f.reason,
+                        "count": f.count,
+                        "trials": f.trials,
+                        "traceback": f.traceback,
+                    }
+                    for f in o.failures
+                ],
                 "warnings": o.warnings,
             }
             for o in outcomes
