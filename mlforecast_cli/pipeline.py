@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .config import OptimizeConfig
     from .panel import Panel
     from .progress import ModelProgress, ProgressBoard
+    from .reference import ReferenceScores
     from .registry import ModelEntry
     from .runner import Objective, RefitResult
     from .study import FailureReason, StudyConfig
@@ -47,6 +48,8 @@ class ModelOutcome:
     """Problems that did not fail the study (a worker, the plots, some child runs)."""
     failures: list[FailureReason] = field(default_factory=list)
     """The study's failed trials by reason, most frequent first."""
+    reference: ReferenceScores | None = None
+    """The seasonal naive's metrics on the same split (the leaderboard's reference row)."""
 
 
 def run_model(
@@ -208,15 +211,19 @@ def finish(
 ) -> str:
     """Refit the best trial, test, save and log the model and the plots; the parent run's
     final status (FINISHED, or FAILED with ``outcome.error`` set)."""
+    from .reference import reference_scores
     from .runner import refit_best
     from .study import failure_reasons, state_counts
 
     outcome.counts = state_counts(study)
     outcome.failures = failure_reasons(study)
+    outcome.reference = reference_scores(panel, plan.horizon, plan.cv_windows)
     if outcome.counts.get("complete", 0) == 0:
         errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
         outcome.error = "no trial completed" + (f"; last error: {errors[-1]}" if errors else "")
-        tracker.log_summary(best_params=None, best_value=None, counts=outcome.counts)
+        tracker.log_summary(
+            best_params=None, best_value=None, counts=outcome.counts, reference=outcome.reference
+        )
         return "FAILED"
     status = "FINISHED"
     outcome.best_value = study.best_value
@@ -240,6 +247,7 @@ def finish(
             train_metrics=refit.train_metrics if refit else None,
             counts=outcome.counts,
             naive_fallback=outcome.naive_fallback,
+            reference=outcome.reference,
         )
         if model_dir is not None:
             try:

@@ -6,7 +6,7 @@ Shared by the window path (:mod:`.runner`) and the whole-series path (:mod:`.ser
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from .contract import TaskInfo
     from .registry import ModelEntry
 
-__all__ = ["FitResult", "TrialFailed", "fit_predict", "refit_params_of", "row_weights", "score"]
+__all__ = [
+    "FitResult",
+    "TrialFailed",
+    "fit_predict",
+    "mean_metrics",
+    "refit_params_of",
+    "row_weights",
+    "score",
+]
 
 
 class TrialFailed(MlfError):
@@ -107,3 +115,9 @@ def refit_params_of(model: Any) -> dict[str, Any]:
     follows only the protocol may not have the method."""
     refit_params = getattr(model, "refit_params", None)
     return dict((refit_params() if callable(refit_params) else None) or {})
+
+
+def mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the CV folds (the metrics every fold has)."""
+    keys = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
+    return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}

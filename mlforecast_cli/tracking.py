@@ -29,6 +29,7 @@ from .errors import MlfError, UsageError, first_line
 from .liveness import WORKER_ATTR, pid_alive, wait_for_user_attr
 from .metrics import mlflow_key
 from .mlflow_store import connect, quiet_mlflow_logs, use_wal_for_sqlite
+from .reference import TEST_PREFIX, VAL_PREFIX, ReferenceScores
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
@@ -279,10 +280,13 @@ class MlflowTracker:
         train_metrics: Mapping[str, float] | None = None,
         counts: Mapping[str, int] | None = None,
         naive_fallback: int | None = None,
+        reference: ReferenceScores | None = None,
     ) -> None:
         """Write the best result (after refit also its test metrics) on the parent run; the
         model itself is logged by :meth:`log_model`. ``naive_fallback`` (test series the
-        seasonal naive forecast) becomes the metric ``naive_fallback_series``."""
+        seasonal naive forecast) becomes the metric ``naive_fallback_series``; ``reference``
+        (the seasonal naive on the same split) the metrics ``reference_val_*`` and
+        ``reference_test_*``."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -298,6 +302,16 @@ class MlflowTracker:
                 metrics.append(Metric(mlflow_key("refit_train", name), value, now, 0))
         for name, value in (counts or {}).items():
             metrics.append(Metric(count_key(name), float(value), now, 0))
+        if reference is not None:
+            for prefix, scores in (
+                (VAL_PREFIX, reference.val_metrics),
+                (TEST_PREFIX, reference.test_metrics),
+            ):
+                metrics.extend(
+                    Metric(mlflow_key(prefix, name), value, now, 0)
+                    for name, value in scores.items()
+                    if math.isfinite(value)
+                )
         if naive_fallback is not None:
             metrics.append(Metric("naive_fallback_series", float(naive_fallback), now, 0))
         if best_params is not None:

@@ -28,6 +28,7 @@ from .data_options import (
 from .invocation import invocation
 from .options import METRICS_TEXT, TrackingUriOpt
 from .output import (
+    REFERENCE_HEADER,
     console,
     err_console,
     error_line,
@@ -36,6 +37,7 @@ from .output import (
     say,
     show_tracebacks,
     warning_line,
+    with_ratio_text,
 )
 
 if TYPE_CHECKING:
@@ -169,7 +171,7 @@ def optimize(
         entries, plans, config, choice.panel, quiet=quiet or json_output, json_output=json_output
     )
     if json_output:
-        document = _document(outcomes, config.experiment, choice, horizon)
+        document = _document(outcomes, config.experiment, choice, horizon, plans[0].metric)
         document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
         print_json(document)
     else:
@@ -255,16 +257,21 @@ def _run(
 
 
 def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
-    from ..leaderboard import model_label, outcome_rows
+    from ..leaderboard import outcome_rows
     from ..metrics import metric_label
     from ..study import failures_text
 
     label = metric_label(metric)
-    rows = [{**row, "model": model_label(row["model"])} for row in outcome_rows(outcomes, metric)]
+    rows = [with_ratio_text(row) for row in outcome_rows(outcomes, metric)]
     print_table(
         rows,
-        ["model", "val", "test", "trials", "naive", "time", "study"],
-        headers={"val": f"best val {label}", "test": f"test {label}", "naive": "naive fallback"},
+        ["model", "val", "test", "vs_reference", "trials", "naive", "time", "study"],
+        headers={
+            "val": f"best val {label}",
+            "test": f"test {label}",
+            "vs_reference": REFERENCE_HEADER,
+            "naive": "naive fallback",
+        },
         title="Leaderboard",
         shrink=("study",),
     )
@@ -274,12 +281,23 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
 
 
 def _document(
-    outcomes: list[ModelOutcome], experiment: str, choice: DataChoice, horizon: int
+    outcomes: list[ModelOutcome], experiment: str, choice: DataChoice, horizon: int, metric: str
 ) -> dict:
+    from ..leaderboard import REFERENCE, vs_reference
+
+    recorded = next((o.reference for o in outcomes if o.reference is not None), None)
     return {
         "experiment": experiment,
         "data": choice.name,
         "horizon": horizon,
+        "metric": metric,
+        "reference": None
+        if recorded is None
+        else {
+            "model": REFERENCE,
+            "val_metrics": recorded.val_metrics,
+            "test_metrics": recorded.test_metrics,
+        },
         "models": [
             {
                 "model": o.model,
@@ -288,6 +306,9 @@ def _document(
                 "best_value": o.best_value,
                 "best_params": o.best_params,
                 "test_metrics": o.test_metrics,
+                "vs_reference": vs_reference(
+                    o.test_metrics.get(metric), o.reference and o.reference.test_metrics.get(metric)
+                ),
                 "naive_fallback": o.naive_fallback,
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),

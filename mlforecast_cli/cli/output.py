@@ -111,3 +111,19 @@ def show_tracebacks(problems: Iterable[BaseException | str], heading: str = "") 
         if heading:
             err_console.print(Text(heading, style="bold"))
         err_console.print(Text(text.rstrip("\n")), soft_wrap=True, highlight=False)
+
+
+REFERENCE_HEADER = "vs ref"
+"""The column of a model's test metric divided by the reference's."""
+
+
+def with_ratio_text(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` for a table: the reference marked, ``vs_reference`` as ``0.82`` (2 decimals)."""
+    from ..leaderboard import model_label
+
+    ratio = row.get("vs_reference")
+    return {
+        **row,
+        "model": model_label(row["model"]),
+        "vs_reference": None if ratio is None else f"{ratio:.2f}",
+    }
