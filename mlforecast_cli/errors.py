@@ -53,7 +53,7 @@ def one_line(value: object, limit: int = 200) -> str:
 
 DEBUG_ENV = "MLF_DEBUG"
 """Set (and not ``0``), or ``mlf --debug``: show tracebacks, not only one-line errors."""
-TRACEBACK_LIMIT = 20_000
+TRACEBACK_LIMIT = 10_000
 """Characters of a traceback kept with a failed trial (its last ones: where it was raised)."""
 
 
