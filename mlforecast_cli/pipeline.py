@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MlfError, first_line
+from .errors import MlfError, described, first_line
 from .metrics import metric_label
 
 if TYPE_CHECKING:
@@ -217,7 +217,10 @@ def finish(
 
     outcome.counts = state_counts(study)
     outcome.failures = failure_reasons(study)
-    outcome.reference = reference_scores(panel, plan.horizon, plan.cv_windows)
+    try:
+        outcome.reference = reference_scores(panel, plan.horizon, plan.cv_windows)
+    except Exception as exc:  # the reference row is a comparison, never a reason to fail
+        outcome.warnings.append(f"could not score the reference: {described(exc)}")
     if outcome.counts.get("complete", 0) == 0:
         errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
         outcome.error = "no trial completed" + (f"; last error: {errors[-1]}" if errors else "")
