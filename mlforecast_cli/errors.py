@@ -100,9 +100,10 @@ def described(exc: BaseException) -> str:
     return first_line(exc, typed=True) + (f" ({at})" if at else "")
 
 
-def traceback_text(exc: BaseException, limit: int = TRACEBACK_LIMIT) -> str:
-    """``exc``'s traceback as Python prints it (with its causes), its last ``limit`` characters."""
+def traceback_text(exc: BaseException, limit: int | None = TRACEBACK_LIMIT) -> str:
+    """``exc``'s traceback as Python prints it (with its causes), its last ``limit``
+    characters (None: all of it)."""
     import traceback
 
     text = "".join(traceback.format_exception(exc))
-    return text if len(text) <= limit else "...\n" + text[-limit:]
+    return text if limit is None or len(text) <= limit else "...\n" + text[-limit:]

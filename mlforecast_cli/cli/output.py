@@ -107,7 +107,7 @@ def show_tracebacks(problems: Iterable[BaseException | str], heading: str = "") 
     if not debug_enabled():
         return
     for problem in problems:
-        text = problem if isinstance(problem, str) else traceback_text(problem, limit=10**9)
+        text = problem if isinstance(problem, str) else traceback_text(problem, limit=None)
         if heading:
             err_console.print(Text(heading, style="bold"))
         err_console.print(Text(text.rstrip("\n")), soft_wrap=True, highlight=False)
