@@ -144,7 +144,7 @@ def experiment_rows(
             ranked.sort(key=_by_test)
     naive = best.get(REFERENCE)
     for row in ranked:
-        if row["vs_reference"] is None and naive is not None:  # a study from before mlf 0.1
+        if row["vs_reference"] is None and naive is not None:  # an older study: no reference kept
             row["vs_reference"] = vs_reference(row["test"], naive["test"])
     for i, row in enumerate(ranked, 1):
         row["rank"] = i
