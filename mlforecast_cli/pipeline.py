@@ -20,6 +20,7 @@ from .metrics import metric_label
 
 if TYPE_CHECKING:
     from .config import OptimizeConfig
+    from .intervals import ConformalScores, StudyForecasts
     from .panel import Panel
     from .progress import ModelProgress, ProgressBoard
     from .registry import ModelEntry
@@ -89,7 +90,7 @@ def run_model(
         outcome.warnings += search(
             entry, plan, config, panel, study, objective, tracker, progress, trials
         )
-        status = finish(entry, plan, config, panel, study, tracker, outcome)
+        status = finish(entry, plan, config, panel, study, tracker, outcome, objective)
         tracker.close(status)
     except KeyboardInterrupt:
         tracker.close("KILLED" if tracker.parent_run_id else None)
@@ -201,9 +202,10 @@ def finish(
     study,
     tracker: MlflowTracker,
     outcome: ModelOutcome,
+    objective: Objective | None = None,
 ) -> str:
-    """Refit the best trial, test, save and log the model and the plots; the parent run's
-    final status (FINISHED, or FAILED with ``outcome.error`` set)."""
+    """Refit the best trial, test, save and log the model, its held-out forecasts and the
+    plots; the parent run's final status (FINISHED, or FAILED with ``outcome.error`` set)."""
     from .runner import refit_best
     from .study import state_counts
 
@@ -222,12 +224,16 @@ def finish(
         status = "FAILED"
         refit = None
     outcome.best_params = refit.params if refit else None
+    forecasts = None
+    if refit is not None:  # issue 15: validation/test forecasts, conformal intervals
+        forecasts = held_out_forecasts(entry, plan, panel, study, objective, refit, outcome)
     with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
         model_dir = None
         if refit is not None:
             outcome.test_metrics = refit.test_metrics
             outcome.naive_fallback = refit.naive_fallback
-            model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model")
+            conformal = forecasts.conformal if forecasts is not None else None
+            model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model", conformal)
         tracker.log_summary(
             best_params=outcome.best_params or dict(study.best_params),
             best_value=outcome.best_value,
@@ -236,6 +242,8 @@ def finish(
             counts=outcome.counts,
             naive_fallback=outcome.naive_fallback,
         )
+        if forecasts is not None:
+            outcome.warnings += log_held_out(tracker, forecasts)
         if model_dir is not None:
             try:
                 tracker.log_model(model_dir, panel=panel, requirements=requirements(entry))
@@ -247,8 +255,47 @@ def finish(
     return status
 
 
+def held_out_forecasts(
+    entry: ModelEntry,
+    plan: StudyConfig,
+    panel: Panel,
+    study,
+    objective: Objective | None,
+    refit: RefitResult,
+    outcome: ModelOutcome,
+) -> StudyForecasts | None:
+    """The study's validation and test forecasts and conformal intervals, whose coverage and
+    MSIS join the test metrics; None (and a warning) if they cannot be computed."""
+    from .intervals import study_forecasts
+
+    try:
+        forecasts = study_forecasts(entry, panel, plan, study, objective, refit)
+    except MlfError as exc:
+        outcome.warnings.append(f"no validation forecasts, so no intervals: {exc}")
+        return None
+    refit.test_metrics.update(forecasts.test_metrics)
+    return forecasts
+
+
+def log_held_out(tracker: MlflowTracker, forecasts: StudyForecasts) -> list[str]:
+    """Log the validation and test forecasts on the parent run; returns warnings."""
+    from .held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, log_artifacts
+
+    tables = {VALIDATION_ARTIFACT: forecasts.validation, TEST_ARTIFACT: forecasts.test}
+    try:
+        log_artifacts(tracker.client, tracker.parent_run_id, tables)
+    except Exception as exc:
+        return [f"could not log the held-out forecasts in MLflow: {first_line(exc, typed=True)}"]
+    return []
+
+
 def save_model(
-    entry: ModelEntry, plan: StudyConfig, panel: Panel, refit: RefitResult, folder: Path
+    entry: ModelEntry,
+    plan: StudyConfig,
+    panel: Panel,
+    refit: RefitResult,
+    folder: Path,
+    conformal: ConformalScores | None = None,
 ) -> Path:
     """Save the refit model with what `mlf predict` needs to use it again."""
     from . import __version__
@@ -272,6 +319,7 @@ def save_model(
         data_fingerprint=panel.fingerprint(),
         test_metrics=refit.test_metrics,
         mlf_version=__version__,
+        conformal=conformal,
     )
     return saved.save(folder)
 
