@@ -188,7 +188,9 @@ def read_artifact(client, run_id: str, path: str) -> HeldOut | None:
 
     import pandas as pd
 
-    with tempfile.TemporaryDirectory(prefix="mlf-held-out-") as tmp:
+    from .pyfunc import quiet_mlflow
+
+    with tempfile.TemporaryDirectory(prefix="mlf-held-out-") as tmp, quiet_mlflow():
         try:
             local = client.download_artifacts(run_id, path, tmp)
         except Exception:
