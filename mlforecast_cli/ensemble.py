@@ -4,7 +4,8 @@ Two ways, both on validation only (the test window is scored once, afterwards):
 greedy forward selection with replacement (Caruana et al., 2004, "Ensemble selection from
 libraries of models"): start empty and, for ``rounds`` rounds, add the member (again, if it
 helps most) whose addition gives the best validation metric; the weights are how often each
-was added. And the plain mean of the ``top`` members by their own validation metric.
+was added, at the round whose ensemble scored best. And the plain mean of the ``top``
+members by their own validation metric.
 """
 
 from __future__ import annotations
@@ -41,22 +42,26 @@ def combine(tables: Sequence[HeldOut], weights: np.ndarray) -> HeldOut:
 
 
 def greedy_weights(tables: Sequence[HeldOut], metric: str, rounds: int) -> Selection:
-    """Caruana's forward selection with replacement over ``rounds`` rounds."""
+    """Caruana's forward selection with replacement over ``rounds`` rounds; the weights are
+    those of the round with the best validation metric (the first on ties), so the ensemble
+    is never worse on validation than its best member."""
     counts = np.zeros(len(tables))
     total = np.zeros(len(tables[0]))
-    path = []
+    path: list[float] = []
+    best_counts, best_value = counts.copy(), np.inf
     for r in range(rounds):
-        best, best_value = 0, np.inf
+        pick, pick_value = 0, np.inf
         for i, table in enumerate(tables):
             candidate = tables[0].with_forecast((total + table.forecast) / (r + 1))
             value = candidate.metrics().get(metric, np.inf)
-            if value < best_value:  # ties: the first (the better member alone)
-                best, best_value = i, value
-        counts[best] += 1
-        total += tables[best].forecast
-        path.append(float(best_value))
-    weights = counts / counts.sum()
-    return Selection(weights, path[-1], tuple(path))
+            if value < pick_value:  # ties: the first
+                pick, pick_value = i, value
+        counts[pick] += 1
+        total += tables[pick].forecast
+        path.append(float(pick_value))
+        if pick_value < best_value:
+            best_counts, best_value = counts.copy(), pick_value
+    return Selection(best_counts / best_counts.sum(), float(best_value), tuple(path))
 
 
 def top_mean_weights(tables: Sequence[HeldOut], metric: str, top: int) -> Selection:
