@@ -305,13 +305,22 @@ def save_ensemble(client, tracking_uri: str, outcome: EnsembleOutcome, conformal
 
 
 def member_signature(members: Sequence[Member], tracking_uri: str):
-    """The signature of a member's logged model (same inputs, outputs and parameters)."""
-    from .pyfunc import logged_signature
+    """The signature of a member's logged model (same inputs and outputs), with the
+    ``level`` parameter (a member logged by an older mlf lacks it)."""
+    from mlflow.types.schema import ParamSchema
+
+    from .pyfunc import level_param, logged_signature
     from .study_runs import model_uri
 
     for member in members:
         try:
-            return logged_signature(model_uri(member.run), tracking_uri)
+            signature = logged_signature(model_uri(member.run), tracking_uri)
         except Exception:
             continue
+        if signature is None:
+            continue
+        params = list(signature.params.params) if signature.params else []
+        if "level" not in [p.name for p in params]:
+            signature.params = ParamSchema([*params, level_param()])
+        return signature
     return None

@@ -69,30 +69,21 @@ class HeldOut:
         return HeldOut(**values)
 
     def metrics(self) -> dict[str, float]:
-        """Every point metric of the forecast, as the study scored it (one mean over windows)."""
+        """Every point metric of the forecast, as a study scores it: the mean over windows."""
         per_window = []
         for w in np.unique(self.window):
             rows = self.window == w
             h = int(self.step[rows].max()) + 1
-            shaped = {k: v[rows].reshape(-1, h) for k, v in self.columns_2d().items()}
             per_window.append(
                 evaluate(
-                    shaped["actual"],
-                    shaped["forecast"],
-                    scale=shaped["scale"][:, 0],
-                    weights=shaped["weight"],
+                    self.actual[rows].reshape(-1, h),
+                    self.forecast[rows].reshape(-1, h),
+                    scale=self.scale[rows].reshape(-1, h)[:, 0],
+                    weights=self.weight[rows].reshape(-1, h),
                 )
             )
         keys = set.intersection(*(set(m) for m in per_window)) if per_window else set()
         return {k: float(np.mean([m[k] for m in per_window])) for k in sorted(keys)}
-
-    def columns_2d(self) -> dict[str, np.ndarray]:
-        return {
-            "actual": self.actual,
-            "forecast": self.forecast,
-            "scale": self.scale,
-            "weight": self.weight,
-        }
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd

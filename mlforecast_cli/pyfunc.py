@@ -249,17 +249,10 @@ def load_saved_model(model_uri: str, tracking_uri: str | None = None) -> SavedMo
 
 def logged_signature(model_uri: str, tracking_uri: str | None = None):
     """The signature of the logged model ``model_uri`` (None if it has none)."""
-    import tempfile
+    from mlflow.models import get_model_info
 
-    import mlflow.artifacts
-    from mlflow.models import Model
-
-    with tempfile.TemporaryDirectory(prefix="mlf-signature-") as tmp, quiet_mlflow():
-        with _logging_to(tracking_uri, None):
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{model_uri}/MLmodel", dst_path=tmp, tracking_uri=tracking_uri
-            )
-        return Model.load(local).signature
+    with quiet_mlflow(), _logging_to(tracking_uri, None):
+        return get_model_info(model_uri).signature
 
 
 def _artifact_folder(local: Path, model_uri: str) -> Path:
