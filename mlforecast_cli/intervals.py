@@ -115,15 +115,20 @@ class StudyForecasts:
     test: HeldOut
     conformal: ConformalScores
     test_metrics: dict[str, float]
+    test_bounds: dict[float, tuple[np.ndarray, np.ndarray]]
+    """``{level: (lo, hi)}`` around the refit's test predictions, rows as its windows."""
 
 
 def study_forecasts(entry, panel, config, study, objective, refit) -> StudyForecasts:
     """The :class:`StudyForecasts` of a study whose best trial was refit (``refit``)."""
-    from .held_out import best_validation, from_fits
+    from .held_out import best_validation, from_fits, series_scale
     from .split import split_panel
 
     validation = best_validation(entry, panel, config, study, objective)
     test_start = split_panel(panel, config.horizon, config.cv_windows).test_start
-    test = from_fits(panel, [(refit.result, test_start)])
+    result = refit.result
+    test = from_fits(panel, [(result, test_start)])
     conformal = conformal_scores(validation)
-    return StudyForecasts(validation, test, conformal, interval_metrics(conformal, test))
+    scale = series_scale(panel, test_start)[result.windows.series]
+    bounds = conformal.bounds(result.predictions, scale, DEFAULT_LEVELS)
+    return StudyForecasts(validation, test, conformal, interval_metrics(conformal, test), bounds)

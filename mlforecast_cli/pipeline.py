@@ -251,7 +251,9 @@ def finish(
                 outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
                 status = "FAILED"
         if config.draw_plots or config.plots_dir is not None:
-            outcome.warnings += log_plots(study, tracker, plan, entry.name, panel, refit, config)
+            outcome.warnings += log_plots(
+                study, tracker, plan, entry.name, panel, refit, config, forecasts
+            )
     return status
 
 
@@ -339,6 +341,7 @@ def log_plots(
     panel: Panel,
     refit: RefitResult | None,
     config: OptimizeConfig,
+    forecasts: StudyForecasts | None = None,
 ) -> list[str]:
     """Draw the study's plots, log them on the parent run and copy them to
     ``config.plots_dir``; returns warnings (a plot never fails the study)."""
@@ -354,6 +357,7 @@ def log_plots(
             result=refit.result if refit is not None else None,
             model=model,
             metric=plan.metric,
+            bounds=forecasts.test_bounds if forecasts is not None else None,
         )
         try:
             tracker.log_plots(folder)
