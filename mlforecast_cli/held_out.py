@@ -179,7 +179,7 @@ def read_artifact(client, run_id: str, path: str) -> HeldOut | None:
 
     import pandas as pd
 
-    from .pyfunc import quiet_mlflow
+    from .mlflow_store import quiet_mlflow
 
     with tempfile.TemporaryDirectory(prefix="mlf-held-out-") as tmp, quiet_mlflow():
         try:

@@ -15,7 +15,6 @@ for ``mlflow models predict``).
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd  # MLflow reads the type hints of predict at runtime
+
+from .mlflow_store import quiet_mlflow
 
 if TYPE_CHECKING:
     from .data import Panel
@@ -160,32 +161,6 @@ def _logging_to(uri: str | None, experiment_id: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-@contextlib.contextmanager
-def quiet_mlflow() -> Iterator[None]:
-    """Silence MLflow's logging, warnings and download progress bars."""
-    import os
-    import warnings
-
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    bar = os.environ.get(_PROGRESS_BAR)
-    logger.setLevel(logging.ERROR)
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-        if bar is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = bar
-
-
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def log_model(
