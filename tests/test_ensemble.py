@@ -230,3 +230,33 @@ def test_bad_input_is_one_line(cli, use, args, message):
     assert result.code != 0
     assert message in result.err, result
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_a_model_without_residuals_refuses_levels_in_one_line(use):
+    """A model saved before intervals existed forecasts, but refuses --level clearly."""
+    import dataclasses
+
+    from mlforecast_cli.errors import UsageError
+    from mlforecast_cli.forecast import forecast_frame
+    from mlforecast_cli.pyfunc import load_saved_model
+
+    run = next(r for r in _studies(use.uri) if r.data.params["model"] == "theta")
+    saved = dataclasses.replace(load_saved_model(run.data.tags["mlf.model_uri"]), conformal=None)
+    assert len(forecast_frame(saved, _sales())) == 4 * HORIZON
+    with pytest.raises(UsageError, match="has no validation residuals to give prediction"):
+        forecast_frame(saved, _sales(), levels=[80])
+
+
+def test_members_whose_rows_differ_are_refused():
+    from types import SimpleNamespace
+
+    from mlforecast_cli.ensemble_study import check_same_rows
+    from mlforecast_cli.errors import MlfError
+    from tests.test_intervals import table
+
+    actual = np.ones((4, 2))
+    a = SimpleNamespace(study="a", validation=table(actual, actual), test=table(actual, actual))
+    b = SimpleNamespace(study="b", validation=table(actual[:3], actual[:3]), test=a.test)
+    check_same_rows([a, a])
+    with pytest.raises(MlfError, match="validation forecasts of studies a and b do not cover"):
+        check_same_rows([a, b])
