@@ -272,8 +272,9 @@ def held_out_forecasts(
 
     try:
         forecasts = study_forecasts(entry, panel, plan, study, objective, refit)
-    except MlfError as exc:
-        outcome.warnings.append(f"no validation forecasts, so no intervals: {exc}")
+    except Exception as exc:  # the study stands without them
+        first = first_line(exc, typed=not isinstance(exc, MlfError))
+        outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
         return None
     refit.test_metrics.update(forecasts.test_metrics)
     return forecasts

@@ -260,3 +260,18 @@ def test_members_whose_rows_differ_are_refused():
     check_same_rows([a, a])
     with pytest.raises(MlfError, match="validation forecasts of studies a and b do not cover"):
         check_same_rows([a, b])
+
+
+def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_uri, monkeypatch):
+    import mlforecast_cli.intervals
+
+    def broken(*args, **kwargs):
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(mlforecast_cli.intervals, "study_forecasts", broken)
+    result = cli("optimize", "seasonal_naive", "--trials", "1", "--json")
+    assert result.code == 0, result
+    [model] = json.loads(result.out)["models"]
+    assert model["error"] is None and "mape" in model["test_metrics"]
+    assert "coverage_80" not in model["test_metrics"]
+    assert "no validation forecasts, so no intervals: ValueError: disk on fire" in result.err
