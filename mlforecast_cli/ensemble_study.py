@@ -22,6 +22,7 @@ import numpy as np
 from .errors import MlfError, UsageError
 from .held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, HeldOut, read_artifact
 from .metrics import mlflow_key
+from .reference import TEST_PREFIX, VAL_PREFIX
 
 __all__ = ["ENSEMBLE", "EnsembleOutcome", "Member", "build_ensemble"]
 
@@ -240,6 +241,11 @@ def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, confor
             Metric(mlflow_key("test", k), v, now, 0) for k, v in outcome.test_metrics.items()
         ]
         metrics += [Metric(f"weight_{k}", v, now, 0) for k, v in weights.items()]
+        metrics += [  # the reference's scores on the members' split, for the leaderboard
+            Metric(k, v, now, 0)
+            for k, v in outcome.members[0].run.data.metrics.items()
+            if k.startswith((f"{VAL_PREFIX}_", f"{TEST_PREFIX}_"))
+        ]
         client.log_batch(
             run_id,
             metrics=metrics,

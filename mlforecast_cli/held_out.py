@@ -17,7 +17,7 @@ import numpy as np
 
 from .metrics import evaluate, mase_scale
 from .panel import Panel
-from .scoring import FitResult, row_weights
+from .scoring import FitResult, mean_metrics, row_weights
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,8 +82,7 @@ class HeldOut:
                     weights=self.weight[rows].reshape(-1, h),
                 )
             )
-        keys = set.intersection(*(set(m) for m in per_window)) if per_window else set()
-        return {k: float(np.mean([m[k] for m in per_window])) for k in sorted(keys)}
+        return mean_metrics(per_window)
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd

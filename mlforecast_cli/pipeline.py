@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MlfError, first_line
+from .errors import MlfError, described, first_line
 from .metrics import metric_label
 
 if TYPE_CHECKING:
@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from .intervals import ConformalScores, StudyForecasts
     from .panel import Panel
     from .progress import ModelProgress, ProgressBoard
+    from .reference import ReferenceScores
     from .registry import ModelEntry
     from .runner import Objective, RefitResult
-    from .study import StudyConfig
+    from .study import FailureReason, StudyConfig
     from .tracking import MlflowTracker
 
 
@@ -46,6 +47,10 @@ class ModelOutcome:
     """Test series the seasonal naive forecast (too short to give a training sample)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that did not fail the study (a worker, the plots, some child runs)."""
+    failures: list[FailureReason] = field(default_factory=list)
+    """The study's failed trials by reason, most frequent first."""
+    reference: ReferenceScores | None = None
+    """The seasonal naive's metrics on the same split (the leaderboard's reference row)."""
 
 
 def run_model(
@@ -84,6 +89,8 @@ def run_model(
             pending=reaped,
         )
         outcome = ModelOutcome(entry.name, plan.study_name, parent_run_id=tracker.parent_run_id)
+        if tracker.moved_from:
+            outcome.warnings.append(tracker.moved_from)
         progress = None
         if board is not None:
             progress = board.add(entry.name, trials, metric_label(plan.metric), study)
@@ -206,14 +213,22 @@ def finish(
 ) -> str:
     """Refit the best trial, test, save and log the model, its held-out forecasts and the
     plots; the parent run's final status (FINISHED, or FAILED with ``outcome.error`` set)."""
+    from .reference import reference_scores
     from .runner import refit_best
-    from .study import state_counts
+    from .study import failure_reasons, state_counts
 
     outcome.counts = state_counts(study)
+    outcome.failures = failure_reasons(study)
+    try:
+        outcome.reference = reference_scores(panel, plan.horizon, plan.cv_windows)
+    except Exception as exc:  # the reference row is a comparison, never a reason to fail
+        outcome.warnings.append(f"could not score the reference: {described(exc)}")
     if outcome.counts.get("complete", 0) == 0:
         errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
         outcome.error = "no trial completed" + (f"; last error: {errors[-1]}" if errors else "")
-        tracker.log_summary(best_params=None, best_value=None, counts=outcome.counts)
+        tracker.log_summary(
+            best_params=None, best_value=None, counts=outcome.counts, reference=outcome.reference
+        )
         return "FAILED"
     status = "FINISHED"
     outcome.best_value = study.best_value
@@ -241,6 +256,7 @@ def finish(
             train_metrics=refit.train_metrics if refit else None,
             counts=outcome.counts,
             naive_fallback=outcome.naive_fallback,
+            reference=outcome.reference,
         )
         if forecasts is not None:
             outcome.warnings += log_held_out(tracker, forecasts)

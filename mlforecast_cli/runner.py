@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +17,19 @@ import numpy as np
 
 from .baseline import seasonal_naive
 from .contract import SERIES, TaskInfo
-from .errors import MlfError
+from .errors import MlfError, described, traceback_text
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
 from .panel import Panel
 from .registry import ModelEntry
-from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
+from .scoring import (
+    FitResult,
+    TrialFailed,
+    fit_predict,
+    mean_metrics,
+    refit_params_of,
+    score,
+)
 from .space import SearchSpace
 from .split import Split, split_panel
 from .study import StudyConfig, create_study, jsonable
@@ -194,13 +201,18 @@ class Objective:
                         train_metrics=last,
                     )
                 )
-        except MlfError as exc:  # TrialFailed included
-            _set_user_attrs(trial, error=str(exc), training_time_s=time.perf_counter() - start)
-            raise
         except optuna.TrialPruned:
             _set_user_attrs(trial, training_time_s=time.perf_counter() - start)
             raise
-        metrics = _mean_metrics([f.metrics for f in folds])
+        except Exception as exc:  # the trial fails (Optuna catches it), its reason is kept
+            _set_user_attrs(
+                trial,
+                error=str(exc) if isinstance(exc, MlfError) else described(exc),
+                traceback=traceback_text(exc),
+                training_time_s=time.perf_counter() - start,
+            )
+            raise
+        metrics = mean_metrics([f.metrics for f in folds])
         _set_user_attrs(
             trial,
             val_metrics=metrics,
@@ -226,11 +238,6 @@ def _set_user_attrs(trial, **attrs: Any) -> None:
     for key, value in attrs.items():
         if value or value == 0:
             trial.set_user_attr(key, value)
-
-
-def _mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    keys = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
-    return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}
 
 
 def best_folds(

@@ -170,6 +170,8 @@ def test_greedy_ensemble_is_scored_logged_and_ranked(cli, use):
     board = cli("leaderboard", "--experiment", EXPERIMENT, "--json")
     rows = {r["model"]: r for r in json.loads(board.out)["models"]}
     assert rows["ensemble"]["test"] == pytest.approx(expected)
+    naive = rows["seasonal_naive"]["test"]
+    assert rows["ensemble"]["vs_reference"] == pytest.approx(expected / naive, rel=1e-3)
     page = use.root / "report.html"
     assert cli("report", "--experiment", EXPERIMENT, "--output", str(page)).code == 0
     assert f"ensemble: study {doc['study_name']}" in page.read_text()
