@@ -170,6 +170,7 @@ def test_greedy_ensemble_is_scored_logged_and_ranked(cli, use):
     board = cli("leaderboard", "--experiment", EXPERIMENT, "--json")
     rows = {r["model"]: r for r in json.loads(board.out)["models"]}
     assert rows["ensemble"]["test"] == pytest.approx(expected)
+    assert rows["ensemble"]["trials"] == "" and "✓" in rows["theta"]["trials"]
     naive = rows["seasonal_naive"]["test"]
     assert rows["ensemble"]["vs_reference"] == pytest.approx(expected / naive, rel=1e-3)
     page = use.root / "report.html"
