@@ -114,6 +114,7 @@ def experiment_rows(
         if val is None:
             continue
         model = run.data.params.get("model", "?")
+        counted = [k for k in TRIAL_STATES if count_key(k) in run.data.metrics]
         counts = {k: int(run.data.metrics.get(count_key(k), 0)) for k in TRIAL_STATES}
         test = run.data.metrics.get(mlflow_key("test", metric))
         row = {
@@ -121,7 +122,7 @@ def experiment_rows(
             "val": val,
             "test": test,
             "vs_reference": vs_reference(test, run.data.metrics.get(ref_test)),
-            "trials": trials_text(counts),
+            "trials": trials_text(counts) if counted else "",  # an ensemble runs no trials
             "study": run.data.params.get("study_name", run.info.run_name),
             "run_id": run.info.run_id,
             "test_metrics": {

@@ -21,6 +21,7 @@ from .outages import lost_reason, tracking_lost
 
 if TYPE_CHECKING:
     from .config import OptimizeConfig
+    from .intervals import ConformalScores, StudyForecasts
     from .panel import Panel
     from .progress import ModelProgress, ProgressBoard
     from .reference import ReferenceScores
@@ -103,7 +104,7 @@ def run_model(
         outcome.warnings += search(
             entry, plan, config, panel, study, objective, tracker, progress, trials
         )
-        status = finish(entry, plan, config, panel, study, tracker, outcome)
+        status = finish(entry, plan, config, panel, study, tracker, outcome, objective)
         close_tracking(tracker, status)
     except KeyboardInterrupt:
         tracker.close("KILLED" if tracker.parent_run_id else None)
@@ -221,9 +222,10 @@ def finish(
     study,
     tracker: MlflowTracker,
     outcome: ModelOutcome,
+    objective: Objective | None = None,
 ) -> str:
-    """Refit the best trial, test, save and log the model and the plots; the parent run's
-    final status (FINISHED, or FAILED with ``outcome.error`` set)."""
+    """Refit the best trial, test, save and log the model, its held-out forecasts and the
+    plots; the parent run's final status (FINISHED, or FAILED with ``outcome.error`` set)."""
     from .reference import reference_scores
     from .runner import refit_best
     from .study import failure_reasons, state_counts
@@ -250,15 +252,19 @@ def finish(
         status = "FAILED"
         refit = None
     outcome.best_params = refit.params if refit else None
+    forecasts = None
+    if refit is not None:  # issue 15: validation/test forecasts, conformal intervals
+        forecasts = held_out_forecasts(entry, plan, panel, study, objective, refit, outcome)
     with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
         model_dir = None
         if refit is not None:
             outcome.test_metrics = refit.test_metrics
             outcome.naive_fallback = refit.naive_fallback
-            model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model")
+            conformal = forecasts.conformal if forecasts is not None else None
+            model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model", conformal)
         try:
             status = log_results(
-                entry, plan, config, panel, study, tracker, outcome, refit, model_dir
+                entry, plan, config, panel, study, tracker, outcome, refit, model_dir, forecasts
             )
         except Exception as exc:
             reason = lost_reason(exc)
@@ -280,9 +286,10 @@ def log_results(
     outcome: ModelOutcome,
     refit: RefitResult | None,
     model_dir: Path | None,
+    forecasts: StudyForecasts | None,
 ) -> str:
-    """Log the summary, the model and the plots on the parent run; the run's final status.
-    A lost tracking store is raised (the caller keeps the model on disk)."""
+    """Log the summary, the held-out forecasts, the model and the plots on the parent run; the
+    run's final status. A lost tracking store is raised (the caller keeps the model on disk)."""
     status = "FAILED" if outcome.error else "FINISHED"
     tracker.log_summary(
         best_params=outcome.best_params or dict(study.best_params),
@@ -293,6 +300,8 @@ def log_results(
         naive_fallback=outcome.naive_fallback,
         reference=outcome.reference,
     )
+    if forecasts is not None:
+        outcome.warnings += log_held_out(tracker, forecasts)
     if model_dir is not None:
         try:
             tracker.log_model(model_dir, panel=panel, requirements=requirements(entry))
@@ -302,7 +311,9 @@ def log_results(
             outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
             status = "FAILED"
     if config.draw_plots or config.plots_dir is not None:
-        outcome.warnings += log_plots(study, tracker, plan, entry.name, panel, refit, config)
+        outcome.warnings += log_plots(
+            study, tracker, plan, entry.name, panel, refit, config, forecasts
+        )
     return status
 
 
@@ -329,8 +340,48 @@ def keep_model(model_dir: Path, study_name: str) -> Path:
     return target
 
 
+def held_out_forecasts(
+    entry: ModelEntry,
+    plan: StudyConfig,
+    panel: Panel,
+    study,
+    objective: Objective | None,
+    refit: RefitResult,
+    outcome: ModelOutcome,
+) -> StudyForecasts | None:
+    """The study's validation and test forecasts and conformal intervals, whose coverage and
+    MSIS join the test metrics; None (and a warning) if they cannot be computed."""
+    from .intervals import study_forecasts
+
+    try:
+        forecasts = study_forecasts(entry, panel, plan, study, objective, refit)
+    except Exception as exc:  # the study stands without them
+        first = first_line(exc, typed=not isinstance(exc, MlfError))
+        outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
+        return None
+    refit.test_metrics.update(forecasts.test_metrics)
+    return forecasts
+
+
+def log_held_out(tracker: MlflowTracker, forecasts: StudyForecasts) -> list[str]:
+    """Log the validation and test forecasts on the parent run; returns warnings."""
+    from .held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, log_artifacts
+
+    tables = {VALIDATION_ARTIFACT: forecasts.validation, TEST_ARTIFACT: forecasts.test}
+    try:
+        log_artifacts(tracker.client, tracker.parent_run_id, tables)
+    except Exception as exc:
+        return [f"could not log the held-out forecasts in MLflow: {first_line(exc, typed=True)}"]
+    return []
+
+
 def save_model(
-    entry: ModelEntry, plan: StudyConfig, panel: Panel, refit: RefitResult, folder: Path
+    entry: ModelEntry,
+    plan: StudyConfig,
+    panel: Panel,
+    refit: RefitResult,
+    folder: Path,
+    conformal: ConformalScores | None = None,
 ) -> Path:
     """Save the refit model with what `mlf predict` needs to use it again."""
     from . import __version__
@@ -354,6 +405,7 @@ def save_model(
         data_fingerprint=panel.fingerprint(),
         test_metrics=refit.test_metrics,
         mlf_version=__version__,
+        conformal=conformal,
     )
     return saved.save(folder)
 
@@ -373,6 +425,7 @@ def log_plots(
     panel: Panel,
     refit: RefitResult | None,
     config: OptimizeConfig,
+    forecasts: StudyForecasts | None = None,
 ) -> list[str]:
     """Draw the study's plots, log them on the parent run and copy them to
     ``config.plots_dir``; returns warnings (a plot never fails the study)."""
@@ -388,6 +441,7 @@ def log_plots(
             result=refit.result if refit is not None else None,
             model=model,
             metric=plan.metric,
+            bounds=forecasts.test_bounds if forecasts is not None else None,
         )
         try:
             tracker.log_plots(folder)

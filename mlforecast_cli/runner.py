@@ -6,6 +6,7 @@ The runner prints and logs nothing itself: tracking and progress are Optuna call
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +49,7 @@ __all__ = [
     "RefitResult",
     "StudyConfig",
     "TrialFailed",
+    "best_folds",
     "best_params",
     "build_objective",
     "fit_and_score",
@@ -164,6 +166,9 @@ class Objective:
         self.task = task
         self.started: set[int] = set()
         """Numbers of the trials this process has started."""
+        self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
+        """The best trial this process ran: number, value, its folds' fits (without the
+        model) and ends, so its validation forecasts are kept without a fit again."""
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -223,6 +228,10 @@ class Objective:
             message = f"validation {metric_label(self.config.metric)} is {value}"
             trial.set_user_attr("error", message)
             raise TrialFailed(message)
+        if self.kept is None or value < self.kept[1]:
+            ends = [fold.train_end for fold in self.split.folds]
+            fits = [dataclasses.replace(f, model=None) for f in folds]
+            self.kept = (trial.number, value, list(zip(fits, ends, strict=True)))
         return value
 
 
@@ -230,6 +239,15 @@ def _set_user_attrs(trial, **attrs: Any) -> None:
     for key, value in attrs.items():
         if value or value == 0:
             trial.set_user_attr(key, value)
+
+
+def best_folds(
+    objective: Objective | None, number: int
+) -> list[tuple[FitResult, np.ndarray]] | None:
+    """The folds' fits and ends of trial ``number`` if ``objective`` kept them (its best)."""
+    if objective is None or objective.kept is None or objective.kept[0] != number:
+        return None
+    return objective.kept[2]
 
 
 def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:

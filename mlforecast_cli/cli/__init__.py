@@ -12,6 +12,7 @@ import typer.main
 
 from ..errors import DEBUG_ENV, MlfError, debug_enabled, described
 from .datasets import datasets
+from .ensemble import ensemble
 from .invocation import record
 from .leaderboard import leaderboard
 from .models import list_models, show_space
@@ -71,6 +72,7 @@ app.command("show-space")(show_space)
 app.command("datasets")(datasets)
 app.command("plugins")(plugins)
 app.command("optimize")(optimize)
+app.command("ensemble")(ensemble)
 app.command("leaderboard")(leaderboard)
 app.command("predict")(predict)
 app.command("report")(report)
