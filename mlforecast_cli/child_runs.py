@@ -23,7 +23,7 @@ import signal
 import time
 from typing import Any
 
-from .errors import first_line
+from .errors import debug_enabled, first_line
 from .metrics import mlflow_key
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -260,7 +260,7 @@ class ChildRunWriter(ChildRunSender):
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=None if os.environ.get("MLF_DEBUG") else subprocess.DEVNULL,
+            stderr=None if debug_enabled() else subprocess.DEVNULL,
         )
         for fd in (from_parent, to_parent, *readers):
             os.close(fd)
