@@ -83,6 +83,9 @@ def create_study(config: StudyConfig, panel: Panel) -> tuple[optuna.Study, bool]
             study_name=config.study_name, storage=storage, sampler=sampler, pruner=pruner
         )
     else:
+        first = config.space.first_trial()
+        if first:  # before anyone asks for a trial: the search starts from this configuration
+            study.enqueue_trial(first, skip_if_exists=True)
         study.set_user_attr(CONFIG_ATTR, identity)
         for key, value in config.extra.items():
             study.set_user_attr(key, jsonable(value))
