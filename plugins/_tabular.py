@@ -236,12 +236,18 @@ class EvalSet:
     X: np.ndarray
     y: np.ndarray
     score: Callable[[np.ndarray], float]
+    huber_delta: float | None = None
+    """Set when training minimises a Huber loss with this delta: :meth:`loss` is then Huber's."""
 
     def loss(self, raw: np.ndarray) -> float:
-        """Mean squared error of raw outputs in the model's units (what training minimises)."""
+        """The training loss of raw outputs in the model's units: squared error, or Huber's."""
         import numpy as np
 
-        return float(np.mean((np.asarray(raw, dtype=np.float64) - self.y) ** 2))
+        err = np.abs(np.asarray(raw, dtype=np.float64) - self.y)
+        d = self.huber_delta
+        if d is None:
+            return float(np.mean(err**2))
+        return float(np.mean(np.where(err <= d, 0.5 * err**2, d * (err - 0.5 * d))))
 
 
 # --------------------------------------------------------------------------- the model
@@ -318,8 +324,17 @@ class TreeForecaster(Forecaster):
 
     @property
     def huber_delta(self) -> float:
-        """Where a Huber loss turns linear: 10 % of the level in relative units, 1 std else."""
+        """Where a Huber loss turns linear (``huber_delta``); by default 10 % of the level in
+        relative units, 1 std else."""
+        value = self.params.get("huber_delta")
+        if value is not None:
+            return float(value)
         return 0.1 if self.units == "relative" else 1.0
+
+    @property
+    def robust_loss(self) -> bool:
+        """Whether training minimises a Huber loss (a subclass knows its library's name)."""
+        return False
 
     @property
     def seed(self) -> int:
@@ -414,7 +429,8 @@ class TreeForecaster(Forecaster):
                 Xv, _ = self._rows(build, valid, j)
                 yv = self._labels(valid)
                 yv = yv.reshape(-1) if j is None else yv[:, j]
-                evalset = EvalSet(Xv, yv, self._scorer(valid, j))
+                delta = self.huber_delta if self.robust_loss else None
+                evalset = EvalSet(Xv, yv, self._scorer(valid, j), delta)
             monitor = Monitor(report_to)
             model, best = self._fit_one(
                 X[keep], y[keep], evalset, monitor, self.rounds, self._categorical()

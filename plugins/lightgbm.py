@@ -39,6 +39,10 @@ class LightGBMForecaster(TreeForecaster):
             "verbosity": -1,
         }
 
+    @property
+    def robust_loss(self) -> bool:
+        return str(self.params.get("objective", "regression")) == "huber"
+
     def _fit_one(self, X, y, valid, monitor, rounds, categorical):
         import lightgbm as lgb
 

@@ -295,3 +295,19 @@ def test_log_transform_round_trips_and_padded_lags_are_missing(entries, panel):
 def test_unknown_transform_or_stop_is_a_clear_error(entries, panel, key, value):
     with pytest.raises(ValueError, match=f"{key} '{value}' is not one of"):
         entries["lightgbm"].create({key: value}, task_for(panel))
+
+
+def test_huber_training_stops_on_the_huber_loss_with_the_delta_given(entries, panel, split):
+    from mlforecast_cli.plugins._tabular import EvalSet
+
+    y = np.array([0.0, 0.0, 0.0, 0.0])
+    raw = np.array([0.05, -0.05, 2.0, 0.0])  # one far-off point
+    assert EvalSet(None, y, None).loss(raw) == pytest.approx((0.0025 * 2 + 4.0) / 4)
+    huber = EvalSet(None, y, None, huber_delta=0.1).loss(raw)
+    assert huber == pytest.approx((0.5 * 0.0025 * 2 + 0.1 * (2.0 - 0.05)) / 4)
+    model = entries["lightgbm"].create({"objective": "huber", "huber_delta": 0.3}, task_for(panel))
+    assert model.robust_loss and model.huber_delta == 0.3
+    assert not entries["lightgbm"].create({}, task_for(panel)).robust_loss
+    result = fit(entries, panel, split, "lightgbm", objective="huber", target="seasonal_gap")
+    assert np.isfinite(result.predictions).all() and result.metrics["mape"] < 20
+    assert result.refit_params["n_estimators"] >= 1
