@@ -311,3 +311,22 @@ def test_huber_training_stops_on_the_huber_loss_with_the_delta_given(entries, pa
     result = fit(entries, panel, split, "lightgbm", objective="huber", target="seasonal_gap")
     assert np.isfinite(result.predictions).all() and result.metrics["mape"] < 20
     assert result.refit_params["n_estimators"] >= 1
+
+
+def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
+    entries, panel, split, monkeypatch
+):
+    from mlforecast_cli import runner
+    from mlforecast_cli.data import make_windows
+    from mlforecast_cli.scoring import score
+
+    monkeypatch.setattr(runner, "MAX_TRAIN_METRIC_WINDOWS", 50)
+    params = params_for(entries, "lightgbm")
+    end = split.folds[0].train_end
+    result = runner.fit_and_score(entries["lightgbm"], params, task_for(panel), panel, end)
+    drawn = make_windows(
+        panel, end, 10, HORIZON, mode="train", scaler="none", max_samples=50, seed=42
+    )
+    assert len(drawn) == 50
+    _, expected = score(panel, drawn, np.asarray(result.model.predict(drawn), dtype=float), end)
+    assert result.train_metrics == pytest.approx(expected)
