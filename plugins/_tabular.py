@@ -13,8 +13,10 @@ its window's level (the median, or with ``level: mean`` the mean, absolute value
 window in original units), whatever the core's scaler did, so a tree learns ratios that carry
 over between series and years;
 ``scaled`` keeps the core's scaled units. Target (``target``): the value itself (``direct``,
-default) or its gap to the seasonal naive forecast (``seasonal_gap``). docs/trees.md has the
-measurements behind these defaults.
+default) or its gap to the seasonal naive forecast (``seasonal_gap``); with ``gap_loss:
+huber`` a gap target is learned with the library's Huber loss, because a seasonal naive that
+misses by 10× makes heavy-tailed gaps. docs/trees.md has the measurements behind these
+defaults.
 
 While searching, every boosting round (or batch of trees) is scored on the validation window
 in the original units (MAPE, %): the number the pruner compares across trials, and the one
@@ -41,6 +43,7 @@ TRANSFORMS = ("none", "log")
 STOP_ON = ("metric", "loss")
 UNITS = ("relative", "scaled")
 LEVELS = ("median", "mean")
+GAP_LOSSES = ("same", "huber")
 TREES_INSTALL = 'pip install "mlforecast-cli[trees]"'
 """How to install what the tree plugins need (their ModelSpec.install)."""
 ROWS_PER_THREAD = 50_000
@@ -264,6 +267,11 @@ class TreeForecaster(Forecaster):
     """
 
     supports_pruning = True
+    objective_key: str | None = "objective"
+    """The space key naming the library's loss (None: the library has one loss)."""
+    default_objective = "regression"
+    huber_objective: str | None = None
+    """The library's name of its Huber loss, for ``gap_loss: huber``."""
     rounds_param = "n_estimators"
     default_rounds = 300
     early_stopping = True
@@ -280,6 +288,7 @@ class TreeForecaster(Forecaster):
         self.stop_on = str(self.params.get("stop_on", "metric"))
         self.units = str(self.params.get("units", "relative"))
         self.level = str(self.params.get("level", "median"))
+        self.gap_loss = str(self.params.get("gap_loss", "same"))
         for key, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("target", self.target, TARGETS),
@@ -287,6 +296,7 @@ class TreeForecaster(Forecaster):
             ("stop_on", self.stop_on, STOP_ON),
             ("units", self.units, UNITS),
             ("level", self.level, LEVELS),
+            ("gap_loss", self.gap_loss, GAP_LOSSES),
         ):
             if value not in allowed:
                 raise ValueError(f"{key} {value!r} is not one of {', '.join(allowed)}")
@@ -331,10 +341,19 @@ class TreeForecaster(Forecaster):
             return float(value)
         return 0.1 if self.units == "relative" else 1.0
 
+    def objective(self) -> str | None:
+        """The library's loss name: ``objective_key``'s value, or its Huber loss
+        (``huber_objective``) for a gap target with ``gap_loss: huber``."""
+        if self.objective_key is None:
+            return None
+        if self.target != "direct" and self.gap_loss == "huber" and self.huber_objective:
+            return self.huber_objective
+        return str(self.params.get(self.objective_key, self.default_objective))
+
     @property
     def robust_loss(self) -> bool:
-        """Whether training minimises a Huber loss (a subclass knows its library's name)."""
-        return False
+        """Whether training minimises a Huber loss."""
+        return self.huber_objective is not None and self.objective() == self.huber_objective
 
     @property
     def seed(self) -> int:

@@ -291,7 +291,9 @@ def test_log_transform_round_trips_and_padded_lags_are_missing(entries, panel):
     assert np.isfinite(X[:, lags[:3]]).all() and np.isnan(X[:, lags[3:]]).all()
 
 
-@pytest.mark.parametrize("key,value", [("transform", "sqrt"), ("stop_on", "never")])
+@pytest.mark.parametrize(
+    "key,value", [("transform", "sqrt"), ("stop_on", "never"), ("gap_loss", "l1")]
+)
 def test_unknown_transform_or_stop_is_a_clear_error(entries, panel, key, value):
     with pytest.raises(ValueError, match=f"{key} '{value}' is not one of"):
         entries["lightgbm"].create({key: value}, task_for(panel))
@@ -308,7 +310,12 @@ def test_huber_training_stops_on_the_huber_loss_with_the_delta_given(entries, pa
     model = entries["lightgbm"].create({"objective": "huber", "huber_delta": 0.3}, task_for(panel))
     assert model.robust_loss and model.huber_delta == 0.3
     assert not entries["lightgbm"].create({}, task_for(panel)).robust_loss
-    result = fit(entries, panel, split, "lightgbm", objective="huber", target="seasonal_gap")
+    gap = {"target": "seasonal_gap", "gap_loss": "huber"}
+    for name, loss in (("lightgbm", "huber"), ("catboost", "Huber")):
+        assert entries[name].create(gap, task_for(panel)).objective() == loss
+        direct = entries[name].create({**gap, "target": "direct"}, task_for(panel))
+        assert not direct.robust_loss
+    result = fit(entries, panel, split, "lightgbm", gap_loss="huber", target="seasonal_gap")
     assert np.isfinite(result.predictions).all() and result.metrics["mape"] < 20
     assert result.refit_params["n_estimators"] >= 1
 
