@@ -23,12 +23,17 @@ import signal
 import time
 from typing import Any
 
+from .errors import first_line
 from .metrics import mlflow_key
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 900
 MAX_PARAM_LENGTH = 6000
+ERROR_TAG = "mlf.error"
+"""A failed trial's child-run tag: why it failed, in one line."""
+TRACEBACK_ARTIFACT = "traceback.txt"
+"""A failed trial's child-run artifact: the traceback of what it raised."""
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "RUNNING": "KILLED"}
 
 
@@ -55,7 +60,8 @@ def create_child(client, experiment_id: str, parent_run_id: str, study_name: str
 
 
 def write_trial(client, run_id: str, trial, status: str | None = None) -> None:
-    """Log a finished trial's params, metrics and error into ``run_id``, then end it."""
+    """Log a finished trial's params, metrics and error (a tag, and its traceback as an
+    artifact) into ``run_id``, then end it."""
     from mlflow.entities import Metric, Param, RunTag
 
     end = _ms(trial.datetime_complete) or int(time.time() * 1000)
@@ -77,7 +83,9 @@ def write_trial(client, run_id: str, trial, status: str | None = None) -> None:
     params = [Param(k, param_text(v)) for k, v in config.items()]
     tags = []
     if attrs.get("error"):
-        tags.append(RunTag("mlf.error", str(attrs["error"])[:5000]))
+        tags.append(RunTag(ERROR_TAG, first_line(str(attrs["error"]))[:5000]))
+    if attrs.get("traceback"):
+        client.log_text(run_id, str(attrs["traceback"]), TRACEBACK_ARTIFACT)
     for i in range(0, max(len(metrics), len(params), 1), BATCH):
         client.log_batch(
             run_id,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
+from .errors import MlfError, UnknownModelError, UsageError
 from .metrics import check_metric
 
 if TYPE_CHECKING:
@@ -86,22 +86,56 @@ class OptimizeConfig:
         object.__setattr__(self, "assignments", tuple(self.assignments))
 
 
-def select_models(registry: Registry, names: Sequence[str] | None) -> list[ModelEntry]:
-    """The models to search: ``names`` (each ready, with a valid space), or every ready one."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """The models to search, and the named ones that cannot run, each with why."""
+
+    entries: list[ModelEntry]
+    broken: dict[str, MlfError] = field(default_factory=dict)
+    """Model name → why it cannot run (its plugin failed, a library is missing, its space is
+    invalid); the error's ``exit_code`` is what the command exits with because of it."""
+
+
+def select_models(registry: Registry, names: Sequence[str] | None) -> ModelChoice:
+    """The models to search: ``names``, or every ready model.
+
+    A named model that cannot run (see :attr:`ModelChoice.broken`) is set aside so that the
+    others run; when none of them can, the first one's error is raised. An unknown name is a
+    typo, refused at once (:class:`UnknownModelError`)."""
     if not names:
         entries = [e for e in registry.models.values() if e.ready]
         if not entries:
             raise UsageError("no model is ready: run 'mlf list-models' to see what is missing")
-        return entries
-    entries = [registry.get(name) for name in dict.fromkeys(names)]
-    for entry in entries:
-        if entry.missing():
-            raise UsageError(
-                f"model '{entry.name}' needs {', '.join(entry.missing())}: {entry.install_hint()}"
-            )
-        if entry.space_error:
-            raise UsageError(f"model '{entry.name}' has an invalid space: {entry.space_error}")
-    return entries
+        return ModelChoice(entries)
+    entries: list[ModelEntry] = []
+    broken: dict[str, MlfError] = {}
+    for name in dict.fromkeys(names):
+        try:
+            entry = registry.get(name)
+        except UnknownModelError:
+            raise
+        except MlfError as exc:  # its plugin failed to load, or two plugins claim the name
+            broken[name] = exc
+            continue
+        problem = not_ready(entry)
+        if problem is None:
+            entries.append(entry)
+        else:
+            broken[name] = problem
+    if not entries:
+        raise next(iter(broken.values()))
+    return ModelChoice(entries, broken)
+
+
+def not_ready(entry: ModelEntry) -> UsageError | None:
+    """Why ``entry`` cannot run here (a missing library, an invalid space), or None."""
+    if entry.missing():
+        return UsageError(
+            f"model '{entry.name}' needs {', '.join(entry.missing())}: {entry.install_hint()}"
+        )
+    if entry.space_error:
+        return UsageError(f"model '{entry.name}' has an invalid space: {entry.space_error}")
+    return None
 
 
 def plan_study(

@@ -11,6 +11,7 @@ give the same numbers.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,18 +62,48 @@ def forecast_frame(
     horizon: int | None = None,
     fill_features: str = "error",
     source: str = "the data",
+    levels: Sequence[float] = (),
 ) -> pd.DataFrame:
     """Forecast ``horizon`` steps past the last target value of every series of ``frame``.
 
     Returns a DataFrame with the id columns, the time column and ``forecast`` (original
-    units), sorted by series then time. Raises :class:`~mlforecast_cli.errors.UsageError`
-    (a :class:`DataError` for the data) with one line saying what to fix.
+    units), sorted by series then time; with ``levels`` also ``lo-<level>`` and
+    ``hi-<level>``, the model's conformal interval at each level (:mod:`.intervals`). An
+    ensemble (``saved.members``) forecasts the weighted sum of its members' forecasts.
+    Raises :class:`~mlforecast_cli.errors.UsageError` (a :class:`DataError` for the data)
+    with one line saying what to fix.
     """
+    from .held_out import series_scale
+    from .intervals import check_levels
+
     h = check_horizon(saved, horizon)
+    levels = check_levels(levels)
+    if levels and saved.conformal is None:
+        raise UsageError(
+            f"model '{saved.model_name}' (study {saved.study_name}) has no validation residuals "
+            "to give prediction intervals (it was saved by an older mlf); drop --level or run "
+            "'mlf optimize' again"
+        )
     if fill_features not in FILL_CHOICES:
         raise UsageError(
             f"--fill-features {fill_features!r} is not one of {', '.join(FILL_CHOICES)}"
         )
+    if saved.members:
+        parts = [(w, point_forecast(m, frame, h, fill_features, source)) for w, m in saved.members]
+        panel, times, _ = parts[0][1]
+        values = sum(w * part[2] for w, part in parts)
+    else:
+        panel, times, values = point_forecast(saved, frame, h, fill_features, source)
+    bounds = {}
+    if levels:
+        bounds = saved.conformal.bounds(values, series_scale(panel, panel.lengths), levels)
+    return _output(panel, model_columns(saved), times, values, bounds)
+
+
+def point_forecast(
+    saved: SavedModel, frame: pd.DataFrame, h: int, fill_features: str, source: str
+) -> tuple[Panel, np.ndarray, np.ndarray]:
+    """The panel of ``frame``'s history, the (n, h) future times and the model's forecast."""
     columns = model_columns(saved)
     history, future = _split_history(frame, columns, source)
     panel = load_panel(history, columns, freq=saved.freq, source=source)
@@ -86,7 +117,7 @@ def forecast_frame(
         windows = _with_features(saved, panel, windows, feats, times, h, fill_features, source)
     raw = _predict(saved, windows)
     values = saved.original_units(raw, windows)[:, :h]
-    return _output(panel, columns, times[:, :h], values)
+    return panel, times[:, :h], values
 
 
 # --------------------------------------------------------------------------- input
@@ -292,13 +323,24 @@ def _predict(saved: SavedModel, windows) -> np.ndarray:
     return raw
 
 
-def _output(panel: Panel, columns: Columns, times: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+def _output(
+    panel: Panel,
+    columns: Columns,
+    times: np.ndarray,
+    values: np.ndarray,
+    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]],
+) -> pd.DataFrame:
+    from .intervals import bound_columns
+
     n, h = values.shape
     out: dict[str, Any] = {}
     for k, name in enumerate(columns.ids):
         out[name] = np.repeat(np.array([key[k] for key in panel.ids], dtype=object), h)
     out[columns.time] = times.reshape(-1)
     out[FORECAST] = values.reshape(-1)
+    for level, (lo, hi) in bounds.items():
+        lo_name, hi_name = bound_columns(level)
+        out[lo_name], out[hi_name] = lo.reshape(-1), hi.reshape(-1)
     frame = pd.DataFrame(out)
     for name in columns.ids:
         frame[name] = frame[name].infer_objects()

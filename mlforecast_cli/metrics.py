@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_METRIC",
+    "INTERVAL_METRICS",
     "METRICS",
     "METRIC_NAMES",
     "Metric",
@@ -33,8 +34,12 @@ __all__ = [
     "wape",
     "wmae",
     "check_metric",
+    "coverage",
+    "evaluate_intervals",
+    "interval_key",
     "metric_label",
     "mlflow_key",
+    "msis",
     "zero_actuals",
 ]
 
@@ -234,7 +239,12 @@ DEFAULT_METRIC = "mape"
 def metric_label(name: str) -> str:
     """``name`` as tables and MLflow keys show it (``mape`` → ``MAPE``)."""
     found = METRICS.get(name)
-    return found.label if found else name.upper()
+    if found:
+        return found.label
+    base, _, level = name.rpartition("_")
+    if base in INTERVAL_METRICS:  # coverage_80, msis_95
+        return f"{INTERVAL_METRICS[base].label}_{level}"
+    return name.upper()
 
 
 def mlflow_key(prefix: str, name: str) -> str:
@@ -270,4 +280,72 @@ def evaluate(
                 out[name] = metric.fn(y, yhat)
             except MetricError:
                 continue
+    return out
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Share of the actuals inside ``[lo, hi]``, in percent."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64)
+    return float(100.0 * np.mean((y >= lo) & (y <= hi)))
+
+
+def msis(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray, level: float) -> float:
+    """Mean scaled interval score (M4): the width plus ``2 / alpha`` times each miss, over
+    each row's in-sample seasonal-naive MAE (``scale``, (n,)); ``alpha = 1 - level / 100``."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64)
+    alpha = 1.0 - float(level) / 100.0
+    below = np.maximum(lo - y, 0.0)
+    above = np.maximum(y - hi, 0.0)
+    score = (hi - lo) + (2.0 / alpha) * (below + above)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+    return float(np.mean(score / scale[:, None]))
+
+
+@dataclass(frozen=True)
+class IntervalMetric:
+    """A metric of a prediction interval at one level: name, label, and its MLflow key."""
+
+    name: str
+    label: str
+    fn: Callable[..., float]
+    needs_scale: bool = False
+
+    def key(self, level: float) -> str:
+        """Name of the value at ``level`` in a metrics dict: ``coverage_80``, ``msis_95``."""
+        return f"{self.name}_{level:g}"
+
+
+INTERVAL_METRICS: dict[str, IntervalMetric] = {
+    m.name: m
+    for m in (
+        IntervalMetric("coverage", "coverage", coverage),
+        IntervalMetric("msis", "MSIS", msis, needs_scale=True),
+    )
+}
+"""Metrics of prediction intervals, computed at each level (``test_coverage_80``...)."""
+
+
+def interval_key(name: str, level: float) -> str:
+    """``coverage_80``: the metrics-dict key of interval metric ``name`` at ``level``."""
+    return INTERVAL_METRICS[name].key(level)
+
+
+def evaluate_intervals(
+    y: np.ndarray,
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]],
+    scale: np.ndarray,
+) -> dict[str, float]:
+    """Every interval metric at every level of ``bounds`` (``{level: (lo, hi)}``)."""
+    out: dict[str, float] = {}
+    for level, (lo, hi) in bounds.items():
+        for metric in INTERVAL_METRICS.values():
+            extra = (scale, level) if metric.needs_scale else ()
+            out[metric.key(level)] = metric.fn(y, lo, hi, *extra)
     return out

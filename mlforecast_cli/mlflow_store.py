@@ -6,6 +6,7 @@ Shared by the command's tracker (:mod:`.tracking`) and the child-run writers
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -100,3 +101,29 @@ def use_wal_for_sqlite() -> None:
             cursor.close()
 
     _WAL_INSTALLED = True
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's logging, warnings and download progress bars."""
+    import os
+    import warnings
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    bar = os.environ.get(_PROGRESS_BAR)
+    logger.setLevel(logging.ERROR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = bar
+
+
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"

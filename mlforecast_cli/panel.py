@@ -164,14 +164,46 @@ def load_panel(
         frame, src = read_table(data), source or str(data)
     if len(frame) == 0:
         raise DataError(f"{src} has no rows; give a table with at least 2 time points per series")
-    c = columns
-    _check_columns(frame, c, src)
-    ids = list(c.ids)
+    _check_columns(frame, columns, src)
     row_number = np.arange(1, len(frame) + 1)  # of the file, for messages
-    future = future_rows(frame, c, src)
+    future = future_rows(frame, columns, src)
     if future.any():
         frame, row_number = frame.loc[~future].reset_index(drop=True), row_number[~future]
 
+    rows = _read_rows(frame, columns, src, row_number)
+    keys, starts = _cut_series(frame, columns, src, rows)
+    series_times = np.split(rows.times, starts[1:])
+    freq = check_freq_alias(freq) if freq else _panel_freq(series_times, keys, src, columns.time)
+    for s in _irregular_candidates(rows.times, rows.codes, starts, freq):
+        _check_regular(series_times[s], freq, keys[s], src, columns.time)
+
+    return Panel(
+        columns=columns,
+        ids=keys,
+        times=series_times,
+        y=np.split(rows.y, starts[1:]),
+        features=np.split(rows.features, starts[1:]),
+        weights=None if rows.weights is None else np.split(rows.weights, starts[1:]),
+        freq=freq,
+        season_length=season_length_for(freq),
+        source=src,
+    )
+
+
+@dataclass
+class _Rows:
+    """A table's checked columns as arrays, one entry per row (file order until cut)."""
+
+    times: np.ndarray
+    y: np.ndarray
+    features: np.ndarray
+    weights: np.ndarray | None
+    codes: np.ndarray | None = None
+
+
+def _read_rows(frame: pd.DataFrame, c: Columns, src: str, row_number: np.ndarray) -> _Rows:
+    """Parse and check the time, target, feature, weight and id columns."""
+    ids = list(c.ids)
     times = parse_times(frame[c.time], c.time, src)
     y = to_float(frame[c.target], c.target, src, role="target")
     bad = ~np.isfinite(y)
@@ -196,7 +228,6 @@ def load_panel(
     weights = (
         None if c.weight is None else _weights(frame[c.weight], c.weight, src, frame, ids, c.time)
     )
-
     for name in ids:
         missing = frame[name].isna().to_numpy()
         if missing.any():
@@ -205,8 +236,17 @@ def load_panel(
                 f"id column {name!r} in {src} has {int(missing.sum())} missing value(s), first "
                 f"at row {row_number[r]}; fill or drop those rows"
             )
+    return _Rows(times=times, y=y, features=feats, weights=weights)
 
-    # order rows by series then time, and cut them into series
+
+def _cut_series(
+    frame: pd.DataFrame, c: Columns, src: str, rows: _Rows
+) -> tuple[list[tuple], np.ndarray]:
+    """Order ``rows`` by series then time (in place) and return each series' key and first row.
+
+    Refuses duplicate (id, time) rows and series of fewer than 2 points.
+    """
+    ids = list(c.ids)
     if ids:
         try:
             codes = frame.groupby(ids, sort=True, dropna=False).ngroup().to_numpy()
@@ -217,50 +257,35 @@ def load_panel(
             ) from exc
     else:
         codes = np.zeros(len(frame), dtype=np.int64)
-    order = np.lexsort((times, codes))
-    codes, times, y, feats = codes[order], times[order], y[order], feats[order]
-    weights = None if weights is None else weights[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(codes)) + 1))
-    bounds = np.append(starts, len(codes))
+    order = np.lexsort((rows.times, codes))
+    rows.codes, rows.times, rows.y = codes[order], rows.times[order], rows.y[order]
+    rows.features = rows.features[order]
+    rows.weights = None if rows.weights is None else rows.weights[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(rows.codes)) + 1))
     if ids:
         id_rows = frame[ids].iloc[order[starts]].to_numpy(dtype=object)
         keys = [tuple(v.item() if isinstance(v, np.generic) else v for v in row) for row in id_rows]
     else:
         keys = [()]
 
-    dup = np.flatnonzero((np.diff(codes) == 0) & (np.diff(times) == np.timedelta64(0, "ns")))
+    same_series = np.diff(rows.codes) == 0
+    dup = np.flatnonzero(same_series & (np.diff(rows.times) == np.timedelta64(0, "ns")))
     if dup.size:
         k = int(dup[0])
         s = int(np.searchsorted(starts, k, side="right") - 1)
         raise DataError(
             f"duplicate rows in {src}: series {id_label(keys[s])!r} has {int(dup.size)} "
-            f"repeated {c.time} value(s), first {format_time(times[k])}; aggregate or drop the "
-            f"duplicates (one row per {'/'.join(ids + [c.time])})"
+            f"repeated {c.time} value(s), first {format_time(rows.times[k])}; aggregate or drop "
+            f"the duplicates (one row per {'/'.join(ids + [c.time])})"
         )
-    lengths = np.diff(bounds)
+    lengths = np.diff(np.append(starts, len(rows.codes)))
     if (lengths < 2).any():
         s = int(np.flatnonzero(lengths < 2)[0])
         raise DataError(
             f"series {id_label(keys[s])!r} in {src} has only {int(lengths[s])} time point; "
             "every series needs at least 2: drop it or check the --id-col columns"
         )
-
-    series_times = np.split(times, starts[1:])
-    freq = check_freq_alias(freq) if freq else _panel_freq(series_times, keys, src, c.time)
-    for s in _irregular_candidates(times, codes, starts, freq):
-        _check_regular(series_times[s], freq, keys[s], src, c.time)
-
-    return Panel(
-        columns=c,
-        ids=keys,
-        times=series_times,
-        y=np.split(y, starts[1:]),
-        features=np.split(feats, starts[1:]),
-        weights=None if weights is None else np.split(weights, starts[1:]),
-        freq=freq,
-        season_length=season_length_for(freq),
-        source=src,
-    )
+    return keys, starts
 
 
 def future_rows(frame: pd.DataFrame, columns: Columns, src: str) -> np.ndarray:

@@ -15,16 +15,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MlfError, first_line
+from .errors import MlfError, described, first_line
 from .metrics import metric_label
 
 if TYPE_CHECKING:
     from .config import OptimizeConfig
+    from .intervals import ConformalScores, StudyForecasts
     from .panel import Panel
     from .progress import ModelProgress, ProgressBoard
+    from .reference import ReferenceScores
     from .registry import ModelEntry
     from .runner import Objective, RefitResult
-    from .study import StudyConfig
+    from .study import FailureReason, StudyConfig
     from .tracking import MlflowTracker
 
 
@@ -45,6 +47,10 @@ class ModelOutcome:
     """Test series the seasonal naive forecast (too short to give a training sample)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that did not fail the study (a worker, the plots, some child runs)."""
+    failures: list[FailureReason] = field(default_factory=list)
+    """The study's failed trials by reason, most frequent first."""
+    reference: ReferenceScores | None = None
+    """The seasonal naive's metrics on the same split (the leaderboard's reference row)."""
 
 
 def run_model(
@@ -83,13 +89,15 @@ def run_model(
             pending=reaped,
         )
         outcome = ModelOutcome(entry.name, plan.study_name, parent_run_id=tracker.parent_run_id)
+        if tracker.moved_from:
+            outcome.warnings.append(tracker.moved_from)
         progress = None
         if board is not None:
             progress = board.add(entry.name, trials, metric_label(plan.metric), study)
         outcome.warnings += search(
             entry, plan, config, panel, study, objective, tracker, progress, trials
         )
-        status = finish(entry, plan, config, panel, study, tracker, outcome)
+        status = finish(entry, plan, config, panel, study, tracker, outcome, objective)
         tracker.close(status)
     except KeyboardInterrupt:
         tracker.close("KILLED" if tracker.parent_run_id else None)
@@ -201,17 +209,26 @@ def finish(
     study,
     tracker: MlflowTracker,
     outcome: ModelOutcome,
+    objective: Objective | None = None,
 ) -> str:
-    """Refit the best trial, test, save and log the model and the plots; the parent run's
-    final status (FINISHED, or FAILED with ``outcome.error`` set)."""
+    """Refit the best trial, test, save and log the model, its held-out forecasts and the
+    plots; the parent run's final status (FINISHED, or FAILED with ``outcome.error`` set)."""
+    from .reference import reference_scores
     from .runner import refit_best
-    from .study import state_counts
+    from .study import failure_reasons, state_counts
 
     outcome.counts = state_counts(study)
+    outcome.failures = failure_reasons(study)
+    try:
+        outcome.reference = reference_scores(panel, plan.horizon, plan.cv_windows)
+    except Exception as exc:  # the reference row is a comparison, never a reason to fail
+        outcome.warnings.append(f"could not score the reference: {described(exc)}")
     if outcome.counts.get("complete", 0) == 0:
         errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
         outcome.error = "no trial completed" + (f"; last error: {errors[-1]}" if errors else "")
-        tracker.log_summary(best_params=None, best_value=None, counts=outcome.counts)
+        tracker.log_summary(
+            best_params=None, best_value=None, counts=outcome.counts, reference=outcome.reference
+        )
         return "FAILED"
     status = "FINISHED"
     outcome.best_value = study.best_value
@@ -222,12 +239,16 @@ def finish(
         status = "FAILED"
         refit = None
     outcome.best_params = refit.params if refit else None
+    forecasts = None
+    if refit is not None:  # issue 15: validation/test forecasts, conformal intervals
+        forecasts = held_out_forecasts(entry, plan, panel, study, objective, refit, outcome)
     with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
         model_dir = None
         if refit is not None:
             outcome.test_metrics = refit.test_metrics
             outcome.naive_fallback = refit.naive_fallback
-            model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model")
+            conformal = forecasts.conformal if forecasts is not None else None
+            model_dir = save_model(entry, plan, panel, refit, Path(tmp) / "model", conformal)
         tracker.log_summary(
             best_params=outcome.best_params or dict(study.best_params),
             best_value=outcome.best_value,
@@ -235,7 +256,10 @@ def finish(
             train_metrics=refit.train_metrics if refit else None,
             counts=outcome.counts,
             naive_fallback=outcome.naive_fallback,
+            reference=outcome.reference,
         )
+        if forecasts is not None:
+            outcome.warnings += log_held_out(tracker, forecasts)
         if model_dir is not None:
             try:
                 tracker.log_model(model_dir, panel=panel, requirements=requirements(entry))
@@ -243,12 +267,54 @@ def finish(
                 outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
                 status = "FAILED"
         if config.draw_plots or config.plots_dir is not None:
-            outcome.warnings += log_plots(study, tracker, plan, entry.name, panel, refit, config)
+            outcome.warnings += log_plots(
+                study, tracker, plan, entry.name, panel, refit, config, forecasts
+            )
     return status
 
 
+def held_out_forecasts(
+    entry: ModelEntry,
+    plan: StudyConfig,
+    panel: Panel,
+    study,
+    objective: Objective | None,
+    refit: RefitResult,
+    outcome: ModelOutcome,
+) -> StudyForecasts | None:
+    """The study's validation and test forecasts and conformal intervals, whose coverage and
+    MSIS join the test metrics; None (and a warning) if they cannot be computed."""
+    from .intervals import study_forecasts
+
+    try:
+        forecasts = study_forecasts(entry, panel, plan, study, objective, refit)
+    except Exception as exc:  # the study stands without them
+        first = first_line(exc, typed=not isinstance(exc, MlfError))
+        outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
+        return None
+    refit.test_metrics.update(forecasts.test_metrics)
+    return forecasts
+
+
+def log_held_out(tracker: MlflowTracker, forecasts: StudyForecasts) -> list[str]:
+    """Log the validation and test forecasts on the parent run; returns warnings."""
+    from .held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, log_artifacts
+
+    tables = {VALIDATION_ARTIFACT: forecasts.validation, TEST_ARTIFACT: forecasts.test}
+    try:
+        log_artifacts(tracker.client, tracker.parent_run_id, tables)
+    except Exception as exc:
+        return [f"could not log the held-out forecasts in MLflow: {first_line(exc, typed=True)}"]
+    return []
+
+
 def save_model(
-    entry: ModelEntry, plan: StudyConfig, panel: Panel, refit: RefitResult, folder: Path
+    entry: ModelEntry,
+    plan: StudyConfig,
+    panel: Panel,
+    refit: RefitResult,
+    folder: Path,
+    conformal: ConformalScores | None = None,
 ) -> Path:
     """Save the refit model with what `mlf predict` needs to use it again."""
     from . import __version__
@@ -272,6 +338,7 @@ def save_model(
         data_fingerprint=panel.fingerprint(),
         test_metrics=refit.test_metrics,
         mlf_version=__version__,
+        conformal=conformal,
     )
     return saved.save(folder)
 
@@ -291,6 +358,7 @@ def log_plots(
     panel: Panel,
     refit: RefitResult | None,
     config: OptimizeConfig,
+    forecasts: StudyForecasts | None = None,
 ) -> list[str]:
     """Draw the study's plots, log them on the parent run and copy them to
     ``config.plots_dir``; returns warnings (a plot never fails the study)."""
@@ -306,6 +374,7 @@ def log_plots(
             result=refit.result if refit is not None else None,
             model=model,
             metric=plan.metric,
+            bounds=forecasts.test_bounds if forecasts is not None else None,
         )
         try:
             tracker.log_plots(folder)

@@ -39,6 +39,8 @@ TITLES = {
     INTERMEDIATE: "Intermediate values (learning curves) and pruned trials",
 }
 DPI = 110
+BAND_ALPHA = {95.0: 0.15, 80.0: 0.3}
+"""Shading of the prediction interval bands in the forecast plot, by level."""
 COLORS = {"actual": "#333333", "forecast": "#1f77b4", "complete": "#1f77b4", "pruned": "#d62728"}
 
 
@@ -90,9 +92,11 @@ def plot_test_forecast(
     model: str = "",
     max_series: int = 4,
     context: int | None = None,
+    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path:
     """Actuals and forecast of up to ``max_series`` series over the test window, with
-    ``context`` steps of history before it (default: two horizons, at least a season)."""
+    ``context`` steps of history before it (default: two horizons, at least a season) and
+    the prediction intervals ``bounds`` (``{level: (lo, hi)}``, rows as the windows')."""
     from .metrics import evaluate
 
     windows, predictions, actuals = result.windows, result.predictions, result.actuals
@@ -126,6 +130,15 @@ def plot_test_forecast(
                 ms=3,
             )
             ax.axvspan(times[start], times[end - 1], color="#1f77b4", alpha=0.08, lw=0)
+            for level, (lo_b, hi_b) in sorted((bounds or {}).items(), reverse=True):
+                ax.fill_between(
+                    times[start:end],
+                    lo_b[r][: end - start],
+                    hi_b[r][: end - start],
+                    color=COLORS["forecast"],
+                    alpha=BAND_ALPHA.get(level, 0.15),
+                    lw=0,
+                )
             mape = evaluate(actuals[r : r + 1], predictions[r : r + 1]).get("mape")
             label = _series_name(panel, s)
             ax.set_title(
@@ -142,8 +155,19 @@ def plot_test_forecast(
                 [], [], color=COLORS["forecast"], lw=1.8, marker="o", ms=3, label="forecast"
             ),
             plt.Rectangle((0, 0), 1, 1, color="#1f77b4", alpha=0.15, label=f"test window ({h})"),
+            *(
+                plt.Rectangle(
+                    (0, 0),
+                    1,
+                    1,
+                    color=COLORS["forecast"],
+                    alpha=BAND_ALPHA.get(level, 0.15),
+                    label=f"{level:g} % interval",
+                )
+                for level in sorted(bounds or {}, reverse=True)
+            ),
         ]
-        fig.legend(handles=handles, loc="upper right", ncol=3, fontsize=9, frameon=False)
+        fig.legend(handles=handles, loc="upper right", ncol=5, fontsize=9, frameon=False)
         more = f", first {n} of {len(windows)} series" if len(windows) > n else ""
         fig.suptitle(
             f"{model + ': ' if model else ''}forecast vs actuals on the test window "
@@ -343,6 +367,7 @@ def study_plots(
     result: FitResult | None = None,
     model: str = "",
     metric: str = "mape",
+    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> PlotSet:
     """Draw every plot of ``study`` (the forecast one needs ``panel`` and the refit's
     ``result``) into ``folder``; a plot that fails or cannot be drawn is skipped with why."""
@@ -357,7 +382,7 @@ def study_plots(
     }
     if panel is not None and result is not None:
         jobs = {
-            FORECAST: lambda p: plot_test_forecast(panel, result, p, model=model),
+            FORECAST: lambda p: plot_test_forecast(panel, result, p, model=model, bounds=bounds),
             **jobs,
         }
     else:

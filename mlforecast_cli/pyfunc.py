@@ -5,7 +5,8 @@ features; rows after the last target value of a series (target empty) give the f
 the future steps — and returns the forecast: id columns, time, ``forecast``. It wraps the
 core's windowing and scaling and the plugin's model (:class:`SavedModel`) and calls
 :func:`mlforecast_cli.forecast.forecast_frame`, as `mlf predict` does. Predict parameters:
-``horizon`` (at most the trained horizon) and ``fill_features`` (error, season or zero).
+``horizon`` (at most the trained horizon), ``fill_features`` (error, season or zero) and
+``level`` (a list of interval levels in percent: ``lo-80``/``hi-80``... columns).
 
 Loading it needs ``mlforecast-cli`` and the model's plugin installed (``--env-manager local``
 for ``mlflow models predict``).
@@ -14,13 +15,15 @@ for ``mlflow models predict``).
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd  # MLflow reads the type hints of predict at runtime
+
+from .mlflow_store import quiet_mlflow
 
 if TYPE_CHECKING:
     from .data import Panel
@@ -32,6 +35,13 @@ MODEL_NAME = "model"
 """Name of the logged model, so ``runs:/<parent run id>/model`` finds it."""
 MODEL_URI_TAG = "mlf.model_uri"
 """Tag on the study's parent run holding the logged model's URI (``models:/<id>``)."""
+
+
+def level_param():
+    """The ``level`` predict parameter: interval levels in percent, none by default."""
+    from mlflow.types.schema import ParamSpec
+
+    return ParamSpec("level", "double", [], (-1,))
 
 
 class MlfForecastModel(mlflow.pyfunc.PythonModel):
@@ -49,12 +59,14 @@ class MlfForecastModel(mlflow.pyfunc.PythonModel):
 
         params = params or {}
         horizon = params.get("horizon")
+        level = params.get("level")
         return forecast_frame(
             self.saved,
             model_input,
             horizon=None if horizon is None else int(horizon),
             fill_features=str(params.get("fill_features") or "error"),
             source="the model input",
+            levels=[] if level is None else list(np.atleast_1d(level)),
         )
 
 
@@ -88,7 +100,7 @@ def signature_for(saved: SavedModel, example: pd.DataFrame):
     both itself.
     """
     from mlflow.models import infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, Schema
 
     from .forecast import forecast_frame
 
@@ -96,6 +108,7 @@ def signature_for(saved: SavedModel, example: pd.DataFrame):
     signature = infer_signature(
         example, output, params={"horizon": int(saved.horizon), "fill_features": "error"}
     )
+    signature.params = ParamSchema([*signature.params.params, level_param()])
     loose = {saved.columns["time"]}
     loose |= {c for c in example.columns if pd.api.types.is_bool_dtype(example[c])}
     signature.inputs = Schema(
@@ -150,32 +163,6 @@ def _logging_to(uri: str | None, experiment_id: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@contextlib.contextmanager
-def quiet_mlflow() -> Iterator[None]:
-    """Silence MLflow's logging, warnings and download progress bars."""
-    import os
-    import warnings
-
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    bar = os.environ.get(_PROGRESS_BAR)
-    logger.setLevel(logging.ERROR)
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-        if bar is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = bar
-
-
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-
-
 def log_model(
     model_dir: str | Path,
     *,
@@ -184,12 +171,14 @@ def log_model(
     experiment_id: str | None = None,
     panel: Panel | None = None,
     pip_requirements: Sequence[str] = (),
+    signature=None,
 ) -> str:
     """Log the saved model folder as an MLflow pyfunc model of ``run_id``; returns its URI.
 
     The model is a logged model named ``model`` whose source run is ``run_id`` (so
     ``runs:/<run_id>/model`` and the returned ``models:/<model_id>`` both load it). With
-    the training ``panel`` it gets an input example (its last steps) and a signature.
+    the training ``panel`` it gets an input example (its last steps) and a signature; else
+    ``signature`` if given (an ensemble takes its members').
     """
     from mlflow.models import Model
 
@@ -198,7 +187,8 @@ def log_model(
     saved = SavedModel.load(model_dir)
     example = input_example(saved, panel) if panel is not None else None
     with _logging_to(tracking_uri, experiment_id), quiet_mlflow():
-        signature = signature_for(saved, example) if example is not None else None
+        if example is not None:
+            signature = signature_for(saved, example)
         info = Model.log(
             artifact_path=None,
             name=MODEL_NAME,
@@ -223,11 +213,21 @@ def load_saved_model(model_uri: str, tracking_uri: str | None = None) -> SavedMo
 
     from .saved_model import SavedModel
 
+    # MLflow resolves a models:/ URI with the global tracking URI, whatever is passed
     with tempfile.TemporaryDirectory(prefix="mlf-load-") as tmp, quiet_mlflow():
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri
-        )
+        with _logging_to(tracking_uri, None):
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri
+            )
         return SavedModel.load(_artifact_folder(Path(local), model_uri))
+
+
+def logged_signature(model_uri: str, tracking_uri: str | None = None):
+    """The signature of the logged model ``model_uri`` (None if it has none)."""
+    from mlflow.models import get_model_info
+
+    with quiet_mlflow(), _logging_to(tracking_uri, None):
+        return get_model_info(model_uri).signature
 
 
 def _artifact_folder(local: Path, model_uri: str) -> Path:

@@ -24,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .contract import INPUTS, ModelSpec, TaskInfo
-from .errors import MlfError, PluginError, UnknownModelError, UsageError, first_line
+from .errors import MlfError, PluginError, UnknownModelError, UsageError, described, first_line
 
 ENTRY_POINT_GROUP = "mlf"
 FAMILIES = ("baseline", "tree", "neural", "statistical", "other")
@@ -41,6 +41,8 @@ class PluginInfo:
     version: str | None = None
     models: list[str] = field(default_factory=list)
     error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    """What was raised when it failed (its traceback is shown by ``--debug``)."""
 
     @property
     def label(self) -> str:
@@ -108,7 +110,7 @@ class ModelEntry:
         except Exception as exc:  # a broken model module is the plugin's fault, not the user's
             raise PluginError(
                 f"model '{self.name}' of plugin {self.plugin.label}: cannot import factory "
-                f"'{factory}': {first_line(exc, typed=True)}"
+                f"'{factory}': {described(exc)}"
             ) from exc
         return obj
 
@@ -177,7 +179,7 @@ class Registry:
                 try:
                     plugin = ep.load()
                 except Exception as exc:
-                    self._fail(info, f"failed to import {ep.value}: {first_line(exc, typed=True)}")
+                    self._fail(info, f"failed to import {ep.value}: {described(exc)}", exc)
                     continue
                 self._register(plugin, info)
         if self._plugins_dir is not None:
@@ -205,25 +207,26 @@ class Registry:
                 spec.loader.exec_module(module)
             except Exception as exc:
                 sys.modules.pop(module_name, None)
-                self._fail(info, f"failed to import {path}: {first_line(exc, typed=True)}")
+                self._fail(info, f"failed to import {path}: {described(exc)}", exc)
                 continue
             self._register(module, info)
 
-    def _fail(self, info: PluginInfo, message: str) -> None:
+    def _fail(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
         info.error = message
+        info.exception = exc
         self.plugins.append(info)
 
     def _register(self, plugin: object, info: PluginInfo) -> None:
         try:
             self.pm.register(plugin, name=info.name)
         except Exception as exc:
-            self._fail(info, f"cannot register: {first_line(exc, typed=True)}")
+            self._fail(info, f"cannot register: {described(exc)}", exc)
             return
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            self._fail(info, f"{first_line(exc, typed=True)} (a misspelt hook name?)")
+            self._fail(info, f"{first_line(exc, typed=True)} (a misspelt hook name?)", exc)
             return
         self.plugins.append(info)
         impls = [i for i in self.pm.hook.register_models.get_hookimpls() if i.plugin is plugin]
@@ -233,7 +236,8 @@ class Registry:
             try:
                 impl.function(**{arg: hook_args[arg] for arg in impl.argnames})
             except Exception as exc:
-                info.error = f"register_models failed: {first_line(exc, typed=True)}"
+                info.error = f"register_models failed: {described(exc)}"
+                info.exception = exc
                 return
         for spec in specs:
             problem = _check_spec(spec)
@@ -261,6 +265,12 @@ class Registry:
         return dict(sorted(self._models.items()))
 
     @property
+    def exceptions(self) -> list[BaseException]:
+        """What the broken plugins raised, for ``--debug`` to show their tracebacks."""
+        self.load()
+        return [p.exception for p in self.plugins if p.exception is not None]
+
+    @property
     def problems(self) -> list[str]:
         """One line per broken plugin or duplicated model name."""
         self.load()
@@ -282,7 +292,7 @@ class Registry:
                 raise PluginError(
                     f"model '{name}' is not available: plugin {plugin.label}: {plugin.error}; "
                     "fix or uninstall that plugin (see 'mlf plugins')"
-                )
+                ) from plugin.exception
         known = sorted(self._models)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"installed: {', '.join(known)}"

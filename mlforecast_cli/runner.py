@@ -6,9 +6,10 @@ The runner prints and logs nothing itself: tracking and progress are Optuna call
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +17,19 @@ import numpy as np
 
 from .baseline import seasonal_naive
 from .contract import SERIES, TaskInfo
-from .errors import MlfError
+from .errors import MlfError, described, traceback_text
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
 from .panel import Panel
 from .registry import ModelEntry
-from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
+from .scoring import (
+    FitResult,
+    TrialFailed,
+    fit_predict,
+    mean_metrics,
+    refit_params_of,
+    score,
+)
 from .space import SearchSpace
 from .split import Split, split_panel
 from .study import StudyConfig, create_study, jsonable
@@ -40,6 +48,7 @@ __all__ = [
     "RefitResult",
     "StudyConfig",
     "TrialFailed",
+    "best_folds",
     "best_params",
     "build_objective",
     "fit_and_score",
@@ -170,6 +179,9 @@ class Objective:
         self.task = task
         self.started: set[int] = set()
         """Numbers of the trials this process has started."""
+        self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
+        """The best trial this process ran: number, value, its folds' fits (without the
+        model) and ends, so its validation forecasts are kept without a fit again."""
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -203,13 +215,18 @@ class Objective:
                         train_metrics=last,
                     )
                 )
-        except MlfError as exc:  # TrialFailed included
-            _set_user_attrs(trial, error=str(exc), training_time_s=time.perf_counter() - start)
-            raise
         except optuna.TrialPruned:
             _set_user_attrs(trial, training_time_s=time.perf_counter() - start)
             raise
-        metrics = _mean_metrics([f.metrics for f in folds])
+        except Exception as exc:  # the trial fails (Optuna catches it), its reason is kept
+            _set_user_attrs(
+                trial,
+                error=str(exc) if isinstance(exc, MlfError) else described(exc),
+                traceback=traceback_text(exc),
+                training_time_s=time.perf_counter() - start,
+            )
+            raise
+        metrics = mean_metrics([f.metrics for f in folds])
         _set_user_attrs(
             trial,
             val_metrics=metrics,
@@ -224,6 +241,10 @@ class Objective:
             message = f"validation {metric_label(self.config.metric)} is {value}"
             trial.set_user_attr("error", message)
             raise TrialFailed(message)
+        if self.kept is None or value < self.kept[1]:
+            ends = [fold.train_end for fold in self.split.folds]
+            fits = [dataclasses.replace(f, model=None) for f in folds]
+            self.kept = (trial.number, value, list(zip(fits, ends, strict=True)))
         return value
 
 
@@ -233,9 +254,13 @@ def _set_user_attrs(trial, **attrs: Any) -> None:
             trial.set_user_attr(key, value)
 
 
-def _mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    keys = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
-    return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}
+def best_folds(
+    objective: Objective | None, number: int
+) -> list[tuple[FitResult, np.ndarray]] | None:
+    """The folds' fits and ends of trial ``number`` if ``objective`` kept them (its best)."""
+    if objective is None or objective.kept is None or objective.kept[0] != number:
+        return None
+    return objective.kept[2]
 
 
 def build_objective(entry: ModelEntry, panel: Panel, config: StudyConfig) -> Objective:

@@ -10,9 +10,12 @@ import json
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .contract import SERIES, WINDOWS, TaskInfo
+
+if TYPE_CHECKING:
+    from .intervals import ConformalScores
 
 PICKLE = "model.pkl"
 META = "mlf_model.json"
@@ -39,14 +42,24 @@ class SavedModel:
     mlf_version: str = ""
     input: str = WINDOWS
     """What the forecaster is given: ``"windows"`` or ``"series"`` (whole histories)."""
+    conformal: ConformalScores | None = None
+    """Scaled validation residuals per horizon step: the model's prediction intervals."""
+    members: list[tuple[float, SavedModel]] = field(default_factory=list)
+    """An ensemble's weighted members (``forecaster`` is then None)."""
 
     @property
     def horizon(self) -> int:
         return self.task.horizon
 
     def metadata(self) -> dict[str, Any]:
-        meta = {k: v for k, v in asdict(self).items() if k not in ("forecaster", "task")}
+        skip = ("forecaster", "task", "conformal", "members")
+        meta = {k: v for k, v in vars(self).items() if k not in skip}
         meta["task"] = asdict(self.task)
+        meta["intervals"] = self.conformal is not None
+        meta["members"] = [
+            {"model": m.model_name, "study_name": m.study_name, "weight": w}
+            for w, m in self.members
+        ]
         return meta
 
     def save(self, folder: str | Path) -> Path:

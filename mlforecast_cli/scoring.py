@@ -6,14 +6,14 @@ Shared by the window path (:mod:`.runner`) and the whole-series path (:mod:`.ser
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .contract import Windows
-from .errors import MlfError, first_line
+from .errors import MlfError, described
 from .metrics import evaluate, mase_scale
 from .panel import Panel
 from .windows import inverse_scale, labels
@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from .contract import TaskInfo
     from .registry import ModelEntry
 
-__all__ = ["FitResult", "TrialFailed", "fit_predict", "refit_params_of", "row_weights", "score"]
+__all__ = [
+    "FitResult",
+    "TrialFailed",
+    "fit_predict",
+    "mean_metrics",
+    "refit_params_of",
+    "row_weights",
+    "score",
+]
 
 
 class TrialFailed(MlfError):
@@ -98,7 +106,7 @@ def fit_predict(
 
         if isinstance(exc, optuna.TrialPruned):
             raise
-        raise TrialFailed(f"{entry.name} raised {first_line(exc, typed=True)}") from exc
+        raise TrialFailed(f"{entry.name} raised {described(exc)}") from exc
     return model, raw, time.perf_counter() - start
 
 
@@ -107,3 +115,9 @@ def refit_params_of(model: Any) -> dict[str, Any]:
     follows only the protocol may not have the method."""
     refit_params = getattr(model, "refit_params", None)
     return dict((refit_params() if callable(refit_params) else None) or {})
+
+
+def mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the CV folds (the metrics every fold has)."""
+    keys = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
+    return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}

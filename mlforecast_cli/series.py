@@ -17,34 +17,37 @@ from .panel import Panel
 __all__ = ["make_histories", "select"]
 
 
-def make_histories(panel: Panel, end: np.ndarray, horizon: int) -> Histories:
-    """The histories ``[0, end_i)`` of every series of ``panel`` and their next ``horizon`` steps.
+def make_histories(
+    panel: Panel, end: np.ndarray, horizon: int, series: np.ndarray | None = None
+) -> Histories:
+    """The histories ``[0, end_i)`` of the ``series`` of ``panel`` (default: all) and their next
+    ``horizon`` steps; ``end`` holds one cut-off per series of the panel.
 
     ``features`` over the horizon come from the panel where it has them (a fold's validation
     or test steps), else 0 (past the data: the caller fills them in); ``y`` is left None.
     """
     end = np.asarray(end, dtype=np.int64).reshape(-1)
     lengths = panel.lengths
-    if end.shape != (panel.n_series,) or (end < 1).any() or (end > lengths).any():
+    rows = np.arange(panel.n_series) if series is None else np.asarray(series, dtype=np.int64)
+    if end.shape != (panel.n_series,) or (end[rows] < 1).any() or (end > lengths).any():
         raise ValueError(f"end must hold one value in [1, length] per series, got {end}")
     h = int(horizon)
-    n, f = panel.n_series, len(panel.columns.features)
-    offsets = np.concatenate([[0], np.cumsum(end)])
-    values = np.concatenate([panel.y[s][: end[s]] for s in range(n)]).astype(np.float64)
-    times = np.concatenate([panel.times[s][: end[s]] for s in range(n)]).astype(NS)
-    past = np.concatenate([panel.features[s][: end[s]] for s in range(n)]).reshape(len(values), f)
+    n, f = len(rows), len(panel.columns.features)
+    offsets = np.concatenate([[0], np.cumsum(end[rows])])
+    values = np.concatenate([panel.y[s][: end[s]] for s in rows]).astype(np.float64)
+    times = np.concatenate([panel.times[s][: end[s]] for s in rows]).astype(NS)
+    past = np.concatenate([panel.features[s][: end[s]] for s in rows]).reshape(len(values), f)
     future_features = np.zeros((n, h, f))
     future_times = np.empty((n, h), dtype=NS)
-    beyond = end + h > lengths
-    if beyond.any():
-        lasts = np.array([panel.times[s][-1] for s in range(n)], dtype=NS)
+    if (end[rows] + h > lengths[rows]).any():
+        lasts = np.array([panel.times[s][-1] for s in rows], dtype=NS)
         block = future_block(lasts, panel.freq, h)  # (n, h) steps after each series' end
-    for s in range(n):
+    for i, s in enumerate(rows):
         inside = min(h, int(lengths[s] - end[s]))
-        future_times[s, :inside] = panel.times[s][end[s] : end[s] + inside]
-        future_features[s, :inside] = panel.features[s][end[s] : end[s] + inside]
+        future_times[i, :inside] = panel.times[s][end[s] : end[s] + inside]
+        future_features[i, :inside] = panel.features[s][end[s] : end[s] + inside]
         if inside < h:
-            future_times[s, inside:] = block[s, : h - inside]
+            future_times[i, inside:] = block[i, : h - inside]
     return Histories(
         values=values,
         offsets=offsets,
@@ -52,7 +55,7 @@ def make_histories(panel: Panel, end: np.ndarray, horizon: int) -> Histories:
         past_features=past,
         features=future_features,
         future_times=future_times,
-        series=np.arange(n),
+        series=rows,
         season_length=int(panel.season_length),
     )
 

@@ -17,7 +17,7 @@ from .contract import Histories, TaskInfo, Windows
 from .panel import Panel
 from .registry import ModelEntry
 from .scoring import FitResult, TrialFailed, fit_predict, refit_params_of, score
-from .series import make_histories, select
+from .series import make_histories
 from .windows import labels, make_windows
 
 __all__ = ["MIN_HISTORY", "fit_and_score_series", "scored_horizon"]
@@ -44,10 +44,9 @@ def fit_and_score_series(
     """Fit a whole-series model on the histories before ``end``, forecast the ``horizon``
     steps after it and score them. With ``holdout`` the model also gets those histories with
     their labels as ``valid`` (search); without it (refit) only the histories."""
-    train = make_histories(panel, end, task.horizon)
     target = scored_horizon(panel, end, task.horizon)
-    if len(target) < len(train):  # a series with no point before `end` is not scored there
-        train = select(train, target.series)
+    # a series with no point before `end` is neither fitted nor scored there
+    train = make_histories(panel, end, task.horizon, series=target.series)
     actuals = labels(target) if target.y is not None else None
     valid = dataclasses.replace(train, y=actuals) if holdout and actuals is not None else None
     model, raw, seconds = fit_predict(entry, params, task, train, valid, train, report)

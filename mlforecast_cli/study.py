@@ -114,6 +114,44 @@ def state_counts(study) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class FailureReason:
+    """The study's failed trials that failed for one reason."""
+
+    reason: str
+    trials: list[int]
+    traceback: str | None = None
+    """The first of those trials' traceback (None: it raised nothing, or a worker died)."""
+
+    @property
+    def count(self) -> int:
+        return len(self.trials)
+
+
+NO_REASON = "no reason recorded"
+
+
+def failure_reasons(study) -> list[FailureReason]:
+    """The study's failed trials grouped by reason (the ``error`` user attribute), most
+    frequent first."""
+    groups: dict[str, FailureReason] = {}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name != "FAIL":
+            continue
+        reason = str(trial.user_attrs.get("error") or NO_REASON)
+        group = groups.setdefault(reason, FailureReason(reason, []))
+        group.trials.append(trial.number)
+        if group.traceback is None:
+            group.traceback = trial.user_attrs.get("traceback")
+    return sorted(groups.values(), key=lambda g: (-g.count, g.trials[0]))
+
+
+def failures_text(failures: list[FailureReason]) -> str:
+    """``7 failed: <reason> (5); <reason> (2)``."""
+    total = sum(f.count for f in failures)
+    return f"{total} failed: " + "; ".join(f"{f.reason} ({f.count})" for f in failures)
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with numpy scalars made plain and tuples made lists (Optuna stores JSON)."""
     if isinstance(value, Mapping):

@@ -47,6 +47,7 @@ __all__ = [
     "check_finite",
     "check_fit_predict",
     "check_inputs_unchanged",
+    "check_intervals_and_ensemble",
     "check_model",
     "check_pickle",
     "check_predict_any_windows",
@@ -100,6 +101,8 @@ class ContractCase:
     (what ``mlf predict`` uses)."""
     rtol: float = 1e-5
     atol: float = 1e-6
+    panel: Any = field(default=None, repr=False)
+    """The few series the inputs were cut from (a :class:`~mlforecast_cli.panel.Panel`)."""
 
     @property
     def name(self) -> str:
@@ -177,7 +180,9 @@ def make_case(
         task = replace(task, n_threads=int(n_threads))
     if entry.spec.input == SERIES:
         train, valid, future = _series_inputs(panel, horizon)
-        return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol)
+        return ContractCase(
+            entry, full, task, train, valid, future, rtol=rtol, atol=atol, panel=panel
+        )
     window_size = int(full.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(full.get("scaler", DEFAULT_SCALER))
     try:
@@ -193,7 +198,7 @@ def make_case(
             f"{entry.name}: cannot cut contract windows with window_size={window_size}, "
             f"scaler={scaler!r}, horizon={horizon}: {exc}; pin smaller values in params"
         ) from None
-    return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol)
+    return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol, panel=panel)
 
 
 def _series_inputs(panel, horizon: int) -> tuple[Histories, Histories, Histories]:
@@ -595,7 +600,79 @@ def check_model(
     check_pickle(case, fitted.model)
     check_predict_any_windows(case, fitted.model)
     check_unchanged(case, fitted.snapshot)
+    check_intervals_and_ensemble(case)
     return case
+
+
+INTERVAL_WINDOWS = 2
+"""Rolling validation windows the interval and ensemble rule fits on."""
+
+
+def check_intervals_and_ensemble(case: ContractCase) -> None:
+    """The model gets prediction intervals and joins ensembles with no code of its own: its
+    forecasts of ``INTERVAL_WINDOWS`` rolling validation windows, scored as a study scores
+    them, give finite conformal intervals that hold the forecast and widen with the level,
+    and greedy ensemble selection combines them with the seasonal naive's."""
+    __tracebackhide__ = True
+    from .ensemble import combine, select
+    from .held_out import from_fits
+    from .intervals import conformal_scores
+    from .runner import fit_and_score, min_train
+    from .split import split_panel
+
+    if case.panel is None:
+        raise ContractError(f"{case.name}: the case has no panel; build it with make_case")
+    naive = Registry().get("seasonal_naive")
+    split = split_panel(
+        case.panel, case.task.horizon, INTERVAL_WINDOWS, min_train=min_train(case.entry, None)
+    )
+    tables = []
+    for entry, params in ((case.entry, case.params), (naive, {})):
+        fits = []
+        for fold in split.folds:
+            try:
+                with global_random_state(1):
+                    fit = fit_and_score(
+                        entry, params, case.task, case.panel, fold.train_end, train_metrics=False
+                    )
+            except MlfError as exc:
+                raise ContractError(
+                    f"{entry.name}: fitting a rolling validation window as a study does "
+                    f"failed: {exc}"
+                ) from exc
+            fits.append((fit, fold.train_end))
+        tables.append(from_fits(case.panel, fits))
+    own = tables[0]
+    conformal = conformal_scores(own)
+    h = own.horizon
+    forecast = own.forecast.reshape(-1, h)
+    scale = own.scale.reshape(-1, h)[:, 0]
+    bounds = conformal.bounds(forecast, scale, (80.0, 95.0))
+    (lo80, hi80), (lo95, hi95) = bounds[80.0], bounds[95.0]
+    if not all(np.isfinite(b).all() for b in (lo80, hi80, lo95, hi95)):
+        raise ContractError(f"{case.name}: its conformal intervals are not finite")
+    if not (
+        (lo95 <= lo80).all()
+        and (lo80 <= forecast).all()
+        and (forecast <= hi80).all()
+        and (hi80 <= hi95).all()
+    ):
+        raise ContractError(
+            f"{case.name}: its conformal intervals do not hold the forecast or do not widen "
+            "from 80 % to 95 %"
+        )
+    choice = select(tables, "mae", "greedy", rounds=5)
+    ensemble = combine(tables, choice.weights).metrics().get("mae", float("nan"))
+    if not (math.isclose(choice.weights.sum(), 1.0) and math.isfinite(ensemble)):
+        raise ContractError(
+            f"{case.name}: greedy ensemble selection with the seasonal naive gave weights "
+            f"{choice.weights.tolist()} and validation MAE {ensemble}"
+        )
+    if ensemble > min(t.metrics()["mae"] for t in tables) + 1e-9:
+        raise ContractError(
+            f"{case.name}: the greedy ensemble's validation MAE {ensemble:.6g} is worse than "
+            "its best member's, which greedy selection can always match"
+        )
 
 
 @dataclass
@@ -779,6 +856,9 @@ class ForecasterContract:
 
     def test_predicts_any_number_of_windows(self) -> None:
         check_predict_any_windows(self.case, self.fitted.model)
+
+    def test_gets_intervals_and_joins_ensembles(self) -> None:
+        check_intervals_and_ensemble(self.case)
 
     def test_leaves_inputs_unchanged(self) -> None:
         fitted = self.fitted

@@ -29,6 +29,7 @@ from .errors import MlfError, UsageError, first_line
 from .liveness import WORKER_ATTR, pid_alive, wait_for_user_attr
 from .metrics import mlflow_key
 from .mlflow_store import connect, quiet_mlflow_logs, use_wal_for_sqlite
+from .reference import TEST_PREFIX, VAL_PREFIX, ReferenceScores
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
@@ -88,6 +89,9 @@ class MlflowTracker:
                 ) from exc
         self.study = None
         self.parent_run_id: str | None = None
+        self.moved_from: str | None = None
+        """Set by :meth:`start` when the resumed study was tracked in another experiment:
+        one line saying so (its new trials go to a new parent run in this experiment)."""
         self._logged: set[int] = set()
         # started now, a writer process imports MLflow while the study is being opened
         if sink == "process":
@@ -147,11 +151,13 @@ class MlflowTracker:
         if run_id:
             try:
                 run = self.client.get_run(run_id)
-                if run.info.experiment_id == self.experiment_id:
-                    self.client.update_run(run_id, status="RUNNING")
-                    return run_id
             except Exception:
-                pass
+                run = None  # deleted, or another store: start a new parent run
+            if run is not None and run.info.experiment_id == self.experiment_id:
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
+            if run is not None:
+                self.moved_from = self._moved_message(run)
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.study.study_name,
@@ -168,6 +174,19 @@ class MlflowTracker:
             self.client.log_text(run_id, space_yaml, "space.yaml")
         self.client.log_dict(run_id, package_versions(), "environment.json")
         return run_id
+
+    def _moved_message(self, run) -> str:
+        try:
+            old = self.client.get_experiment(run.info.experiment_id).name
+        except Exception:
+            old = run.info.experiment_id
+        new = self.client.get_experiment(self.experiment_id).name
+        return (
+            f"study '{self.study.study_name}' was tracked in MLflow experiment '{old}' (parent run "
+            f"{run.info.run_id}); its earlier trials stay there and this run's go to a new parent "
+            f"run in '{new}': pass --experiment {old} to keep the study in one experiment, or "
+            "--study-name to start a new study"
+        )
 
     # ---- child runs ----------------------------------------------------------------------
     def __call__(self, study, trial, status: str | None = None) -> None:
@@ -261,10 +280,13 @@ class MlflowTracker:
         train_metrics: Mapping[str, float] | None = None,
         counts: Mapping[str, int] | None = None,
         naive_fallback: int | None = None,
+        reference: ReferenceScores | None = None,
     ) -> None:
         """Write the best result (after refit also its test metrics) on the parent run; the
         model itself is logged by :meth:`log_model`. ``naive_fallback`` (test series the
-        seasonal naive forecast) becomes the metric ``naive_fallback_series``."""
+        seasonal naive forecast) becomes the metric ``naive_fallback_series``; ``reference``
+        (the seasonal naive on the same split) the metrics ``reference_val_*`` and
+        ``reference_test_*``."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -280,6 +302,16 @@ class MlflowTracker:
                 metrics.append(Metric(mlflow_key("refit_train", name), value, now, 0))
         for name, value in (counts or {}).items():
             metrics.append(Metric(count_key(name), float(value), now, 0))
+        if reference is not None:
+            for prefix, scores in (
+                (VAL_PREFIX, reference.val_metrics),
+                (TEST_PREFIX, reference.test_metrics),
+            ):
+                metrics.extend(
+                    Metric(mlflow_key(prefix, name), value, now, 0)
+                    for name, value in scores.items()
+                    if math.isfinite(value)
+                )
         if naive_fallback is not None:
             metrics.append(Metric("naive_fallback_series", float(naive_fallback), now, 0))
         if best_params is not None:

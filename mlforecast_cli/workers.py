@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import MlfError, first_line
+from .errors import MlfError, debug_enabled, described
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -143,7 +144,9 @@ def run_worker(job: WorkerJob, sender: Connection | None, result: Connection) ->
     except KeyboardInterrupt as exc:
         code = exit_code(exc)
     except BaseException as exc:
-        result.send(str(exc) if isinstance(exc, MlfError) else first_line(exc, typed=True))
+        if debug_enabled():  # stderr is the terminal's then
+            traceback.print_exc()
+        result.send(str(exc) if isinstance(exc, MlfError) else described(exc))
         code = 1
     finally:
         result.close()
@@ -193,7 +196,7 @@ def _work(job: WorkerJob, sender: Connection | None) -> None:
 def _quiet_output() -> None:
     """Send this process's stdout (and stderr unless MLF_DEBUG is set) to /dev/null: the
     command's process owns the terminal."""
-    streams = [1] if os.environ.get("MLF_DEBUG", "") not in ("", "0") else [1, 2]
+    streams = [1] if debug_enabled() else [1, 2]
     null = os.open(os.devnull, os.O_WRONLY)
     for fd in streams:
         os.dup2(null, fd)

@@ -152,12 +152,14 @@ def test_error_lines_are_not_hard_wrapped_at_80_columns(tmp_path):
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert any(
-        line.startswith("error: fails: no trial completed") and line.endswith("narrow terminal")
+        line.startswith("error: fails: no trial completed")
+        and re.search(r"narrow terminal \(\S+\.py:\d+\)$", line)  # where it was raised
         for line in errors
     ), result.stderr
     listed = run_mlf("plugins", env=env, cwd=tmp_path)
     warnings = [line for line in listed.stderr.splitlines() if line.strip()]
-    assert len(warnings) == 1 and warnings[0].endswith("narrow terminal"), listed.stderr
+    assert len(warnings) == 1, listed.stderr
+    assert re.search(r"narrow terminal \(\S+broken\.py:1\)$", warnings[0]), listed.stderr
 
 
 # --------------------------------------------------------------------------- help at 80 columns

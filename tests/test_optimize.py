@@ -409,3 +409,18 @@ def test_refuses_only_when_no_series_can_be_split(cli, tmp_path):
     assert result.code == 2
     assert "no series in" in result.err and "the longest, 'a', has 10 time points" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_resuming_under_another_experiment_says_so(cli, mlflow_uri):
+    first = cli("optimize", "seasonal_naive", "--trials", "1", "--experiment", "first", "--quiet")
+    assert first.code == 0, first
+    again = cli("optimize", "seasonal_naive", "--experiment", "second", "--json")
+    assert again.code == 0, again
+    err = " ".join(again.err.split())
+    assert "study 'seasonal_naive-walmart-h13-mape' was tracked in MLflow experiment 'first'" in err
+    assert "--experiment first" in err
+    [model] = json.loads(again.out)["models"]
+    assert any("experiment 'first'" in w for w in model["warnings"])
+    [old] = runs(mlflow_uri, "study", "first")
+    [new] = runs(mlflow_uri, "study", "second")
+    assert old.info.run_id != new.info.run_id == model["mlflow_parent_run_id"]

@@ -62,6 +62,14 @@ def _describe(fig, path) -> dict:
         ],
         "points": [sum(len(c.get_offsets()) for c in ax.collections) for ax in axes],
         "bars": [len(ax.patches) for ax in axes],
+        "bands": [
+            [
+                (c.get_paths()[0].vertices[:, 1].min(), c.get_paths()[0].vertices[:, 1].max())
+                for c in ax.collections
+                if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")
+            ]
+            for ax in axes
+        ],
         "yticks": [[t.get_text() for t in ax.get_yticklabels()] for ax in axes],
     }
 
@@ -131,6 +139,31 @@ def test_forecast_plot_shows_the_test_window(tmp_path, drawn):
         (_, _, actual), (_, _, forecast) = lines
         np.testing.assert_allclose(forecast, predictions[r])  # the forecast drawn is the model's
         np.testing.assert_allclose(actual[-13:], result.actuals[r])  # ending on the test actuals
+    assert fig["bands"] == [[]] * 4  # no intervals given, none drawn
+
+
+def test_forecast_plot_draws_the_interval_bands(tmp_path, drawn):
+    from mlforecast_cli.data import labels, make_windows
+
+    panel = load_dataset("walmart")
+    windows = make_windows(
+        panel, split_panel(panel, 13).test_start, 1, 13, mode="eval", scaler="none"
+    )
+
+    class Result:
+        pass
+
+    result = Result()
+    result.windows, result.actuals = windows, labels(windows)
+    result.predictions = result.actuals * 1.05
+    p = result.predictions
+    bounds = {80.0: (p - 100, p + 100), 95.0: (p - 300, p + 300)}
+    _check_png(plots.plot_test_forecast(panel, result, tmp_path / "f.png", bounds=bounds))
+    [fig] = drawn
+    for r, bands in enumerate(fig["bands"]):
+        wide, narrow = bands  # the 95 % band first, under the 80 % one
+        assert wide == pytest.approx((p[r].min() - 300, p[r].max() + 300))
+        assert narrow == pytest.approx((p[r].min() - 100, p[r].max() + 100))
 
 
 def test_history_importances_and_pruned_curves(tmp_path, drawn):

@@ -56,6 +56,26 @@ FILES = {
     "twin_b.py": HEADER + textwrap.dedent(GOOD.replace("{name}", "twin")),
     "good_mean.py": HEADER + textwrap.dedent(GOOD.replace("{name}", "good_mean")),
     "good_mean.yaml": "params:\n  window_size: {type: int, low: 2, high: 8}\n",
+    "always_fails.py": HEADER
+    + textwrap.dedent(
+        """
+        from pathlib import Path
+        from mlforecast_cli import Forecaster
+
+        class AlwaysFails(Forecaster):
+            def fit(self, train, valid=None, report=None):
+                raise ValueError("series 'M146' has no history")
+
+            def predict(self, windows):
+                raise AssertionError("never fitted")
+
+        @hookimpl
+        def register_models(register):
+            space = Path(__file__).with_name("good_mean.yaml")
+            register(ModelSpec(name="always_fails", summary="fit raises", family="other",
+                               factory=AlwaysFails, space=space))
+        """
+    ),
 }
 
 
@@ -195,3 +215,35 @@ def test_every_other_model_still_runs(cli, plugins_dir, mlflow_uri):
     experiment = client.get_experiment_by_name(document["experiment"])
     runs = client.search_runs([experiment.experiment_id], "tags.`mlf.role` = 'trial'")
     assert len(runs) == 3  # seasonal_naive has nothing to search: one trial
+
+
+@pytest.mark.parametrize(
+    ("broken", "code", "message"),
+    [
+        ("bad_space", 2, "model 'bad_space' has an invalid space: "),
+        ("broken", 1, "model 'broken' is not available: plugin broken ("),
+        ("twin", 1, "model name 'twin' is registered by twin_a ("),
+        ("always_fails", 1, "always_fails: no trial completed"),
+    ],
+)
+def test_a_broken_model_beside_good_ones_is_reported_and_the_others_run(
+    cli, plugins_dir, mlflow_uri, broken, code, message
+):
+    args = ["--plugins-dir", str(plugins_dir), "optimize", broken, "good_mean", "--trials", "2"]
+    result = cli(*args, "--json")
+    assert result.code == code, result
+    err = one_line(result.err)
+    assert message in err and "Traceback" not in result.err, err
+    outcomes = {m["model"]: m for m in json.loads(result.out)["models"]}
+    assert outcomes["good_mean"]["trials"]["complete"] == 2 and not outcomes["good_mean"]["error"]
+    assert message.split(": ", 1)[-1] in outcomes[broken]["error"]
+    table = cli(*args)
+    assert table.code == code, table
+    assert "good_mean" in table.out and message in one_line(table.err)
+
+
+def test_unknown_model_name_beside_good_ones_runs_nothing(cli, plugins_dir, mlflow_uri):
+    args = ["--plugins-dir", str(plugins_dir), "optimize", "good_mean", "good_maen"]
+    result = cli(*args, "--trials", "1")
+    assert result.code == 2 and "unknown model 'good_maen': did you mean good_mean?" in result.err
+    assert result.out == ""

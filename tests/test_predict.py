@@ -246,6 +246,7 @@ def test_the_logged_model_is_linked_typed_and_has_an_example(naive, use):
     assert {p.name: p.default for p in info.signature.params.params} == {
         "horizon": 13,
         "fill_features": "error",
+        "level": [],  # no interval unless asked for
     }
     assert info.saved_input_example_info["type"] == "dataframe"
     # the serving example MLflow keeps with the model is valid for serving

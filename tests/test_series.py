@@ -140,6 +140,27 @@ def test_whole_series_forecasts_are_scored_like_window_forecasts():
     assert result.train_metrics == {}
 
 
+def test_a_series_with_no_history_before_a_fold_is_left_out_of_that_fold():
+    walmart = load_dataset("walmart")
+    frame = pd.DataFrame(
+        {
+            "id": np.repeat(["long", "short"], [60, 20]),
+            "t": np.concatenate([walmart.times[0][:60], walmart.times[0][40:60]]),
+            "y": np.concatenate([walmart.y[0][:60], walmart.y[1][40:60]]),
+        }
+    )
+    panel = load_panel(frame, Columns(target="y", time="t", ids=("id",)))
+    split = split_panel(panel, 8, 2, min_train=1)
+    assert list(split.folds[0].train_end) == [36, 0]  # "short" has no point before fold 1
+    task = task_info(panel, 8, seed=1, device="cpu", n_jobs=1)
+    first, second = (
+        fit_and_score(drift_entry(), {"span": 5}, task, panel, fold.train_end)
+        for fold in split.folds
+    )
+    assert list(first.windows.series) == [0] and first.predictions.shape == (1, 8)
+    assert list(second.windows.series) == [0, 1] and np.isfinite(second.predictions).all()
+
+
 class TestSeriesDriftContract(ForecasterContract):
     """The contract suite runs on whole-series models too."""
 

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 import typer.main
 
-from ..errors import MlfError, first_line
+from ..errors import DEBUG_ENV, MlfError, debug_enabled, described
 from .datasets import datasets
+from .ensemble import ensemble
 from .invocation import record
 from .leaderboard import leaderboard
 from .models import list_models, show_space
@@ -71,6 +72,7 @@ app.command("show-space")(show_space)
 app.command("datasets")(datasets)
 app.command("plugins")(plugins)
 app.command("optimize")(optimize)
+app.command("ensemble")(ensemble)
 app.command("leaderboard")(leaderboard)
 app.command("predict")(predict)
 app.command("report")(report)
@@ -96,7 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     record(args)
-    debug = "--debug" in args or os.environ.get("MLF_DEBUG", "") not in ("", "0")
+    saved_debug = os.environ.get(DEBUG_ENV)
+    if "--debug" in args:  # for this command and the processes it starts (workers, writer)
+        os.environ[DEBUG_ENV] = "1"
+    debug = debug_enabled()
     click_exception = _click_exception_type()
     try:
         command = typer.main.get_command(app)
@@ -123,8 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         error_line(
-            f"unexpected {first_line(exc, typed=True)} "
-            "(rerun with --debug for the traceback and report it)"
+            f"unexpected {described(exc)} (rerun with --debug for the traceback and report it)"
         )
         code = 1
+    finally:
+        if saved_debug is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = saved_debug
     sys.exit(code if isinstance(code, int) else 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
-from .output import print_json, print_table
+from .output import REFERENCE_HEADER, print_json, print_table, with_ratio_text
 
 
 def leaderboard(
@@ -13,18 +13,22 @@ def leaderboard(
     json_output: JsonTableOpt = False,
 ) -> None:
     """Rank an experiment's models: each one's best study by validation, with its test score."""
-    from ..leaderboard import experiment_rows, model_label
+    from ..leaderboard import experiment_rows
     from ..metrics import metric_label
 
-    rows = experiment_rows(experiment, metric, tracking_uri)
+    rows = experiment_rows(experiment, metric, tracking_uri, reference=True)
     if json_output:
         print_json({"experiment": experiment, "metric": metric, "models": rows})
         return
     label = metric_label(metric)
     print_table(
-        [{**row, "model": model_label(row["model"])} for row in rows],
-        ["rank", "model", "val", "test", "trials", "study", "run_id"],
-        headers={"val": f"best val {label}", "test": f"test {label}"},
+        [with_ratio_text(row) for row in rows],
+        ["rank", "model", "val", "test", "vs_reference", "trials", "study", "run_id"],
+        headers={
+            "val": f"best val {label}",
+            "test": f"test {label}",
+            "vs_reference": REFERENCE_HEADER,
+        },
         title=f"Leaderboard: {experiment}",
         shrink=("study", "run_id"),
     )

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..registry import get_model, get_registry
 from .options import JsonTableOpt
-from .output import console, print_json, print_table, warning_line
+from .output import console, print_json, print_table, show_tracebacks, warning_line
 
 
 def list_models(
@@ -33,6 +33,7 @@ def list_models(
                 "status": entry.status,
             }
         )
+    show_tracebacks(registry.exceptions)
     if json_output:
         print_json({"models": rows, "problems": registry.problems})
         return

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import MlfError, UsageError
 from ..metrics import DEFAULT_METRIC
 from .data_options import (
     DataChoice,
@@ -27,7 +27,18 @@ from .data_options import (
 )
 from .invocation import invocation
 from .options import METRICS_TEXT, TrackingUriOpt
-from .output import console, err_console, error_line, print_json, print_table, warning_line
+from .output import (
+    REFERENCE_HEADER,
+    console,
+    err_console,
+    error_line,
+    print_json,
+    print_table,
+    say,
+    show_tracebacks,
+    warning_line,
+    with_ratio_text,
+)
 
 if TYPE_CHECKING:
     from ..config import OptimizeConfig
@@ -126,7 +137,8 @@ def optimize(
 
     if metric is not None:
         check_metric(metric)
-    entries = select_models(get_registry(), models)
+    chosen = select_models(get_registry(), models)
+    entries = chosen.entries
     choice = load_data(dataset, data, target, time_col, id_col, feature, freq)
     horizon = horizon or choice.default_horizon
     if horizon is None:
@@ -150,20 +162,42 @@ def optimize(
         plots_dir=plots,
         command=shlex.join(["mlf", *invocation()]),
     )
-    several = len(entries) > 1
+    several = len(entries) + len(chosen.broken) > 1
     plans = [plan_study(entry, config, choice.panel, several=several) for entry in entries]
+    for error in chosen.broken.values():
+        warning_line(f"{error}; it is left out, the other models run")
+    show_tracebacks(chosen.broken.values())
     outcomes = _run(
         entries, plans, config, choice.panel, quiet=quiet or json_output, json_output=json_output
     )
     if json_output:
-        print_json(_document(outcomes, config.experiment, choice, horizon))
+        document = _document(outcomes, config.experiment, choice, horizon, plans[0].metric)
+        document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
+        print_json(document)
     else:
         _print_leaderboard(outcomes, plans[0].metric)
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        for o in failed:
+    _exit_for_failures(outcomes, chosen.broken)
+
+
+def _exit_for_failures(outcomes: list[ModelOutcome], broken: dict[str, MlfError]) -> None:
+    """One error line per model that could not run or whose study failed, then the exit code
+    the worst of them gives alone: 2 for a model that is not ready, 1 for a broken plugin or
+    a failed study (the other models have run)."""
+    codes = []
+    for error in broken.values():
+        error_line(str(error))
+        codes.append(error.exit_code)
+    for o in outcomes:
+        if o.error:
             error_line(f"{o.model}: {o.error}")
-        raise typer.Exit(1)
+            codes.append(1)
+    if codes:
+        raise typer.Exit(max(codes))
+
+
+def _broken_model(name: str, error: MlfError) -> dict:
+    """A model that could not run, as --json lists it beside the others."""
+    return {"model": name, "study_name": None, "trials": None, "error": str(error)}
 
 
 def _run(
@@ -196,6 +230,14 @@ def _run(
             outcome = run_model(entry, plan, config, panel, board)
             for warning in outcome.warnings:
                 warning_line(warning)
+            for failure in outcome.failures:
+                more = (
+                    f" (and {failure.count - 1} more with this reason)" if failure.count > 1 else ""
+                )
+                show_tracebacks(
+                    [failure.traceback or failure.reason],
+                    heading=f"{entry.name}: trial {failure.trials[0]}{more} failed:",
+                )
             outcomes.append(outcome)
     except KeyboardInterrupt as exc:
         if board is not None:
@@ -215,27 +257,47 @@ def _run(
 
 
 def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
-    from ..leaderboard import model_label, outcome_rows
+    from ..leaderboard import outcome_rows
     from ..metrics import metric_label
+    from ..study import failures_text
 
     label = metric_label(metric)
-    rows = [{**row, "model": model_label(row["model"])} for row in outcome_rows(outcomes, metric)]
+    rows = [with_ratio_text(row) for row in outcome_rows(outcomes, metric)]
     print_table(
         rows,
-        ["model", "val", "test", "trials", "naive", "time", "study"],
-        headers={"val": f"best val {label}", "test": f"test {label}", "naive": "naive fallback"},
+        ["model", "val", "test", "vs_reference", "trials", "naive", "time", "study"],
+        headers={
+            "val": f"best val {label}",
+            "test": f"test {label}",
+            "vs_reference": REFERENCE_HEADER,
+            "naive": "naive fallback",
+        },
         title="Leaderboard",
         shrink=("study",),
     )
+    for o in outcomes:
+        if o.failures:
+            say(f"{o.model}: {failures_text(o.failures)}")
 
 
 def _document(
-    outcomes: list[ModelOutcome], experiment: str, choice: DataChoice, horizon: int
+    outcomes: list[ModelOutcome], experiment: str, choice: DataChoice, horizon: int, metric: str
 ) -> dict:
+    from ..leaderboard import REFERENCE, vs_reference
+
+    recorded = next((o.reference for o in outcomes if o.reference is not None), None)
     return {
         "experiment": experiment,
         "data": choice.name,
         "horizon": horizon,
+        "metric": metric,
+        "reference": None
+        if recorded is None
+        else {
+            "model": REFERENCE,
+            "val_metrics": recorded.val_metrics,
+            "test_metrics": recorded.test_metrics,
+        },
         "models": [
             {
                 "model": o.model,
@@ -244,10 +306,23 @@ def _document(
                 "best_value": o.best_value,
                 "best_params": o.best_params,
                 "test_metrics": o.test_metrics,
+                "vs_reference": vs_reference(
+                    o.test_metrics.get(metric), o.reference and o.reference.test_metrics.get(metric)
+                ),
                 "naive_fallback": o.naive_fallback,
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
                 "error": o.error,
+                "failures": [
+                    {
+                        "reason": f.reason,
+                        "count": f.count,
+                        "trials": f.trials,
+                        "traceback": f.traceback,
+                    }
+                    for f in o.failures
+                ],
+                "warnings": o.warnings,
             }
             for o in outcomes
         ],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -97,3 +97,33 @@ def say(message: str) -> None:
 
 def _line(label: str, style: str, message: str) -> None:
     err_console.print(Text.assemble((label, style), message.replace("\n", " ")))
+
+
+def show_tracebacks(problems: Iterable[BaseException | str], heading: str = "") -> None:
+    """With ``--debug`` (or ``MLF_DEBUG=1``), print each traceback (an exception's, or one
+    kept as text) on stderr as Python writes it; otherwise nothing."""
+    from ..errors import debug_enabled, traceback_text
+
+    if not debug_enabled():
+        return
+    for problem in problems:
+        text = problem if isinstance(problem, str) else traceback_text(problem, limit=None)
+        if heading:
+            err_console.print(Text(heading, style="bold"))
+        err_console.print(Text(text.rstrip("\n")), soft_wrap=True, highlight=False)
+
+
+REFERENCE_HEADER = "vs ref"
+"""The column of a model's test metric divided by the reference's."""
+
+
+def with_ratio_text(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` for a table: the reference marked, ``vs_reference`` as ``0.82`` (2 decimals)."""
+    from ..leaderboard import model_label
+
+    ratio = row.get("vs_reference")
+    return {
+        **row,
+        "model": model_label(row["model"]),
+        "vs_reference": None if ratio is None else f"{ratio:.2f}",
+    }

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..registry import ENTRY_POINT_GROUP, Registry, get_registry
 from .options import JsonTableOpt
-from .output import print_json, print_table, warning_line
+from .output import print_json, print_table, show_tracebacks, warning_line
 
 
 def plugins(
@@ -27,6 +27,7 @@ def plugins(
     rows = [_row(registry, info) for info in registry.plugins]
     notes = _notes(registry)
     problems = registry.problems + notes
+    show_tracebacks(registry.exceptions)
     if json_output:
         print_json(
             {

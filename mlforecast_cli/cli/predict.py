@@ -67,6 +67,14 @@ def predict(
             help=f"Metric whose studies to choose from: {METRICS_TEXT} (default: any).",
         ),
     ] = None,
+    level: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--level",
+            metavar="PCT",
+            help="Add a conformal prediction interval at this level (lo-PCT, hi-PCT); repeat.",
+        ),
+    ] = None,
     experiment: Annotated[
         str | None,
         typer.Option("--experiment", metavar="NAME", help="MLflow experiment to look in."),
@@ -76,7 +84,9 @@ def predict(
 ) -> None:
     """Forecast HORIZON steps past the end of each series with a study's refit model."""
     from ..forecast import FILL_CHOICES
+    from ..intervals import check_levels
 
+    levels = check_levels(level or ())
     if study_name and run_id:
         raise UsageError("--study-name and --run-id exclude each other: pass only one of them")
     if fill_features not in FILL_CHOICES:
@@ -109,7 +119,7 @@ def predict(
     from ..forecast import forecast_frame
 
     result = forecast_frame(
-        saved, frame, horizon=horizon, fill_features=fill_features, source=source
+        saved, frame, horizon=horizon, fill_features=fill_features, source=source, levels=levels
     )
     if output is not None:
         _write(result, output, writer)
@@ -121,7 +131,8 @@ def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, o
     from ..forecast import FORECAST
     from ..study_runs import model_uri
 
-    n_series = result.drop(columns=[saved.columns["time"], FORECAST]).drop_duplicates().shape[0]
+    ids = list(saved.columns.get("ids") or ())
+    n_series = result[ids].drop_duplicates().shape[0] if ids else 1
     steps = len(result) // max(n_series, 1)
     if json_output:
         print_json(
@@ -147,8 +158,10 @@ def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, o
         return
     shown = _with_known_features(result, frame, saved)
     rows = _records(shown, saved)
+    values = [c for c in result.columns if c == FORECAST or c.startswith(("lo-", "hi-"))]
     for row in rows:
-        row[FORECAST] = f"{row[FORECAST]:,.2f}"
+        for name in values:
+            row[name] = f"{row[name]:,.2f}"
     say(
         f"Forecast of model '{saved.model_name}' (study {saved.study_name}): {n_series} series "
         f"× {steps} steps"
@@ -245,7 +258,7 @@ def _with_known_features(result: pd.DataFrame, frame: pd.DataFrame, saved: Saved
     known[keys[-1]] = pd.to_datetime(known[keys[-1]])
     known = known.drop_duplicates(keys, keep="last")
     shown = result.merge(known, on=keys, how="left")
-    return shown[[*keys, *features, FORECAST]]
+    return shown[[*keys, *features, *result.columns[result.columns.get_loc(FORECAST) :]]]
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:

@@ -1,0 +1,91 @@
+"""`mlf ensemble`: combine the best study of each model of an experiment, weights chosen on
+validation, scored once on test, logged as a study of model ``ensemble``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .options import DEFAULT_EXPERIMENT, METRICS_TEXT, ExperimentOpt, TrackingUriOpt
+from .output import print_json, print_table, say, warning_line
+
+
+def ensemble(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="Models to combine (default: every model of the experiment)."),
+    ] = None,
+    experiment: ExperimentOpt = DEFAULT_EXPERIMENT,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            metavar="HOW",
+            help="greedy (forward selection with replacement) or mean (of the top K).",
+        ),
+    ] = "greedy",
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, metavar="N", help="Rounds of greedy selection.")
+    ] = 25,
+    top: Annotated[
+        int, typer.Option("--top", min=1, metavar="K", help="Members of --method mean.")
+    ] = 3,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help=f"Metric whose studies to combine: {METRICS_TEXT} (default: the newest's).",
+        ),
+    ] = None,
+    tracking_uri: TrackingUriOpt = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Combine the best study of each model into one ensemble and log it as model 'ensemble'."""
+    from ..ensemble import METHODS
+    from ..errors import UsageError
+    from ..metrics import check_metric, metric_label
+
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if metric is not None:
+        check_metric(metric)
+    import mlflow
+
+    from ..ensemble_study import build_ensemble
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    outcome = build_ensemble(
+        uri, experiment, models or (), metric=metric, method=method, rounds=rounds, top=top
+    )
+    if json_output:
+        print_json(
+            {
+                "experiment": experiment,
+                "study_name": outcome.study_name,
+                "run_id": outcome.run_id,
+                "model_uri": outcome.model_uri,
+                "method": method,
+                "metric": outcome.metric,
+                "val": outcome.val,
+                "test_metrics": outcome.test_metrics,
+                "members": outcome.rows()[:-1],
+                "warnings": outcome.warnings,
+            }
+        )
+        return
+    for warning in outcome.warnings:
+        warning_line(warning)
+    label = metric_label(outcome.metric)
+    print_table(
+        outcome.rows(),
+        ["model", "weight", "val", "test", "study"],
+        headers={"val": f"val {label}", "test": f"test {label}"},
+        title=f"Ensemble ({method}) of {experiment}",
+        shrink=("study",),
+    )
+    say(
+        f"logged as study {outcome.study_name} (run {outcome.run_id}); forecast with "
+        "'mlf predict ensemble'"
+    )

@@ -1,0 +1,201 @@
+"""Forecasts of held-out steps (the validation windows, the test window) as one flat table.
+
+Each study keeps its best trial's validation forecasts and its refit's test forecasts, so an
+ensemble (:mod:`.ensemble`) and the conformal intervals (:mod:`.intervals`) need no refit of
+the search. A row is one (window, series, step): id, time, window, step, actual, forecast,
+and what the metrics need besides (``scale``: the series' in-sample seasonal-naive MAE before
+the window; ``weight``: the step's metric weight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .metrics import evaluate, mase_scale
+from .panel import Panel
+from .scoring import FitResult, mean_metrics, row_weights
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .registry import ModelEntry
+    from .runner import Objective
+    from .study import StudyConfig
+
+__all__ = [
+    "TEST_ARTIFACT",
+    "VALIDATION_ARTIFACT",
+    "HeldOut",
+    "best_validation",
+    "from_fits",
+    "series_scale",
+]
+
+VALIDATION_ARTIFACT = "forecasts/validation.csv.gz"
+"""Artifact path, on a study's parent run, of its best trial's validation forecasts."""
+TEST_ARTIFACT = "forecasts/test.csv.gz"
+"""Artifact path, on a study's parent run, of its refit model's test forecasts."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Forecasts of held-out steps in the data's units, one row per (window, series, step),
+    sorted by window, series id, time."""
+
+    id: np.ndarray
+    time: np.ndarray
+    window: np.ndarray
+    step: np.ndarray
+    actual: np.ndarray
+    forecast: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.actual)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.step.max()) + 1 if len(self) else 0
+
+    def with_forecast(self, forecast: np.ndarray) -> HeldOut:
+        """The same rows with another forecast (an ensemble's)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["forecast"] = np.asarray(forecast, dtype=np.float64)
+        return HeldOut(**values)
+
+    def metrics(self) -> dict[str, float]:
+        """Every point metric of the forecast, as a study scores it: the mean over windows."""
+        per_window = []
+        for w in np.unique(self.window):
+            rows = self.window == w
+            h = int(self.step[rows].max()) + 1
+            per_window.append(
+                evaluate(
+                    self.actual[rows].reshape(-1, h),
+                    self.forecast[rows].reshape(-1, h),
+                    scale=self.scale[rows].reshape(-1, h)[:, 0],
+                    weights=self.weight[rows].reshape(-1, h),
+                )
+            )
+        return mean_metrics(per_window)
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame({f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> HeldOut:
+        """The table read back (:meth:`to_frame`); rows are put in the canonical order."""
+        import pandas as pd
+
+        frame = frame.assign(
+            id=frame["id"].astype(str), time=pd.to_datetime(frame["time"])
+        ).sort_values(["window", "id", "time"], kind="stable")
+        return cls(
+            id=frame["id"].to_numpy(dtype=object),
+            time=frame["time"].to_numpy(dtype="datetime64[ns]"),
+            **{
+                name: frame[name].to_numpy(dtype=np.int64 if name in ("window", "step") else float)
+                for name in ("window", "step", "actual", "forecast", "scale", "weight")
+            },
+        )
+
+    def keys(self) -> Any:
+        """What identifies the rows: two tables of the same study setup have equal keys."""
+        return (self.window, self.id, self.time)
+
+
+def series_scale(panel: Panel, end: np.ndarray) -> np.ndarray:
+    """(n_series,) in-sample seasonal-naive MAE of each series before ``end`` (MASE's scale)."""
+    history = [panel.y[s][: int(end[s])] for s in range(panel.n_series)]
+    return mase_scale(history, panel.season_length)
+
+
+def from_fits(panel: Panel, fits: Sequence[tuple[FitResult, np.ndarray]]) -> HeldOut:
+    """The held-out table of scored fits ``(result, end)``, one window each (oldest first)."""
+    parts: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(HeldOut)}
+    for k, (result, end) in enumerate(fits):
+        windows = result.windows
+        n, h = result.predictions.shape
+        steps = np.arange(h)
+        sid = np.repeat(windows.series, h)
+        position = (windows.step_offset[:, None] + steps).reshape(-1)
+        labels = np.asarray(panel.id_labels, dtype=object)
+        weights = row_weights(panel, windows)
+        parts["id"].append(labels[sid])
+        parts["time"].append(
+            np.array(
+                [panel.times[s][p] for s, p in zip(sid, position, strict=True)],
+                dtype="datetime64[ns]",
+            )
+        )
+        parts["window"].append(np.full(n * h, k, dtype=np.int64))
+        parts["step"].append(np.tile(steps, n))
+        parts["actual"].append(np.asarray(result.actuals, dtype=float).reshape(-1))
+        parts["forecast"].append(np.asarray(result.predictions, dtype=float).reshape(-1))
+        parts["scale"].append(series_scale(panel, end)[sid])
+        parts["weight"].append(np.ones(n * h) if weights is None else weights.reshape(-1))
+    table = HeldOut(**{k: np.concatenate(v) for k, v in parts.items()})
+    order = np.lexsort((table.time, table.id.astype(str), table.window))
+    return HeldOut(**{f.name: getattr(table, f.name)[order] for f in fields(HeldOut)})
+
+
+def best_validation(
+    entry: ModelEntry, panel: Panel, config: StudyConfig, study, objective: Objective | None
+) -> HeldOut:
+    """The validation forecasts of the study's best trial: kept by ``objective`` when this
+    process ran it, else fitted again with its configuration on every fold (a resumed study,
+    or a best trial that ran in a worker process)."""
+    from .runner import best_folds, fit_and_score, task_info
+    from .split import split_panel
+
+    best = study.best_trial
+    kept = best_folds(objective, best.number)
+    if kept is not None:
+        return from_fits(panel, kept)
+    params = dict(best.user_attrs.get("config") or best.params)
+    split = split_panel(panel, config.horizon, config.cv_windows)
+    task = task_info(panel, config.horizon, seed=config.seed, device=config.device, n_jobs=1)
+    fits = [
+        (
+            fit_and_score(entry, params, task, panel, fold.train_end, train_metrics=False),
+            fold.train_end,
+        )
+        for fold in split.folds
+    ]
+    return from_fits(panel, fits)
+
+
+def read_artifact(client, run_id: str, path: str) -> HeldOut | None:
+    """A held-out table logged on ``run_id`` (None when the run has none)."""
+    import tempfile
+
+    import pandas as pd
+
+    from .mlflow_store import quiet_mlflow
+
+    with tempfile.TemporaryDirectory(prefix="mlf-held-out-") as tmp, quiet_mlflow():
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except Exception:
+            return None
+        return HeldOut.from_frame(pd.read_csv(local))
+
+
+def log_artifacts(client, run_id: str, tables: Mapping[str, HeldOut]) -> None:
+    """Log each table at its artifact path (``{path: table}``) on ``run_id``."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="mlf-held-out-") as tmp:
+        for path, table in tables.items():
+            local = Path(tmp) / path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            table.to_frame().to_csv(local, index=False)
+            client.log_artifact(run_id, str(local), str(Path(path).parent))

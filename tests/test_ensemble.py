@@ -1,0 +1,283 @@
+"""Held-out forecasts, `mlf ensemble`, and `mlf predict --level`: real studies (the seasonal
+naive, a third-party model, a whole-series model) in a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlforecast_cli.cli import main
+from mlforecast_cli.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
+from mlforecast_cli.registry import Registry, set_registry
+from tests.plugin_factories import SPACE, MeanModel, spec_plugin
+
+EXPERIMENT = "sales"
+HORIZON = 4
+DATA_ARGS = ["--target", "units", "--time-col", "week", "--id-col", "shop"]
+
+
+@dataclass
+class Store:
+    root: Path
+    uri: str
+    data: Path
+    plugin: object
+
+
+def _sales(n_series: int = 4, length: int = 90, seed: int = 3) -> pd.DataFrame:
+    """Weekly sales with a trend, a yearly-ish wave and noise: models disagree on them."""
+    rng = np.random.default_rng(seed)
+    weeks = pd.date_range("2020-01-03", periods=length, freq="W-FRI")
+    t = np.arange(length)
+    parts = []
+    for s in range(n_series):
+        units = 100 + 20 * s + 0.5 * t + 10 * np.sin(2 * np.pi * t / 13) + rng.normal(0, 4, length)
+        parts.append(pd.DataFrame({"shop": f"S{s}", "week": weeks, "units": units}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _call(*args: str) -> int:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    return 0
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, _mlflow_template) -> Store:
+    """seasonal_naive, theta and a third-party mean model on a small file, 2 CV windows."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("ensemble")
+    data = root / "sales.csv"
+    _sales().to_csv(data, index=False)
+    shutil.copy(_mlflow_template, root / "mlflow.db")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    plugin = spec_plugin("mean_model", MeanModel, SPACE, root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLF_HOME", str(root / ".mlf"))
+        mp.setenv("MLF_CHILD_RUNS", "inline")
+        mp.setenv("MLF_PLOTS", "0")
+        registry = Registry()
+        registry.add_plugin(plugin, name="mean_plugin")
+        set_registry(registry)
+        try:
+            args = ["--data", str(data), *DATA_ARGS, "--horizon", str(HORIZON)]
+            args += ["--cv-windows", "2", "--experiment", EXPERIMENT, "--quiet"]
+            code = _call(
+                "optimize", "seasonal_naive", "theta", "mean_model", "--trials", "3", *args
+            )
+            assert code == 0
+        finally:
+            set_registry(None)
+    return Store(root, uri, data, plugin)
+
+
+@pytest.fixture
+def use(store, monkeypatch, mlflow_uri):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    registry = Registry()
+    registry.add_plugin(store.plugin, name="mean_plugin")
+    set_registry(registry)
+    return store
+
+
+def _studies(uri: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([exp.experiment_id], filter_string="tags.`mlf.role` = 'study'")
+
+
+def test_each_study_keeps_its_best_trial_validation_and_test_forecasts(use):
+    client = MlflowClient(use.uri)
+    studies = [r for r in _studies(use.uri) if r.data.params["model"] != "ensemble"]
+    assert sorted(r.data.params["model"] for r in studies) == [
+        "mean_model",
+        "seasonal_naive",
+        "theta",
+    ]
+    for run in studies:
+        validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
+        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
+        assert len(validation) == 2 * 4 * HORIZON and sorted(set(validation.window)) == [0, 1]
+        assert len(test) == 4 * HORIZON
+        # the stored forecasts are the ones the study scored: same metric to the last digit
+        assert validation.metrics()["mape"] == pytest.approx(run.data.metrics["best_val_MAPE"])
+        assert test.metrics()["mape"] == pytest.approx(run.data.metrics["test_MAPE"])
+        for level in (80, 95):
+            assert 0 <= run.data.metrics[f"test_coverage_{level}"] <= 100
+            assert run.data.metrics[f"test_MSIS_{level}"] > 0
+
+
+def test_validation_fitted_again_equals_the_kept_one(registry, tmp_path):
+    """A best trial run in another process (or before a resume) is fitted again: same table."""
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.held_out import best_validation
+    from mlforecast_cli.runner import StudyConfig, build_objective, run_study
+
+    plugin = spec_plugin("mean_model", MeanModel, SPACE, tmp_path)
+    registry.add_plugin(plugin, name="mean_plugin")
+    entry = registry.get("mean_model")
+    panel = load_dataset("walmart")
+    config = StudyConfig(
+        model="mean_model",
+        study_name="kept",
+        horizon=HORIZON,
+        space=entry.load_space(),
+        cv_windows=2,
+    )
+    objective = build_objective(entry, panel, config)
+    study = run_study(entry, panel, config, n_trials=4, objective=objective)
+    kept = best_validation(entry, panel, config, study, objective)
+    again = best_validation(entry, panel, config, study, None)
+    assert objective.kept[0] == study.best_trial.number
+    assert np.allclose(kept.forecast, again.forecast)
+    assert kept.metrics()["mape"] == pytest.approx(study.best_value)
+
+
+def _ensemble(cli, *args):
+    result = cli("ensemble", "--experiment", EXPERIMENT, "--json", *args)
+    assert result.code == 0, result
+    return json.loads(result.out)
+
+
+def test_greedy_ensemble_is_scored_logged_and_ranked(cli, use):
+    doc = _ensemble(cli)
+    members = {m["model"]: m for m in doc["members"]}
+    assert set(members) == {"mean_model", "seasonal_naive", "theta"}
+    assert sum(m["weight"] for m in members.values()) == pytest.approx(1.0)
+    assert doc["val"] <= min(m["val"] for m in members.values()) + 1e-9
+    # the test score is the weighted members' test forecasts, scored once
+    client = MlflowClient(use.uri)
+    tables = {m: read_artifact(client, members[m]["run_id"], TEST_ARTIFACT) for m in members}
+    forecast = sum(members[m]["weight"] * tables[m].forecast for m in members)
+    expected = tables["theta"].with_forecast(forecast).metrics()["mape"]
+    assert doc["test_metrics"]["mape"] == pytest.approx(expected)
+    assert {"coverage_80", "msis_95"} <= set(doc["test_metrics"])
+    run = client.get_run(doc["run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["model"] == "ensemble"
+    assert run.data.tags["mlf.model_uri"] == doc["model_uri"]
+    board = cli("leaderboard", "--experiment", EXPERIMENT, "--json")
+    rows = {r["model"]: r for r in json.loads(board.out)["models"]}
+    assert rows["ensemble"]["test"] == pytest.approx(expected)
+    assert rows["ensemble"]["trials"] == "" and "✓" in rows["theta"]["trials"]
+    naive = rows["seasonal_naive"]["test"]
+    assert rows["ensemble"]["vs_reference"] == pytest.approx(expected / naive, rel=1e-3)
+    page = use.root / "report.html"
+    assert cli("report", "--experiment", EXPERIMENT, "--output", str(page)).code == 0
+    assert f"ensemble: study {doc['study_name']}" in page.read_text()
+
+
+def test_mean_of_the_top_one_is_the_best_member(cli, use):
+    doc = _ensemble(cli, "--method", "mean", "--top", "1")
+    best = min(doc["members"], key=lambda m: m["val"])
+    assert [m["model"] for m in doc["members"] if m["weight"] > 0] == [best["model"]]
+    assert doc["test_metrics"]["mape"] == pytest.approx(best["test"])
+
+
+def test_predict_ensemble_is_the_weighted_members_with_intervals(cli, use, tmp_path):
+    doc = _ensemble(cli, "seasonal_naive", "mean_model", "--method", "mean", "--top", "2")
+    assert {m["model"]: m["weight"] for m in doc["members"]} == {
+        "seasonal_naive": 0.5,
+        "mean_model": 0.5,
+    }
+    frames = {}
+    for model in ("ensemble", "seasonal_naive", "mean_model"):
+        out = tmp_path / f"{model}.csv"
+        args = ["predict", model, "--experiment", EXPERIMENT, "--data", str(use.data), "-o"]
+        if model == "ensemble":  # this one, not the best ensemble by validation so far
+            args = [*args[:-1], "--run-id", doc["run_id"], "-o"]
+        result = cli(*args, str(out), "--level", "80", "--level", "95")
+        assert result.code == 0, result
+        frames[model] = pd.read_csv(out)
+    ens = frames["ensemble"]
+    assert list(ens.columns) == ["shop", "week", "forecast", "lo-80", "hi-80", "lo-95", "hi-95"]
+    assert len(ens) == 4 * HORIZON
+    mean = 0.5 * frames["seasonal_naive"]["forecast"] + 0.5 * frames["mean_model"]["forecast"]
+    assert np.allclose(ens["forecast"], mean)
+    for frame in frames.values():
+        assert (frame["lo-95"] <= frame["lo-80"]).all() and (
+            frame["lo-80"] < frame["forecast"]
+        ).all()
+        assert (frame["forecast"] < frame["hi-80"]).all() and (
+            frame["hi-80"] <= frame["hi-95"]
+        ).all()
+    # the logged pyfunc model takes the levels as a parameter, and gives the same numbers
+    model = mlflow.pyfunc.load_model(doc["model_uri"])
+    served = model.predict(_sales(), params={"level": [80.0, 95.0]})
+    assert np.allclose(served["hi-95"], ens["hi-95"])
+    assert "lo-80" not in model.predict(_sales()).columns
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ensemble", "--method", "best"], "--method 'best' is not one of greedy, mean"),
+        (["ensemble", "--metric", "nope"], "--metric 'nope' is not one of"),
+        (["ensemble", "arima"], "no finished study of arima with a refit model"),
+        (["ensemble", "theta"], "an ensemble needs at least 2 models"),
+        (["ensemble", "--metric", "mae"], "no finished study with a refit model"),
+        (["predict", "theta", "--level", "100"], "--level 100.0 is not a level in percent"),
+        (["predict", "theta", "--level", "0"], "--level 0.0 is not a level in percent"),
+    ],
+)
+def test_bad_input_is_one_line(cli, use, args, message):
+    result = cli(*args, "--experiment", EXPERIMENT)
+    assert result.code != 0
+    assert message in result.err, result
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_a_model_without_residuals_refuses_levels_in_one_line(use):
+    """A model saved before intervals existed forecasts, but refuses --level clearly."""
+    import dataclasses
+
+    from mlforecast_cli.errors import UsageError
+    from mlforecast_cli.forecast import forecast_frame
+    from mlforecast_cli.pyfunc import load_saved_model
+
+    run = next(r for r in _studies(use.uri) if r.data.params["model"] == "theta")
+    saved = dataclasses.replace(load_saved_model(run.data.tags["mlf.model_uri"]), conformal=None)
+    assert len(forecast_frame(saved, _sales())) == 4 * HORIZON
+    with pytest.raises(UsageError, match="has no validation residuals to give prediction"):
+        forecast_frame(saved, _sales(), levels=[80])
+
+
+def test_members_whose_rows_differ_are_refused():
+    from types import SimpleNamespace
+
+    from mlforecast_cli.ensemble_study import check_same_rows
+    from mlforecast_cli.errors import MlfError
+    from tests.test_intervals import table
+
+    actual = np.ones((4, 2))
+    a = SimpleNamespace(study="a", validation=table(actual, actual), test=table(actual, actual))
+    b = SimpleNamespace(study="b", validation=table(actual[:3], actual[:3]), test=a.test)
+    check_same_rows([a, a])
+    with pytest.raises(MlfError, match="validation forecasts of studies a and b do not cover"):
+        check_same_rows([a, b])
+
+
+def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_uri, monkeypatch):
+    import mlforecast_cli.intervals
+
+    def broken(*args, **kwargs):
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(mlforecast_cli.intervals, "study_forecasts", broken)
+    result = cli("optimize", "seasonal_naive", "--trials", "1", "--json")
+    assert result.code == 0, result
+    [model] = json.loads(result.out)["models"]
+    assert model["error"] is None and "mape" in model["test_metrics"]
+    assert "coverage_80" not in model["test_metrics"]
+    assert "no validation forecasts, so no intervals: ValueError: disk on fire" in result.err

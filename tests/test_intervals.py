@@ -1,0 +1,124 @@
+"""Conformal intervals, interval metrics, held-out tables and ensemble selection, on numbers
+whose answer is known (no MLflow, no study)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlforecast_cli.ensemble import combine, greedy_weights, select, top_mean_weights
+from mlforecast_cli.errors import UsageError
+from mlforecast_cli.held_out import HeldOut
+from mlforecast_cli.intervals import ConformalScores, check_levels, conformal_scores
+from mlforecast_cli.metrics import coverage, evaluate_intervals, metric_label, msis
+
+
+def table(actual: np.ndarray, forecast: np.ndarray, scale: float = 1.0, windows: int = 1):
+    """A held-out table of (n, h) actuals and forecasts split evenly into ``windows``."""
+    n, h = actual.shape
+    per = n // windows
+    return HeldOut(
+        id=np.repeat(np.array([f"s{i % per}" for i in range(n)], dtype=object), h),
+        time=np.tile(np.arange(h), n).astype("datetime64[D]").astype("datetime64[ns]"),
+        window=np.repeat(np.arange(n) // per, h),
+        step=np.tile(np.arange(h), n),
+        actual=actual.reshape(-1).astype(float),
+        forecast=forecast.reshape(-1).astype(float),
+        scale=np.full(n * h, scale),
+        weight=np.ones(n * h),
+    )
+
+
+def test_half_width_is_the_split_conformal_rank():
+    scores = ConformalScores((np.arange(1.0, 100.0), np.arange(2.0, 200.0, 2.0)))
+    # m = 99 scores: rank ceil(100 * 0.8) = 80, ceil(100 * 0.95) = 95
+    assert scores.half_width(80).tolist() == [80.0, 160.0]
+    assert scores.half_width(95).tolist() == [95.0, 190.0]
+    assert scores.half_width(99.9).tolist() == [99.0, 198.0]  # past the last: the largest
+
+
+def test_intervals_cover_new_exchangeable_errors_at_their_level():
+    rng = np.random.default_rng(0)
+    h, n = 3, 4000
+    noise = rng.standard_normal((n, h)) * np.array([1.0, 2.0, 4.0])  # wider each step
+    scales = rng.uniform(1, 10, n)
+    actual = 100 * scales[:, None] + noise * scales[:, None]
+    validation = table(actual, np.full_like(actual, 0) + 100 * scales[:, None])
+    validation = HeldOut(**{**vars(validation), "scale": np.repeat(scales, h)})
+    conformal = conformal_scores(validation)
+    new_noise = rng.standard_normal((n, h)) * np.array([1.0, 2.0, 4.0])
+    new_actual = 100 * scales[:, None] + new_noise * scales[:, None]
+    bounds = conformal.bounds(100 * scales[:, None] * np.ones((1, h)), scales, (80, 95))
+    got = evaluate_intervals(new_actual, bounds, scales)
+    assert got["coverage_80"] == pytest.approx(80, abs=2)
+    assert got["coverage_95"] == pytest.approx(95, abs=1.5)
+    half = conformal.half_width(80)
+    assert half[0] < half[1] < half[2]  # per step, as the errors grow
+
+
+def test_coverage_and_msis_by_hand():
+    y = np.array([[1.0, 5.0, 10.0]])
+    lo, hi = np.array([[0.0, 0.0, 0.0]]), np.array([[2.0, 4.0, 12.0]])
+    assert coverage(y, lo, hi) == pytest.approx(200 / 3)
+    # alpha = 0.2: widths 2, 4, 12; one miss of 1 above -> 2 / 0.2 * 1 = 10; scale 2
+    assert msis(y, lo, hi, np.array([2.0]), 80) == pytest.approx((2 + 4 + 10 + 12) / 3 / 2)
+    assert metric_label("coverage_80") == "coverage_80" and metric_label("msis_95") == "MSIS_95"
+
+
+@pytest.mark.parametrize("bad", [0, 100, 150, -5, "x"])
+def test_levels_outside_0_100_are_refused(bad):
+    with pytest.raises(UsageError, match="--level"):
+        check_levels([bad])
+
+
+def test_levels_are_deduplicated_floats():
+    assert check_levels(["80", 95, 80.0]) == (80.0, 95.0)
+
+
+def test_greedy_mixes_opposite_biases_and_beats_each_member():
+    rng = np.random.default_rng(1)
+    actual = rng.uniform(50, 150, (200, 4))
+    high = table(actual, actual * 1.2 + rng.normal(0, 1, actual.shape))
+    low = table(actual, actual * 0.8 + rng.normal(0, 1, actual.shape))
+    bad = table(actual, actual * 3.0)
+    choice = greedy_weights([high, low, bad], "mape", rounds=10)
+    assert choice.weights.sum() == pytest.approx(1.0)
+    assert choice.weights[2] == 0
+    assert choice.weights[0] == pytest.approx(0.5, abs=0.1)
+    members = [t.metrics()["mape"] for t in (high, low, bad)]
+    assert choice.value < min(members) / 5
+    assert combine([high, low, bad], choice.weights).metrics()["mape"] == pytest.approx(
+        choice.value
+    )
+
+
+def test_greedy_never_does_worse_than_its_best_member_on_validation():
+    rng = np.random.default_rng(2)
+    actual = rng.uniform(50, 150, (50, 3))
+    good = table(actual, actual + rng.normal(0, 1, actual.shape))
+    poor = table(actual, actual + rng.normal(0, 30, actual.shape))
+    choice = greedy_weights([poor, good], "mae", rounds=25)
+    assert choice.weights.tolist() == [0.0, 1.0]
+    assert choice.value == pytest.approx(good.metrics()["mae"])
+
+
+def test_top_mean_weights_the_k_best_equally():
+    actual = np.full((10, 2), 100.0)
+    tables = [table(actual, actual + d) for d in (5.0, 1.0, 3.0)]
+    assert top_mean_weights(tables, "mae", 2).weights.tolist() == [0.0, 0.5, 0.5]
+    assert select(tables, "mae", "mean", top=9).weights.tolist() == pytest.approx([1 / 3] * 3)
+    with pytest.raises(UsageError, match="--method 'best' is not one of greedy, mean"):
+        select(tables, "mae", "best")
+
+
+def test_held_out_metrics_are_the_mean_over_windows_and_survive_a_csv(tmp_path):
+    actual = np.array([[100.0, 100.0], [200.0, 200.0]])
+    forecast = np.array([[110.0, 90.0], [200.0, 220.0]])
+    held = table(actual, forecast, windows=2)
+    assert held.metrics()["mape"] == pytest.approx((10 + 5) / 2)
+    path = tmp_path / "v.csv.gz"
+    held.to_frame().to_csv(path, index=False)
+    back = HeldOut.from_frame(pd.read_csv(path))
+    assert all(np.array_equal(a, b) for a, b in zip(back.keys(), held.keys(), strict=True))
+    assert back.metrics() == held.metrics()
