@@ -62,6 +62,9 @@ __all__ = [
 MAX_TRAIN_WINDOWS = 100_000
 """Training samples one fit sees at most (a seeded random draw beyond): the cost of a trial
 stops growing with the panel; panels of up to a few thousand series are not sampled."""
+MAX_TRAIN_METRIC_WINDOWS = 10_000
+"""Training samples the train metrics are computed on at most (a seeded draw beyond): a
+neural model's forward pass over 100,000 windows cost minutes per trial, more than its fit."""
 
 
 def task_info(panel: Panel, horizon: int, *, seed: int, device: str, n_jobs: int) -> TaskInfo:
@@ -134,6 +137,17 @@ def fit_and_score(
     predictions, metrics = score(panel, target, raw, end)
     fitted = {}
     if train_metrics:
+        if len(train) > MAX_TRAIN_METRIC_WINDOWS:
+            train = make_windows(
+                panel,
+                end,
+                window_size,
+                horizon,
+                mode="train",
+                scaler=scaler,
+                max_samples=MAX_TRAIN_METRIC_WINDOWS,
+                seed=task.seed,
+            )
         _, fitted = score(panel, train, np.asarray(model.predict(train), dtype=float), end)
     return FitResult(
         model=model,

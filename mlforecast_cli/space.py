@@ -2,7 +2,8 @@
 
 A space file holds ``params`` (searched, ``{type: int|float|categorical, low, high, step,
 log, choices}``), ``fixed`` (passed to the model as is), an optional ``optimizer`` block
-(metric, direction, sampler, pruner) and an optional ``description``. Every invalid space
+(metric, direction, sampler, pruner, ``first_trial``: param values the study tries first) and
+an optional ``description``. Every invalid space
 raises :class:`~mlforecast_cli.errors.SpaceError` with a one-line message naming the file,
 the key, the fault and the fix.
 
@@ -57,7 +58,7 @@ DEFAULT_OPTIMIZER: dict[str, Any] = {
 
 PARAM_TYPES = ("int", "float", "categorical")
 TOP_LEVEL_KEYS = ("params", "fixed", "optimizer", "description")
-OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner")
+OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial")
 _NUMERIC_KEYS = ("low", "high", "step", "log")
 _PARAM_KEYS = ("type", "low", "high", "step", "log", "choices")
 _RANGE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+?)\s*$")
@@ -180,6 +181,14 @@ class Param:
                 self.name, float(self.low), float(self.high), step=step, log=self.log
             )
         return trial.suggest_categorical(self.name, list(self.choices or ()))
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this param can take."""
+        if self.type == "categorical":
+            return any(type(value) is type(c) and value == c for c in self.choices or ())
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return self.low <= value <= self.high and (self.type == "float" or value == int(value))
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML spec of this param (``step`` and ``log`` only when set)."""
@@ -363,6 +372,12 @@ class SearchSpace:
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each searched param as an Optuna distribution."""
         return {name: param.distribution() for name, param in self.params.items()}
+
+    def first_trial(self) -> dict[str, Any]:
+        """The values ``optimizer.first_trial`` asks to try first, for the params still searched
+        whose range holds them (an override can take a param out of the search)."""
+        wanted = self.optimizer.get("first_trial") or {}
+        return {k: v for k, v in wanted.items() if k in self.params and self.params[k].contains(v)}
 
     def suggest(self, trial: BaseTrial) -> dict[str, Any]:
         """Suggest every searched param on ``trial``; returns them merged with the fixed values."""
@@ -695,6 +710,15 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
             if not isinstance(arg, str):
                 _fail(source, f"optimizer.{key}.{arg}", "argument names must be strings")
         optimizer[key] = dict(spec)
+    first = optimizer.get("first_trial")
+    if first is not None:
+        if not isinstance(first, Mapping) or not all(isinstance(k, str) for k in first):
+            _fail(
+                source,
+                "optimizer.first_trial",
+                f"expected a mapping of param: value (tried first), got {_short(first)}",
+            )
+        optimizer["first_trial"] = dict(first)
     return optimizer
 
 

@@ -91,6 +91,9 @@ def _create_or_resume(config: StudyConfig, panel: Panel, storage) -> tuple[optun
             study_name=config.study_name, storage=storage, sampler=sampler, pruner=pruner
         )
     else:
+        first = config.space.first_trial()
+        if first:  # before anyone asks for a trial: the search starts from this configuration
+            study.enqueue_trial(first, skip_if_exists=True)
         study.set_user_attr(CONFIG_ATTR, identity)
         for key, value in config.extra.items():
             study.set_user_attr(key, jsonable(value))

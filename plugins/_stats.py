@@ -64,7 +64,8 @@ class StatsForecaster(SeriesForecaster):
         """Raise ValueError naming the fault when the params make no valid model."""
 
     def chain(self, season_length: int) -> list[tuple[str, Any]]:
-        """(label, statsforecast model) in the order they are tried; the naive comes last."""
+        """(label, statsforecast model) in the order they are tried; the naive comes last.
+        A model of None is a link no series can take (a form the library forbids)."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- the contract
@@ -112,6 +113,8 @@ def forecast_series(chain, values, offsets, h: int):
     for i in range(n):
         y = values[offsets[i] : offsets[i + 1]]
         for k, (_, model) in enumerate(chain):
+            if model is None:  # a form the library forbids: every series falls past it
+                continue
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -132,7 +135,7 @@ def forecast_panel(chain, values, offsets, h: int, n_threads: int):
     import numpy as np
 
     key = (
-        repr([(label, repr(vars(model))) for label, model in chain]),
+        repr([(label, repr(vars(model)) if model is not None else None) for label, model in chain]),
         int(h),
         hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).hexdigest(),
         hashlib.blake2b(np.asarray(offsets, dtype=np.int64).tobytes(), digest_size=16).hexdigest(),

@@ -13,8 +13,10 @@ its window's level (the median, or with ``level: mean`` the mean, absolute value
 window in original units), whatever the core's scaler did, so a tree learns ratios that carry
 over between series and years;
 ``scaled`` keeps the core's scaled units. Target (``target``): the value itself (``direct``,
-default) or its gap to the seasonal naive forecast (``seasonal_gap``). docs/trees.md has the
-measurements behind these defaults.
+default) or its gap to the seasonal naive forecast (``seasonal_gap``); with ``gap_loss:
+huber`` a gap target is learned with the library's Huber loss, because a seasonal naive that
+misses by 10× makes heavy-tailed gaps. docs/trees.md has the measurements behind these
+defaults.
 
 While searching, every boosting round (or batch of trees) is scored on the validation window
 in the original units (MAPE, %): the number the pruner compares across trials, and the one
@@ -41,6 +43,7 @@ TRANSFORMS = ("none", "log")
 STOP_ON = ("metric", "loss")
 UNITS = ("relative", "scaled")
 LEVELS = ("median", "mean")
+GAP_LOSSES = ("same", "huber")
 TREES_INSTALL = 'pip install "mlforecast-cli[trees]"'
 """How to install what the tree plugins need (their ModelSpec.install)."""
 ROWS_PER_THREAD = 50_000
@@ -236,12 +239,18 @@ class EvalSet:
     X: np.ndarray
     y: np.ndarray
     score: Callable[[np.ndarray], float]
+    huber_delta: float | None = None
+    """Set when training minimises a Huber loss with this delta: :meth:`loss` is then Huber's."""
 
     def loss(self, raw: np.ndarray) -> float:
-        """Mean squared error of raw outputs in the model's units (what training minimises)."""
+        """The training loss of raw outputs in the model's units: squared error, or Huber's."""
         import numpy as np
 
-        return float(np.mean((np.asarray(raw, dtype=np.float64) - self.y) ** 2))
+        err = np.abs(np.asarray(raw, dtype=np.float64) - self.y)
+        d = self.huber_delta
+        if d is None:
+            return float(np.mean(err**2))
+        return float(np.mean(np.where(err <= d, 0.5 * err**2, d * (err - 0.5 * d))))
 
 
 # --------------------------------------------------------------------------- the model
@@ -258,6 +267,11 @@ class TreeForecaster(Forecaster):
     """
 
     supports_pruning = True
+    objective_key: str | None = "objective"
+    """The space key naming the library's loss (None: the library has one loss)."""
+    default_objective = "regression"
+    huber_objective: str | None = None
+    """The library's name of its Huber loss, for ``gap_loss: huber``."""
     rounds_param = "n_estimators"
     default_rounds = 300
     early_stopping = True
@@ -274,6 +288,7 @@ class TreeForecaster(Forecaster):
         self.stop_on = str(self.params.get("stop_on", "metric"))
         self.units = str(self.params.get("units", "relative"))
         self.level = str(self.params.get("level", "median"))
+        self.gap_loss = str(self.params.get("gap_loss", "same"))
         for key, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("target", self.target, TARGETS),
@@ -281,6 +296,7 @@ class TreeForecaster(Forecaster):
             ("stop_on", self.stop_on, STOP_ON),
             ("units", self.units, UNITS),
             ("level", self.level, LEVELS),
+            ("gap_loss", self.gap_loss, GAP_LOSSES),
         ):
             if value not in allowed:
                 raise ValueError(f"{key} {value!r} is not one of {', '.join(allowed)}")
@@ -318,8 +334,26 @@ class TreeForecaster(Forecaster):
 
     @property
     def huber_delta(self) -> float:
-        """Where a Huber loss turns linear: 10 % of the level in relative units, 1 std else."""
+        """Where a Huber loss turns linear (``huber_delta``); by default 10 % of the level in
+        relative units, 1 std else."""
+        value = self.params.get("huber_delta")
+        if value is not None:
+            return float(value)
         return 0.1 if self.units == "relative" else 1.0
+
+    def objective(self) -> str | None:
+        """The library's loss name: ``objective_key``'s value, or its Huber loss
+        (``huber_objective``) for a gap target with ``gap_loss: huber``."""
+        if self.objective_key is None:
+            return None
+        if self.target != "direct" and self.gap_loss == "huber" and self.huber_objective:
+            return self.huber_objective
+        return str(self.params.get(self.objective_key, self.default_objective))
+
+    @property
+    def robust_loss(self) -> bool:
+        """Whether training minimises a Huber loss."""
+        return self.huber_objective is not None and self.objective() == self.huber_objective
 
     @property
     def seed(self) -> int:
@@ -414,7 +448,8 @@ class TreeForecaster(Forecaster):
                 Xv, _ = self._rows(build, valid, j)
                 yv = self._labels(valid)
                 yv = yv.reshape(-1) if j is None else yv[:, j]
-                evalset = EvalSet(Xv, yv, self._scorer(valid, j))
+                delta = self.huber_delta if self.robust_loss else None
+                evalset = EvalSet(Xv, yv, self._scorer(valid, j), delta)
             monitor = Monitor(report_to)
             model, best = self._fit_one(
                 X[keep], y[keep], evalset, monitor, self.rounds, self._categorical()

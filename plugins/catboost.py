@@ -48,6 +48,9 @@ class CatBoostForecaster(TreeForecaster):
     """``CatBoostRegressor`` on the tabular windows; rounds in ``iterations``."""
 
     rounds_param = "iterations"
+    objective_key = "loss_function"
+    default_objective = "RMSE"
+    huber_objective = "Huber"
 
     def _loss(self, name: str) -> str:
         """``Huber`` gets its delta from the units (see ``huber_delta``); others as given."""
@@ -63,7 +66,7 @@ class CatBoostForecaster(TreeForecaster):
             "depth": int(p.get("depth", 6)),
             "l2_leaf_reg": float(p.get("l2_leaf_reg", 3.0)),
             "random_strength": float(p.get("random_strength", 1.0)),
-            "loss_function": self._loss(str(p.get("loss_function", "RMSE"))),
+            "loss_function": self._loss(self.objective()),
             "bootstrap_type": "Bernoulli",
             "subsample": float(p.get("subsample", 0.8)),
             "rsm": float(p.get("colsample_bylevel", 1.0)),

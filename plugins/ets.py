@@ -18,7 +18,12 @@ DAMPED = ("auto", True, False)
 
 
 class ETSForecaster(StatsForecaster):
-    """``AutoETS(model=error+trend+season, damped)``; falls back to no season, then SES."""
+    """``AutoETS(model=error+trend+season, damped)``; falls back to no season, then SES.
+
+    A form ETS forbids (additive error with a multiplicative season; a damped trend without
+    a trend) falls back for every series to the nearest allowed one (additive season; no
+    damping), and the notes say so, rather than failing the trial.
+    """
 
     def components(self) -> tuple[str, str, str]:
         p = self.params
@@ -39,22 +44,31 @@ class ETSForecaster(StatsForecaster):
                 raise ValueError(f"{name} {value!r} is not one of {', '.join(allowed)}")
         if self.params.get("damped", "auto") not in DAMPED:
             raise ValueError(f"damped {self.params['damped']!r} is not one of auto, true, false")
-        if error == "A" and season == "M":
-            raise ValueError("ETS with additive error and multiplicative season is not allowed")
-        if self.damped() and trend == "N":
-            raise ValueError("damped: true needs a trend (trend A or Z)")
 
     def chain(self, season_length):
         from statsforecast.models import AutoETS
 
         error, trend, season = self.components()
         damped = self.damped()
-        out = [
-            (
-                f"ETS({error}{trend}{season})",
-                _ets(AutoETS, season_length, error + trend + season, damped),
+        label = f"ETS({error}{trend}{season}{', damped' if damped else ''})"
+        out = []
+        # forms ETS forbids stay in the chain as a first link no series can take, so every
+        # series falls back to the nearest allowed form and the notes count them
+        if error == "A" and season == "M":
+            out.append((f"{label} (additive error, multiplicative season: not allowed)", None))
+            season = "A"
+        elif damped and trend == "N":
+            out.append((f"{label} (damped without a trend: not allowed)", None))
+            damped = False
+        else:
+            out.append((label, _ets(AutoETS, season_length, error + trend + season, damped)))
+        if out[0][1] is None:
+            out.append(
+                (
+                    f"ETS({error}{trend}{season})",
+                    _ets(AutoETS, season_length, error + trend + season, damped),
+                )
             )
-        ]
         if season != "N":
             nonseasonal = "A" if error == "A" else error
             out.append(

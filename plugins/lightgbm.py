@@ -15,10 +15,12 @@ from ._tabular import TREES_INSTALL, TreeForecaster
 class LightGBMForecaster(TreeForecaster):
     """``lightgbm.train`` on the tabular windows; rounds in ``n_estimators``."""
 
+    huber_objective = "huber"
+
     def _booster_params(self) -> dict:
         p = self.params
         return {
-            "objective": str(p.get("objective", "regression")),
+            "objective": self.objective(),
             "learning_rate": float(p.get("learning_rate", 0.05)),
             "num_leaves": int(p.get("num_leaves", 31)),
             "max_depth": int(p.get("max_depth", -1)),

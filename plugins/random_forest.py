@@ -17,6 +17,8 @@ from ._tabular import TREES_INSTALL, TreeForecaster
 class RandomForestForecaster(TreeForecaster):
     """``RandomForestRegressor`` grown ``trees_per_step`` trees at a time."""
 
+    objective_key = None  # scikit-learn's criterion; no Huber loss, so gap_loss is ignored
+
     early_stopping = False
     default_rounds = 200
 

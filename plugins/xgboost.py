@@ -15,10 +15,13 @@ from ._tabular import TREES_INSTALL, TreeForecaster
 class XGBoostForecaster(TreeForecaster):
     """``xgboost.train`` (hist trees) on the tabular windows; rounds in ``n_estimators``."""
 
+    default_objective = "reg:squarederror"
+    huber_objective = "reg:pseudohubererror"
+
     def _booster_params(self) -> dict:
         p = self.params
         return {
-            "objective": str(p.get("objective", "reg:squarederror")),
+            "objective": self.objective(),
             "eta": float(p.get("learning_rate", 0.05)),
             "max_depth": int(p.get("max_depth", 6)),
             "min_child_weight": float(p.get("min_child_weight", 1.0)),

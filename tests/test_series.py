@@ -304,12 +304,54 @@ def test_every_series_gets_a_forecast_and_fallbacks_are_named(name):
         assert any("naive (last value)" in note for note in model.notes), model.notes
 
 
-def test_ets_refuses_a_forbidden_combination_in_one_line():
-    task = task_info(load_dataset("walmart"), 13, seed=0, device="cpu", n_jobs=1)
-    with pytest.raises(ValueError, match="additive error and multiplicative season"):
-        stats_entry("ets").create({"error": "A", "season": "M"}, task)
-    with pytest.raises(ValueError, match="damped: true needs a trend"):
-        stats_entry("ets").create({"trend": "N", "damped": True}, task)
+def test_a_forbidden_ets_form_falls_back_for_every_series_and_says_so():
+    from statsforecast.models import AutoETS
+
+    panel = m1("m1_quarterly", 12)
+    hist = make_histories(panel, panel.lengths - 8, 8)
+    task = task_info(panel, 8, seed=0, device="cpu", n_jobs=1)
+    for params, allowed, why in (
+        ({"error": "A", "trend": "N", "season": "M"}, "ANA", "multiplicative season"),
+        ({"error": "A", "trend": "N", "season": "N", "damped": True}, "ANN", "damped without"),
+    ):
+        model = stats_entry("ets").create(params, task)
+        forecast = model.predict(hist)
+        assert any(f"forecast by ETS({allowed})" in n and why in n for n in model.notes), (
+            model.notes
+        )
+        assert sum(int(n.split()[0]) for n in model.notes) == len(hist)  # none by the first
+        y = hist.values[hist.offsets[0] : hist.offsets[1]]
+        direct = AutoETS(season_length=4, model=allowed).forecast(y=y, h=8)["mean"]
+        np.testing.assert_allclose(forecast[0], direct, rtol=1e-10)
+
+
+def test_ets_study_tries_the_automatic_configuration_first(tmp_path):
+    from mlforecast_cli.space import load_space
+    from mlforecast_cli.study import StudyConfig, create_study
+
+    panel = m1("m1_quarterly", 6)
+    space = load_space("mlforecast_cli.spaces:ets.yaml")
+    config = StudyConfig(
+        model="ets",
+        study_name="s",
+        horizon=8,
+        space=space,
+        storage=f"sqlite:///{tmp_path / 'o.db'}",
+    )
+    study, created = create_study(config, panel)
+    assert created
+    trial = study.ask()
+    params = space.suggest(trial)
+    assert {k: params[k] for k in ("error", "trend", "season", "damped")} == {
+        "error": "Z",
+        "trend": "Z",
+        "season": "Z",
+        "damped": "auto",
+    }
+    study.tell(trial, 1.0)
+    # an override that takes a param out of the search drops it from the first trial
+    narrowed = space.override(["season=[N, A]"])
+    assert narrowed.first_trial() == {"error": "Z", "trend": "Z", "damped": "auto"}
 
 
 def test_series_are_forecast_in_parallel_with_the_same_result(monkeypatch):

@@ -323,6 +323,11 @@ INVALID = [
         "{type: NopPruner} disables pruning",
     ),
     ("pruner-no-type", with_optimizer(pruner={}), "optimizer.pruner.type: missing"),
+    (
+        "first-trial-list",
+        with_optimizer(first_trial=["Z"]),
+        "optimizer.first_trial: expected a mapping of param: value",
+    ),
 ]
 
 

@@ -111,6 +111,18 @@ def test_early_stopping_keeps_the_best_epoch(walmart):
     assert error == pytest.approx(min(errors), rel=1e-4)
 
 
+def test_validation_error_is_the_same_in_chunks(walmart, monkeypatch):
+    from mlforecast_cli.plugins import _torch_training
+
+    result = fit("lstm", walmart, {"epochs": 2})
+    trainer = result.model.trainer
+    data = _torch_training.build_inputs(windows(walmart), trainer.stats, torch.device("cpu"))
+    whole = trainer._valid_error(data)
+    monkeypatch.setattr(_torch_training, "PREDICT_CHUNK", 3)  # 7 windows: chunks of 3, 3, 1
+    assert trainer._valid_error(data) == pytest.approx(whole, rel=1e-6)
+    assert whole == pytest.approx(min(v for _, _, v in trainer.history), rel=1e-4)
+
+
 def test_refit_trains_the_epochs_it_is_given(walmart):
     result = fit("tcn", walmart, {"epochs": 4}, holdout=False)
     trainer = result.model.trainer

@@ -291,7 +291,49 @@ def test_log_transform_round_trips_and_padded_lags_are_missing(entries, panel):
     assert np.isfinite(X[:, lags[:3]]).all() and np.isnan(X[:, lags[3:]]).all()
 
 
-@pytest.mark.parametrize("key,value", [("transform", "sqrt"), ("stop_on", "never")])
+@pytest.mark.parametrize(
+    "key,value", [("transform", "sqrt"), ("stop_on", "never"), ("gap_loss", "l1")]
+)
 def test_unknown_transform_or_stop_is_a_clear_error(entries, panel, key, value):
     with pytest.raises(ValueError, match=f"{key} '{value}' is not one of"):
         entries["lightgbm"].create({key: value}, task_for(panel))
+
+
+def test_huber_training_stops_on_the_huber_loss_with_the_delta_given(entries, panel, split):
+    from mlforecast_cli.plugins._tabular import EvalSet
+
+    y = np.array([0.0, 0.0, 0.0, 0.0])
+    raw = np.array([0.05, -0.05, 2.0, 0.0])  # one far-off point
+    assert EvalSet(None, y, None).loss(raw) == pytest.approx((0.0025 * 2 + 4.0) / 4)
+    huber = EvalSet(None, y, None, huber_delta=0.1).loss(raw)
+    assert huber == pytest.approx((0.5 * 0.0025 * 2 + 0.1 * (2.0 - 0.05)) / 4)
+    model = entries["lightgbm"].create({"objective": "huber", "huber_delta": 0.3}, task_for(panel))
+    assert model.robust_loss and model.huber_delta == 0.3
+    assert not entries["lightgbm"].create({}, task_for(panel)).robust_loss
+    gap = {"target": "seasonal_gap", "gap_loss": "huber"}
+    for name, loss in (("lightgbm", "huber"), ("catboost", "Huber")):
+        assert entries[name].create(gap, task_for(panel)).objective() == loss
+        direct = entries[name].create({**gap, "target": "direct"}, task_for(panel))
+        assert not direct.robust_loss
+    result = fit(entries, panel, split, "lightgbm", gap_loss="huber", target="seasonal_gap")
+    assert np.isfinite(result.predictions).all() and result.metrics["mape"] < 20
+    assert result.refit_params["n_estimators"] >= 1
+
+
+def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
+    entries, panel, split, monkeypatch
+):
+    from mlforecast_cli import runner
+    from mlforecast_cli.data import make_windows
+    from mlforecast_cli.scoring import score
+
+    monkeypatch.setattr(runner, "MAX_TRAIN_METRIC_WINDOWS", 50)
+    params = params_for(entries, "lightgbm")
+    end = split.folds[0].train_end
+    result = runner.fit_and_score(entries["lightgbm"], params, task_for(panel), panel, end)
+    drawn = make_windows(
+        panel, end, 10, HORIZON, mode="train", scaler="none", max_samples=50, seed=42
+    )
+    assert len(drawn) == 50
+    _, expected = score(panel, drawn, np.asarray(result.model.predict(drawn), dtype=float), end)
+    assert result.train_metrics == pytest.approx(expected)
