@@ -67,7 +67,7 @@ def worker_env(tmp_path, mlflow_uri):
     return env
 
 
-def start(env: dict, *args: str, cwd: Path) -> subprocess.Popen:
+def start(env: dict, *args: str, cwd: Path, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mlforecast_cli", "optimize", "slow", "--quiet", *args],
         env=env,
@@ -75,6 +75,7 @@ def start(env: dict, *args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,
     )
 
 
@@ -140,7 +141,9 @@ def test_sigkill_mid_trial_leaves_a_usable_study(worker_env, mlflow_uri, tmp_pat
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_and_sigterm_end_cleanly(worker_env, mlflow_uri, tmp_path, monkeypatch, sig, code):
     monkeypatch.setenv("MLF_HOME", str(tmp_path / ".mlf"))
-    proc = start(worker_env(delay=1.0), "--trials", "20", cwd=tmp_path)
+    # started as a background job of a script is: SIGINT ignored; mlf still ends on it
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    proc = start(worker_env(delay=1.0), "--trials", "20", cwd=tmp_path, preexec_fn=ignore)
     wait_until(lambda: "COMPLETE" in states(load()) and "RUNNING" in states(load()))
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)

@@ -219,6 +219,8 @@ def _run(
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_terminated)
+        # Ctrl-C ends the study even when the parent started mlf with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     board = None
     if not quiet:
         from ..progress import ProgressBoard
