@@ -226,7 +226,7 @@ def mlflow_server(tmp_path):
 @pytest.mark.full_optimize
 def test_mlflow_server_killed_mid_study(worker_env, tmp_path, mlflow_server):  # noqa: F811
     env = worker_env(delay=0.3)
-    args = ["--trials", "25", "--tracking-uri", mlflow_server.uri]
+    args = ["--trials", "12", "--tracking-uri", mlflow_server.uri]
     proc = start(env, *args, cwd=tmp_path)
     wait_until(lambda: len(finished(load())) >= 3)
     mlflow_server.kill()
@@ -238,7 +238,7 @@ def test_mlflow_server_killed_mid_study(worker_env, tmp_path, mlflow_server):  #
     assert f"lost the MLflow tracking store {mlflow_server.uri}" in line
     assert "rerun the same command once it is back" in line
     trials = load().get_trials(deepcopy=False)
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 25  # the search went on
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 12  # the search went on
     last = max(t.datetime_complete for t in trials).timestamp()
     assert ended - last < 30, f"{ended - last:.1f} s from the last trial to the exit"
     kept = tmp_path / ".mlf" / "models" / "slow-walmart-h13-mape"
@@ -322,7 +322,7 @@ def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk, _mlflow_t
     shutil.copy(_mlflow_template, small_disk / "mlflow.db")
     uri = f"sqlite:///{small_disk / 'mlflow.db'}"
     env = worker_env(delay=0.3)
-    proc = start(env, "--trials", "40", "--tracking-uri", uri, cwd=tmp_path)
+    proc = start(env, "--trials", "15", "--tracking-uri", uri, cwd=tmp_path)
     wait_until(lambda: len(finished(load())) >= 3)
     filler = fill(small_disk)
     out, err = proc.communicate(timeout=240)
@@ -331,7 +331,7 @@ def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk, _mlflow_t
     [line] = error_lines(err)
     assert f"lost the MLflow tracking store {uri}" in line
     assert "full" in line  # SQLite's "database or disk is full"
-    assert len(finished(load())) == 40  # the search went on
+    assert len(finished(load())) == 15  # the search went on
     with sqlite3.connect(small_disk / "mlflow.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     filler.unlink()
@@ -339,7 +339,7 @@ def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk, _mlflow_t
     out, err = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, err
     children = runs(uri, "trial")
-    assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(41))
+    assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == list(range(16))
 
 
 # ---- the same, in one process --------------------------------------------------------------------
