@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .baseline import seasonal_naive
-from .contract import SERIES, TaskInfo
+from .contract import SERIES, TaskInfo, Windows
 from .errors import MlfError, described, traceback_text
 from .liveness import WORKER_ATTR, worker_stamp
 from .metrics import metric_label
@@ -111,16 +111,20 @@ def fit_and_score(
     window_size = int(params.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(params.get("scaler", DEFAULT_SCALER))
     horizon = task.horizon
-    train = make_windows(
-        panel,
-        end,
-        window_size,
-        horizon,
-        mode="train",
-        scaler=scaler,
-        max_samples=MAX_TRAIN_WINDOWS,
-        seed=task.seed,
-    )
+
+    def train_windows(max_samples: int) -> Windows:
+        return make_windows(
+            panel,
+            end,
+            window_size,
+            horizon,
+            mode="train",
+            scaler=scaler,
+            max_samples=max_samples,
+            seed=task.seed,
+        )
+
+    train = train_windows(MAX_TRAIN_WINDOWS)
     target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
     valid = target if holdout else None
     model, raw, seconds = fit_predict(entry, params, task, train, valid, target, report)
@@ -138,16 +142,7 @@ def fit_and_score(
     fitted = {}
     if train_metrics:
         if len(train) > MAX_TRAIN_METRIC_WINDOWS:
-            train = make_windows(
-                panel,
-                end,
-                window_size,
-                horizon,
-                mode="train",
-                scaler=scaler,
-                max_samples=MAX_TRAIN_METRIC_WINDOWS,
-                seed=task.seed,
-            )
+            train = train_windows(MAX_TRAIN_METRIC_WINDOWS)
         _, fitted = score(panel, train, np.asarray(model.predict(train), dtype=float), end)
     return FitResult(
         model=model,
