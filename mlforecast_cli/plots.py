@@ -97,8 +97,6 @@ def plot_test_forecast(
     """Actuals and forecast of up to ``max_series`` series over the test window, with
     ``context`` steps of history before it (default: two horizons, at least a season) and
     the prediction intervals ``bounds`` (``{level: (lo, hi)}``, rows as the windows')."""
-    from .metrics import evaluate
-
     windows, predictions, actuals = result.windows, result.predictions, result.actuals
     if actuals is None or windows.step_offset is None:
         raise PlotSkipped("the refit has no test actuals to compare with")
@@ -115,58 +113,8 @@ def plot_test_forecast(
         for ax in axes.flat[n:]:
             ax.set_visible(False)
         for ax, r in zip(axes.flat, rows, strict=False):
-            s = int(windows.series[r])
-            start = int(windows.step_offset[r])
-            times = panel.times[s]
-            lo = max(0, start - context)
-            end = min(len(times), start + h)
-            ax.plot(times[lo:end], panel.y[s][lo:end], color=COLORS["actual"], lw=1.4)
-            ax.plot(
-                times[start:end],
-                predictions[r][: end - start],
-                color=COLORS["forecast"],
-                lw=1.8,
-                marker="o",
-                ms=3,
-            )
-            ax.axvspan(times[start], times[end - 1], color="#1f77b4", alpha=0.08, lw=0)
-            for level, (lo_b, hi_b) in sorted((bounds or {}).items(), reverse=True):
-                ax.fill_between(
-                    times[start:end],
-                    lo_b[r][: end - start],
-                    hi_b[r][: end - start],
-                    color=COLORS["forecast"],
-                    alpha=BAND_ALPHA.get(level, 0.15),
-                    lw=0,
-                )
-            mape = evaluate(actuals[r : r + 1], predictions[r : r + 1]).get("mape")
-            label = _series_name(panel, s)
-            ax.set_title(
-                label + (f" (MAPE {mape:.1f}%)" if mape is not None else ""),
-                fontsize=10,
-                loc="left",
-            )
-            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-            ax.tick_params(axis="y", labelsize=8)
-            ax.yaxis.set_major_formatter(_thousands())
-        handles = [
-            plt.Line2D([], [], color=COLORS["actual"], lw=1.4, label="actual"),
-            plt.Line2D(
-                [], [], color=COLORS["forecast"], lw=1.8, marker="o", ms=3, label="forecast"
-            ),
-            plt.Rectangle((0, 0), 1, 1, color="#1f77b4", alpha=0.15, label=f"test window ({h})"),
-            *(
-                plt.Rectangle(
-                    (0, 0),
-                    1,
-                    1,
-                    color=COLORS["forecast"],
-                    alpha=BAND_ALPHA.get(level, 0.15),
-                    label=f"{level:g} % interval",
-                )
-                for level in sorted(bounds or {}, reverse=True)
-            ),
-        ]
+            _draw_test_series(ax, panel, result, r, context, bounds)
+        handles = _forecast_legend(plt, h, bounds)
         fig.legend(handles=handles, loc="upper right", ncol=5, fontsize=9, frameon=False)
         more = f", first {n} of {len(windows)} series" if len(windows) > n else ""
         fig.suptitle(
@@ -178,6 +126,74 @@ def plot_test_forecast(
         )
         fig.tight_layout(rect=(0, 0, 1, 0.97 if nrows > 1 else 0.93))
         return _save(fig, Path(path))
+
+
+def _draw_test_series(
+    ax,
+    panel: Panel,
+    result: FitResult,
+    r: int,
+    context: int,
+    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None,
+) -> None:
+    """Window ``r`` of ``result``: its history, forecast, test span, interval bands and MAPE."""
+    from .metrics import evaluate
+
+    windows, predictions, actuals = result.windows, result.predictions, result.actuals
+    h = predictions.shape[1]
+    s = int(windows.series[r])
+    start = int(windows.step_offset[r])
+    times = panel.times[s]
+    lo = max(0, start - context)
+    end = min(len(times), start + h)
+    ax.plot(times[lo:end], panel.y[s][lo:end], color=COLORS["actual"], lw=1.4)
+    ax.plot(
+        times[start:end],
+        predictions[r][: end - start],
+        color=COLORS["forecast"],
+        lw=1.8,
+        marker="o",
+        ms=3,
+    )
+    ax.axvspan(times[start], times[end - 1], color="#1f77b4", alpha=0.08, lw=0)
+    for level, (lo_b, hi_b) in sorted((bounds or {}).items(), reverse=True):
+        ax.fill_between(
+            times[start:end],
+            lo_b[r][: end - start],
+            hi_b[r][: end - start],
+            color=COLORS["forecast"],
+            alpha=BAND_ALPHA.get(level, 0.15),
+            lw=0,
+        )
+    mape = evaluate(actuals[r : r + 1], predictions[r : r + 1]).get("mape")
+    ax.set_title(
+        _series_name(panel, s) + (f" (MAPE {mape:.1f}%)" if mape is not None else ""),
+        fontsize=10,
+        loc="left",
+    )
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.yaxis.set_major_formatter(_thousands())
+
+
+def _forecast_legend(plt, h: int, bounds: Mapping[float, object] | None) -> list:
+    """Legend entries of the test-forecast figure: actual, forecast, test window, each band."""
+    return [
+        plt.Line2D([], [], color=COLORS["actual"], lw=1.4, label="actual"),
+        plt.Line2D([], [], color=COLORS["forecast"], lw=1.8, marker="o", ms=3, label="forecast"),
+        plt.Rectangle((0, 0), 1, 1, color="#1f77b4", alpha=0.15, label=f"test window ({h})"),
+        *(
+            plt.Rectangle(
+                (0, 0),
+                1,
+                1,
+                color=COLORS["forecast"],
+                alpha=BAND_ALPHA.get(level, 0.15),
+                label=f"{level:g} % interval",
+            )
+            for level in sorted(bounds or {}, reverse=True)
+        ),
+    ]
 
 
 def _series_name(panel: Panel, s: int) -> str:
