@@ -8,7 +8,7 @@ metric is named (label, function, what it needs, MLflow key); numpy loads on fir
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,10 @@ __all__ = [
     "smape",
     "wape",
     "wmae",
+    "APE_CAP",
+    "capped_mape",
     "check_metric",
+    "selection_score",
     "coverage",
     "evaluate_intervals",
     "interval_key",
@@ -89,6 +92,30 @@ def mape(y: np.ndarray, yhat: np.ndarray) -> float:
         return float("nan")
     y, yhat = pair
     return float(100.0 * np.mean(np.abs(y[keep] - yhat[keep]) / np.abs(y[keep])))
+
+
+APE_CAP = 100.0
+"""Percent at which :func:`capped_mape` caps one point's APE: the error of forecasting zero."""
+
+
+def capped_mape(y: np.ndarray, yhat: np.ndarray, cap: float = APE_CAP) -> float:
+    """MAPE in percent with each point's absolute percentage error capped at ``cap``.
+
+    A forecast of zero errs by exactly 100 %, so with the default cap no point counts for
+    more than forecasting nothing there. Equal to :func:`mape` when no point errs by more.
+    NaN when the forecast is not all finite or every actual is zero.
+    """
+    import numpy as np
+
+    pair = _pair(y, yhat)
+    if pair is None:
+        return float("nan")
+    y, yhat = pair
+    keep = y != 0
+    if not keep.any():
+        return float("nan")
+    ape = 100.0 * np.abs(y[keep] - yhat[keep]) / np.abs(y[keep])
+    return float(np.mean(np.minimum(ape, cap)))
 
 
 def smape(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -257,6 +284,23 @@ def check_metric(name: str, flag: str = "--metric") -> str:
     if name not in METRICS:
         raise UsageError(f"{flag} {name!r} is not one of {', '.join(METRIC_NAMES)}")
     return name
+
+
+def selection_score(
+    name: str, y: np.ndarray, yhat: np.ndarray, metrics: Mapping[str, float]
+) -> float:
+    """What a study minimises for metric ``name`` on one fold: ``metrics[name]`` (the fold's
+    :func:`evaluate`), except MAPE, whose points are capped at :data:`APE_CAP`
+    (:func:`capped_mape`).
+
+    On a panel where a few series' actuals fall near zero, their APEs of thousands of percent
+    would make the mean: the search would then pick whatever forecasts those few points low.
+    Capped, each point counts for at most the error of forecasting zero. The metric reported
+    (``val_metrics``, the leaderboard, the test score) stays the plain one.
+    """
+    if name == "mape":
+        return capped_mape(y, yhat)
+    return float(metrics.get(name, float("nan")))
 
 
 def evaluate(

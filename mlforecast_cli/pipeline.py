@@ -244,7 +244,9 @@ def finish(
         )
         return "FAILED"
     status = "FINISHED"
-    outcome.best_value = study.best_value
+    # the plain metric of the best trial, not its selection score (runner.Objective)
+    best_metrics = study.best_trial.user_attrs.get("val_metrics") or {}
+    outcome.best_value = best_metrics.get(plan.metric, study.best_value)
     try:
         refit = refit_best(entry, panel, plan, study)
     except MlfError as exc:

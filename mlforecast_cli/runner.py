@@ -19,7 +19,7 @@ from .baseline import seasonal_naive
 from .contract import SERIES, TaskInfo, Windows
 from .errors import MlfError, described, traceback_text
 from .liveness import WORKER_ATTR, worker_stamp
-from .metrics import metric_label
+from .metrics import metric_label, selection_score
 from .outages import storage_errors
 from .panel import Panel
 from .registry import ModelEntry
@@ -158,7 +158,9 @@ def fit_and_score(
 
 
 class Objective:
-    """The Optuna objective of one study: the mean validation metric over the CV folds."""
+    """The Optuna objective of one study: the mean validation selection score over the CV folds
+    (the metric itself, MAPE with each point capped: :func:`metrics.selection_score`); the
+    plain metrics are kept in the trial's ``val_metrics``."""
 
     def __init__(
         self,
@@ -233,6 +235,15 @@ class Objective:
             naive_fallback=folds[-1].naive_fallback,
         )
         value = metrics.get(self.config.metric, float("nan"))
+        if math.isfinite(value):
+            value = float(
+                np.mean(
+                    [
+                        selection_score(self.config.metric, f.actuals, f.predictions, f.metrics)
+                        for f in folds
+                    ]
+                )
+            )
         if not math.isfinite(value):
             message = f"validation {metric_label(self.config.metric)} is {value}"
             trial.set_user_attr("error", message)

@@ -189,13 +189,15 @@ def step_matrix(windows: Windows, j: int, series_id: bool = True) -> tuple[np.nd
 
 
 def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """MAPE in percent over the non-zero actuals (as the core's metric); NaN if none."""
-    import numpy as np
+    """MAPE in percent over the non-zero actuals, each point capped at 100 %: the score the
+    study selects on (:func:`mlforecast_cli.metrics.selection_score`), so pruning and early
+    stopping watch the same number; NaN if none."""
+    from mlforecast_cli.metrics import capped_mape
 
-    keep = actual != 0
-    if not keep.any() or not np.all(np.isfinite(forecast[keep])):
-        return float("nan")
-    return float(100.0 * np.mean(np.abs(actual[keep] - forecast[keep]) / np.abs(actual[keep])))
+    return capped_mape(actual, forecast)
+
+
+# --------------------------------------------------------------------------- pruning
 
 
 class Monitor:
