@@ -337,3 +337,28 @@ def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
     assert len(drawn) == 50
     _, expected = score(panel, drawn, np.asarray(result.model.predict(drawn), dtype=float), end)
     assert result.train_metrics == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "catboost"])
+def test_target_is_searched_and_a_gap_trial_learns_with_huber(entries, panel, name):
+    """LightGBM's and CatBoost's spaces search the target (direct or seasonal gap, a gap
+    learned with the library's Huber loss); CatBoost's study starts from the direct target."""
+    from mlforecast_cli.runner import StudyConfig, run_study
+
+    space = entries[name].load_space()
+    assert space.params["target"].to_dict()["choices"] == ["direct", "seasonal_gap"]
+    assert space.fixed["gap_loss"] == "huber"
+    pins = [f"{k}={v}" for k, v in SMALL[name].items()] + ["window_size=10"]
+    config = StudyConfig(
+        model=name, study_name=f"target-{name}", horizon=HORIZON, space=space.override(pins)
+    )
+    study = run_study(entries[name], panel, config, n_trials=1)
+    [trial] = study.trials
+    assert trial.state.name == "COMPLETE"
+    if name == "catboost":
+        assert space.first_trial() == {"target": "direct"}
+        assert trial.params["target"] == "direct"
+    model = entries[name].create(
+        {**params_for(entries, name), "target": "seasonal_gap"}, task_for(panel)
+    )
+    assert model.robust_loss and model.objective() == model.huber_objective
