@@ -339,10 +339,10 @@ def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
     assert result.train_metrics == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
 def test_target_is_searched_and_a_gap_trial_learns_with_huber(entries, panel, name):
-    """LightGBM's and CatBoost's spaces search the target (direct or seasonal gap, a gap
-    learned with the library's Huber loss); CatBoost's study starts from the direct target."""
+    """The boosters' spaces search the target (direct or seasonal gap, a gap learned with the
+    library's Huber loss); CatBoost's study starts from the direct target."""
     from mlforecast_cli.runner import StudyConfig, run_study
 
     space = entries[name].load_space()
