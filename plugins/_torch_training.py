@@ -17,14 +17,15 @@ last observed value where the history is too short. The networks zero their last
 untrained model *is* the seasonal naive forecast and training only has to learn what differs.
 
 The loop: mini-batches, Adam, the loss (``loss``: mae, huber or mse) on scaled targets,
-gradient clipping, and after each epoch the validation error (mean over the validation windows,
-at most ``EPOCH_VALID_WINDOWS`` of them, of sum |error| / sum |actual| in original units:
-scale-free, so trials with different scalers compare) which drives early stopping
-(``patience`` epochs without improvement; the best weights are kept) and is passed to ``report(epoch, error)`` so the pruner can stop the trial.
-A NaN or infinite loss raises :class:`TrainingError` with a clear message (the core fails the
-trial). ``max_seconds`` bounds one fit's training time (checked after each batch). Without a
-validation window (the refit) it trains ``epochs`` epochs; :meth:`NeuralTrainer.refit_params`
-hands it the epoch early stopping kept.
+gradient clipping, and after each epoch the validation error: the mean over the validation
+windows (at most ``EPOCH_VALID_WINDOWS`` of them) of sum |error| / sum |actual| in original
+units, scale-free, so trials with different scalers compare. It drives early stopping
+(``patience`` epochs without improvement; the best weights are kept) and is passed to
+``report(epoch, error)`` so the pruner can stop the trial. A NaN or infinite loss raises
+:class:`TrainingError` with a clear message (the core fails the trial). ``max_seconds``
+bounds one fit's training time (checked after each batch). Without a validation window (the
+refit) it trains ``epochs`` epochs; :meth:`NeuralTrainer.refit_params` hands it the epoch
+early stopping kept.
 """
 
 from __future__ import annotations
