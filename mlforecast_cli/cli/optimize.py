@@ -14,6 +14,7 @@ import typer
 
 from ..errors import MlfError, UsageError
 from ..metrics import DEFAULT_METRIC
+from ..reference import REFERENCE_HEADER
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -28,7 +29,6 @@ from .data_options import (
 from .invocation import invocation
 from .options import METRICS_TEXT, TrackingUriOpt
 from .output import (
-    REFERENCE_HEADER,
     console,
     err_console,
     error_line,
@@ -134,9 +134,11 @@ def optimize(
     from ..config import OptimizeConfig, plan_study, select_models
     from ..metrics import check_metric
     from ..registry import get_registry
+    from ..storage import check_storage_url
 
     if metric is not None:
         check_metric(metric)
+    check_storage_url(storage)
     chosen = select_models(get_registry(), models)
     entries = chosen.entries
     choice = load_data(dataset, data, target, time_col, id_col, feature, freq)
