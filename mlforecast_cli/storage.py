@@ -31,6 +31,17 @@ def redact(url: str) -> str:
     return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def check_storage_url(url: str | None) -> None:
+    """Refuse a ``--storage`` value that no storage reads, before anything is started."""
+    if url is None or url in ("memory", ":memory:") or _journal_path(url) is not None:
+        return
+    if "://" not in url:
+        raise UsageError(
+            f"--storage {url!r} is not a storage URL: use sqlite:///FILE.db, "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB, journal:///FILE.journal or memory"
+        )
+
+
 def open_storage(url: str | None):
     """An Optuna storage for ``url``; None means the default journal file.
 
@@ -42,6 +53,7 @@ def open_storage(url: str | None):
     url = url or default_storage_url()
     if url in ("memory", ":memory:"):
         return optuna.storages.InMemoryStorage()
+    check_storage_url(url)
     journal_path = _journal_path(url)
     try:
         if journal_path is not None:
@@ -50,11 +62,6 @@ def open_storage(url: str | None):
             from .journal import LocalJournalBackend
 
             return JournalStorage(LocalJournalBackend(journal_path))
-        if "://" not in url:
-            raise UsageError(
-                f"--storage {url!r} is not a storage URL: use sqlite:///FILE.db, "
-                "postgresql://USER:PASSWORD@HOST:PORT/DB, journal:///FILE.journal or memory"
-            )
         return _rdb_storage(url)
     except UsageError:
         raise

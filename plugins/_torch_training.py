@@ -17,14 +17,15 @@ last observed value where the history is too short. The networks zero their last
 untrained model *is* the seasonal naive forecast and training only has to learn what differs.
 
 The loop: mini-batches, Adam, the loss (``loss``: mae, huber or mse) on scaled targets,
-gradient clipping, and after each epoch the validation error (mean over the validation windows
-of sum |error| / sum |actual| in original units: scale-free, so trials with different scalers
-compare) which drives early stopping (``patience`` epochs without improvement; the best
-weights are kept) and is passed to ``report(epoch, error)`` so the pruner can stop the trial.
-A NaN or infinite loss raises :class:`TrainingError` with a clear message (the core fails the
-trial). ``max_seconds`` bounds one fit's training time (checked after each batch). Without a
-validation window (the refit) it trains ``epochs`` epochs; :meth:`NeuralTrainer.refit_params`
-hands it the epoch early stopping kept.
+gradient clipping, and after each epoch the validation error: the mean over the validation
+windows (at most ``EPOCH_VALID_WINDOWS`` of them) of sum |error| / sum |actual| in original
+units, scale-free, so trials with different scalers compare. It drives early stopping
+(``patience`` epochs without improvement; the best weights are kept) and is passed to
+``report(epoch, error)`` so the pruner can stop the trial. A NaN or infinite loss raises
+:class:`TrainingError` with a clear message (the core fails the trial). ``max_seconds``
+bounds one fit's training time (checked after each batch). Without a validation window (the
+refit) it trains ``epochs`` epochs; :meth:`NeuralTrainer.refit_params` hands it the epoch
+early stopping kept.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ LOSSES = ("huber", "mae", "mse")
 N_BASE_FEATURES = 3
 """Per-step inputs before the known features: base value, seasonal mask, step position."""
 PREDICT_CHUNK = 4096
+EPOCH_VALID_WINDOWS = 10_000
+"""Validation windows the per-epoch error is computed on: a seeded draw, the same for every
+trial, when there are more (a pass over 30,000 windows cost as much as a minute of training)."""
 MANY_WEIGHTS = 1_000_000
 """Networks with at least this many weights use ``task.n_threads`` CPU threads, others one."""
 
@@ -290,7 +294,7 @@ class NeuralTrainer:
         data = build_inputs(train, self.stats, device)
         val = None
         if valid is not None and valid.y is not None and len(valid):
-            val = build_inputs(valid, self.stats, device)
+            val = _epoch_sample(build_inputs(valid, self.stats, device), int(task.seed))
 
         epochs = max(int(setting(params, "epochs")), 1)
         batch_size = max(int(setting(params, "batch_size")), 1)
@@ -421,6 +425,14 @@ class NeuralTrainer:
             net = self.build_network(self.params, self.dims)
             net.load_state_dict(weights)
             self.network = net.to(device_for(self.task.device)).eval()
+
+
+def _epoch_sample(data: Inputs, seed: int) -> Inputs:
+    """At most :data:`EPOCH_VALID_WINDOWS` of ``data``, drawn with ``seed``, in their order."""
+    if len(data) <= EPOCH_VALID_WINDOWS:
+        return data
+    draw = np.random.default_rng(seed).choice(len(data), EPOCH_VALID_WINDOWS, replace=False)
+    return data.take(torch.from_numpy(np.sort(draw)).to(data.past.device))
 
 
 def _take(windows: Windows, index) -> Windows:

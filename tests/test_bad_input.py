@@ -218,3 +218,11 @@ def test_bad_input(name, cli, mlflow_uri, tmp_path):
 
 def test_the_matrix_is_big_enough():
     assert len(CASES) >= 25
+
+
+def test_a_storage_that_is_no_url_is_refused_before_mlflow_or_the_data_is_touched(cli, tmp_path):
+    store = tmp_path / "fresh.db"
+    result = cli("optimize", "seasonal_naive", "--storage", "my-db", "--tracking-uri",
+                 f"sqlite:///{store}", "--data", str(tmp_path / "missing.csv"))  # fmt: skip
+    assert result.code == 2 and "not a storage URL" in result.err, result
+    assert not store.exists()

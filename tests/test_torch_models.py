@@ -123,6 +123,22 @@ def test_validation_error_is_the_same_in_chunks(walmart, monkeypatch):
     assert whole == pytest.approx(min(v for _, _, v in trainer.history), rel=1e-4)
 
 
+def test_per_epoch_validation_error_uses_a_seeded_draw_of_many_windows(walmart, monkeypatch):
+    from mlforecast_cli.plugins import _torch_training
+
+    monkeypatch.setattr(_torch_training, "EPOCH_VALID_WINDOWS", 3)  # of Walmart's 7 windows
+    result = fit("lstm", walmart, {"epochs": 2})
+    trainer = result.model.trainer
+    data = _torch_training.build_inputs(windows(walmart), trainer.stats, torch.device("cpu"))
+    draw = _torch_training._epoch_sample(data, 42)
+    assert len(draw) == 3 and len(_torch_training._epoch_sample(data, 42)) == 3
+    assert torch.equal(draw.series, _torch_training._epoch_sample(data, 42).series)
+    assert trainer._valid_error(draw) == pytest.approx(
+        min(v for _, _, v in trainer.history), rel=1e-4
+    )
+    assert trainer._valid_error(draw) != pytest.approx(trainer._valid_error(data), rel=1e-4)
+
+
 def test_refit_trains_the_epochs_it_is_given(walmart):
     result = fit("tcn", walmart, {"epochs": 4}, holdout=False)
     trainer = result.model.trainer

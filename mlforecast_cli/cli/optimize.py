@@ -134,9 +134,11 @@ def optimize(
     from ..config import OptimizeConfig, plan_study, select_models
     from ..metrics import check_metric
     from ..registry import get_registry
+    from ..storage import check_storage_url
 
     if metric is not None:
         check_metric(metric)
+    check_storage_url(storage)
     chosen = select_models(get_registry(), models)
     entries = chosen.entries
     choice = load_data(dataset, data, target, time_col, id_col, feature, freq)
