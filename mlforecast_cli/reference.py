@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 VAL_PREFIX = "reference_val"
 TEST_PREFIX = "reference_test"
 """Prefixes of the reference's metrics on a study's parent run (``reference_test_MAPE``)."""
+REFERENCE_HEADER = "vs ref"
+"""The column of a model's test metric divided by the reference's (below 1: it beats it)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .leaderboard import TRIALS_LEGEND, is_reference, model_label
 from .plots import INDEX, ORDER, TITLES
+from .reference import REFERENCE_HEADER
 
 
 @dataclass
@@ -53,11 +54,14 @@ def collect(experiment: str, metric: str, tracking_uri: str | None) -> ReportDat
     from .pyfunc import quiet_mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
-    rows = experiment_rows(experiment, metric, uri)
+    rows = experiment_rows(experiment, metric, uri, reference=True)
     client = MlflowClient(uri)
     sections = []
     with quiet_mlflow():
         for row in rows:
+            if row.get("run_id") is None:  # the reference, scored by the studies, not searched
+                sections.append(StudySection(row=row))
+                continue
             run = client.get_run(row["run_id"])
             section = StudySection(row=row, params=_best_params(run))
             _plots(client, row["run_id"], section)
@@ -147,7 +151,8 @@ def render(data: ReportData) -> str:
             "yet: run <code>mlf optimize</code>.</p>"
         )
     for section in data.sections:
-        parts.append(_section(section, label))
+        if section.row.get("run_id") is not None:
+            parts.append(_section(section, label))
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -158,7 +163,8 @@ def _leaderboard(data: ReportData, label: str) -> str:
         {k for s in data.sections for k in s.row.get("test_metrics", {})} - {label},
         key=lambda k: k.lower(),
     )
-    head = ["rank", "model", f"best val {label}", f"test {label}", *(f"test {k}" for k in extra)]
+    head = ["rank", "model", f"best val {label}", f"test {label}", REFERENCE_HEADER]
+    head += [f"test {k}" for k in extra]
     head += [f"trials ({TRIALS_LEGEND})", "study", "MLflow run"]
     rows = ["<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>"]
     rows.append("<tbody>")
@@ -166,11 +172,15 @@ def _leaderboard(data: ReportData, label: str) -> str:
         r = s.row
         reference = is_reference(r["model"])
         model = e(model_label(r["model"]))
+        if r.get("run_id") is not None:
+            model = f'<a href="#{_anchor(r)}">{model}</a>'
+        ratio = r.get("vs_reference")
         cells = [
             f'<td class="num">{r.get("rank", "")}</td>',
-            f'<td><a href="#{_anchor(r)}">{model}</a></td>',
+            f"<td>{model}</td>",
             _num(r.get("val")),
             _num(r.get("test")),
+            _num(None if ratio is None else f"{ratio:.2f}"),
             *(_num(r.get("test_metrics", {}).get(k)) for k in extra),
             f"<td>{e(str(r.get('trials', '')))}</td>",
             f"<td>{e(str(r.get('study', '')))}</td>",

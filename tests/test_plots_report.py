@@ -278,6 +278,24 @@ def test_report_is_one_self_contained_page(cli, studied, tmp_path):
     assert oct((tmp_path / "report.html").stat().st_mode & 0o777) != "0o600"
 
 
+def test_report_shows_the_reference_and_each_models_ratio_to_it(cli, registry, mlflow_uri):
+    registry.add_plugin(spec_plugin("curve", CurveModel, CURVE_SPACE, Path.cwd()), name="curve")
+    assert cli("optimize", "curve", "--trials", "3", "--quiet").code == 0
+    board = json.loads(cli("leaderboard", "--json").out)["models"]
+    result = cli("report", "--output", "report.html", "--json")
+    assert result.code == 0, result
+    assert json.loads(result.out)["models"] == [row["model"] for row in board]
+    page = Path("report.html").read_text()
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    assert "<th>vs ref</th>" in head
+    ratios = {row["model"]: row["vs_reference"] for row in board}
+    assert ratios["seasonal_naive"] == 1.0 and ratios["curve"] > 0
+    assert f'<td class="num">{ratios["curve"]:.2f}</td>' in page
+    assert '<tr class="reference"><td class="num">' in page
+    assert "seasonal_naive (reference)</td>" in page  # a row with no study: no link
+    assert "seasonal_naive: study" not in page  # and no section
+
+
 @pytest.mark.slow
 @needs_chromium
 def test_report_opens_in_headless_chromium_without_errors(cli, studied, tmp_path):

@@ -53,5 +53,5 @@ def test_quick_start_is_set_up_main_job_and_tests():
     assert [b.strip() for b in blocks] == [
         'pip install -e ".[all,dev]"',
         "mlf optimize lightgbm --trials 30",
-        "python -m pytest -q",
+        "python -m pytest -q -n 2",
     ]

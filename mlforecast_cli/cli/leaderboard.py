@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..reference import REFERENCE_HEADER
 from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
-from .output import REFERENCE_HEADER, print_json, print_table, with_ratio_text
+from .output import print_json, print_table, with_ratio_text
 
 
 def leaderboard(

@@ -14,6 +14,7 @@ import typer
 
 from ..errors import MlfError, UsageError
 from ..metrics import DEFAULT_METRIC
+from ..reference import REFERENCE_HEADER
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -28,7 +29,6 @@ from .data_options import (
 from .invocation import invocation
 from .options import METRICS_TEXT, TrackingUriOpt
 from .output import (
-    REFERENCE_HEADER,
     console,
     err_console,
     error_line,

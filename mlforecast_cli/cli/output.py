@@ -113,10 +113,6 @@ def show_tracebacks(problems: Iterable[BaseException | str], heading: str = "") 
         err_console.print(Text(text.rstrip("\n")), soft_wrap=True, highlight=False)
 
 
-REFERENCE_HEADER = "vs ref"
-"""The column of a model's test metric divided by the reference's."""
-
-
 def with_ratio_text(row: Mapping[str, Any]) -> dict[str, Any]:
     """``row`` for a table: the reference marked, ``vs_reference`` as ``0.82`` (2 decimals)."""
     from ..leaderboard import model_label
