@@ -5,7 +5,8 @@ residuals of its best trial's validation forecasts give, per horizon step, the h
 the interval at each level. Unlike mlforecast, the residuals are divided by each series'
 in-sample seasonal-naive MAE and pooled over the series of a step: with one to three
 validation windows a quantile per series would rest on one to three residuals. A forecast's
-interval at level ``L`` and step ``j`` is ``forecast ± q_j(L) * scale`` of its series.
+interval at level ``L`` and step ``j`` is ``forecast ± q_j(L) * scale`` of its series. A step
+with too few scores for its level (a small panel) borrows those of its nearest steps.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import numpy as np
 from .errors import UsageError
 from .held_out import HeldOut
 
-__all__ = ["DEFAULT_LEVELS", "ConformalScores", "bound_columns", "check_levels", "conformal_scores"]
+__all__ = [
+    "DEFAULT_LEVELS",
+    "ConformalScores",
+    "bound_columns",
+    "check_levels",
+    "conformal_scores",
+    "min_scores",
+]
 
 DEFAULT_LEVELS = (80.0, 95.0)
 """Levels (percent) whose coverage and MSIS a study logs on test."""
@@ -37,13 +45,36 @@ class ConformalScores:
 
     def half_width(self, level: float) -> np.ndarray:
         """(horizon,) the scaled half-width at ``level``: the ``ceil((m + 1) L)``-th smallest
-        of a step's ``m`` scores (split conformal's finite-sample rank; the largest if past)."""
+        of the ``m`` scores of a step (split conformal's finite-sample rank; the largest if
+        past), pooled with the nearest steps' until ``m >= min_scores(level)``.
+
+        A lower level may pool fewer steps; so that intervals stay nested, the half-width is
+        at least the second-largest score of the next smaller pool, the widest that any
+        lower level takes from it."""
+        need = min_scores(level)
         out = np.empty(self.horizon)
-        for j, sorted_scores in enumerate(self.scores):
-            m = len(sorted_scores)
+        for j in range(self.horizon):
+            radius = self.radius(j, need)
+            pooled = self.pooled(j, radius)
+            m = len(pooled)
             rank = min(math.ceil((m + 1) * float(level) / 100.0), m)
-            out[j] = sorted_scores[rank - 1]
+            out[j] = pooled[rank - 1]
+            if radius > 0:
+                out[j] = max(out[j], self.pooled(j, radius - 1)[-2:][0])
         return out
+
+    def radius(self, step: int, need: int) -> int:
+        """The smallest radius around ``step`` whose steps hold ``need`` scores (or all)."""
+        for radius in range(self.horizon):
+            near = self.scores[max(0, step - radius) : step + radius + 1]
+            if sum(len(s) for s in near) >= need or len(near) == self.horizon:
+                return radius
+        return 0
+
+    def pooled(self, step: int, radius: int) -> np.ndarray:
+        """The sorted scores of the steps within ``radius`` of ``step``."""
+        near = self.scores[max(0, step - radius) : step + radius + 1]
+        return near[0] if len(near) == 1 else np.sort(np.concatenate(near))
 
     def bounds(
         self, forecast: np.ndarray, scale: np.ndarray, levels: Iterable[float]
@@ -58,6 +89,12 @@ class ConformalScores:
             width = self.half_width(level)[None, :h] * np.asarray(scale, dtype=float)[:, None]
             out[float(level)] = (forecast - width, forecast + width)
         return out
+
+
+def min_scores(level: float) -> int:
+    """How many scores a step needs at ``level`` for its rank to lie below the largest, with
+    one score to spare: ``(m + 1)(1 - L) >= 2``. 9 at 80 %, 39 at 95 %."""
+    return math.ceil(2.0 / (1.0 - float(level) / 100.0) - 1.0 - 1e-9)
 
 
 def conformal_scores(validation: HeldOut) -> ConformalScores:

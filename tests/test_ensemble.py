@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from mlforecast_cli.cli import main
 from mlforecast_cli.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
+from mlforecast_cli.intervals import conformal_scores, interval_metrics
 from mlforecast_cli.registry import Registry, set_registry
 from tests.plugin_factories import SPACE, MeanModel, spec_plugin
 
@@ -117,6 +118,26 @@ def test_each_study_keeps_its_best_trial_validation_and_test_forecasts(use):
         for level in (80, 95):
             assert 0 <= run.data.metrics[f"test_coverage_{level}"] <= 100
             assert run.data.metrics[f"test_MSIS_{level}"] > 0
+
+
+def test_few_scores_a_step_pool_nearby_steps_so_the_levels_differ(use):
+    """4 series x 2 windows: 8 scores a step, fewer than 80 % (9) and 95 % (39) need; the
+    levels would both take a step's largest score, pooled they differ and stay nested."""
+    client = MlflowClient(use.uri)
+    for run in _studies(use.uri):
+        validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
+        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
+        conformal = conformal_scores(validation)
+        assert [len(s) for s in conformal.scores] == [8] * HORIZON
+        at80, at95 = conformal.half_width(80), conformal.half_width(95)
+        assert (at95 >= at80).all() and (at95 > at80).any()
+        own_largest = np.array([s[-1] for s in conformal.scores])
+        assert not np.array_equal(at80, own_largest)
+        # the coverage the study logged is that of these intervals on its test forecasts
+        got = interval_metrics(conformal, test)
+        for level in (80, 95):
+            key = f"coverage_{level}"
+            assert run.data.metrics[f"test_{key}"] == pytest.approx(got[key])
 
 
 def test_validation_fitted_again_equals_the_kept_one(registry, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from mlforecast_cli.ensemble import combine, greedy_weights, select, top_mean_weights
 from mlforecast_cli.errors import UsageError
 from mlforecast_cli.held_out import HeldOut
-from mlforecast_cli.intervals import ConformalScores, check_levels, conformal_scores
+from mlforecast_cli.intervals import ConformalScores, check_levels, conformal_scores, min_scores
 from mlforecast_cli.metrics import coverage, evaluate_intervals, metric_label, msis
 
 
@@ -35,7 +35,28 @@ def test_half_width_is_the_split_conformal_rank():
     # m = 99 scores: rank ceil(100 * 0.8) = 80, ceil(100 * 0.95) = 95
     assert scores.half_width(80).tolist() == [80.0, 160.0]
     assert scores.half_width(95).tolist() == [95.0, 190.0]
-    assert scores.half_width(99.9).tolist() == [99.0, 198.0]  # past the last: the largest
+    # 99.9 % needs 1999 scores: the two steps pool their 198, and the rank is past the last
+    assert scores.half_width(99.9).tolist() == [198.0, 198.0]
+
+
+def test_a_step_with_too_few_scores_borrows_its_nearest_steps():
+    # 7 series, one window (Walmart): 7 scores a step, step j's scores are j + 0.1 ... j + 0.7
+    h = 6
+    scores = ConformalScores(tuple(j + np.arange(1, 8) / 10 for j in range(h)))
+    assert [min_scores(level) for level in (80, 95)] == [9, 39]
+    at80, at95 = scores.half_width(80), scores.half_width(95)
+    # 80 %: radius 1 (21 scores, 14 at the ends); rank ceil(22 * 0.8) = 18 of 21
+    assert at80[2] == pytest.approx(3.4) and at80[0] == pytest.approx(1.5)
+    # 95 %: radius 3 (42 scores at step 2), rank ceil(43 * 0.95) = 41 of 42
+    assert at95[2] == pytest.approx(5.6)
+    assert at80.tolist() == pytest.approx([1.5, 2.4, 3.4, 4.4, 5.4, 5.6])
+    # the last step at 80 % keeps at least its own second-largest score (5.6), and 95 %,
+    # pooling the early steps' smaller scores, is held at least as wide: nested intervals
+    assert at95.tolist() == pytest.approx([5.6] * h)
+    assert (at95 >= at80).all()
+    # with as many scores as the level needs, a step keeps its own
+    many = ConformalScores((np.arange(1.0, 40.0), np.arange(101.0, 140.0)))
+    assert many.half_width(95).tolist() == [38.0, 138.0]
 
 
 def test_intervals_cover_new_exchangeable_errors_at_their_level():

@@ -1,0 +1,165 @@
+"""Interval coverage recomputed from the forecasts an experiment's studies kept.
+
+Each study's parent run holds its validation and test forecasts (``forecasts/*.csv.gz``), so
+the conformal intervals of :mod:`mlforecast_cli.intervals` can be rebuilt, and their test
+coverage measured, without running a search again: after a change to the method, or to
+compare with what a study logged when it ran. The greedy ensemble of the studies (25
+rounds, weights on validation) gets a row too. Prints one markdown table per store.
+
+With ``--data FILE`` (columns id, date, value, as the M1 and M4 files), it also compares
+other scales for the scores than the series' in-sample seasonal-naive MAE: the same over
+the last season before the window, the one-step naive MAE (all, or the last season), and
+the mean level. Next to each scale's coverage, ``val spread`` is the standard deviation over
+series of the log of a series' mean validation score: the smaller, the more alike the
+series' scores, which a pooled quantile assumes; it is measured on validation only.
+
+    python benchmarks/interval_coverage.py --tracking-uri sqlite:///runs/mlflow.db
+    python benchmarks/interval_coverage.py --tracking-uri sqlite:///m1/mlflow.db \
+        --data ../shared/datasets/m1_monthly.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import fmt, table  # noqa: E402
+
+
+def studies(uri: str) -> tuple[str, dict[str, tuple]]:
+    """The metric and ``{model: (validation, test, logged metrics)}`` of every study run with
+    kept forecasts (the newest of each model)."""
+    from mlflow.tracking import MlflowClient
+
+    from mlforecast_cli.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
+
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        ids, "tags.`mlf.role` = 'study'", order_by=["attributes.start_time DESC"]
+    )
+    found: dict[str, tuple] = {}
+    for run in runs:
+        model = run.data.params.get("model")
+        if model in found or model == "ensemble":
+            continue
+        validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
+        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
+        if validation is not None and test is not None:
+            found[model] = (validation, test, run.data.metrics)
+    metric = runs[0].data.params.get("metric", "mape") if runs else "mape"
+    return metric, found
+
+
+def rows(uri: str) -> list[list[str]]:
+    from mlforecast_cli.ensemble import combine, greedy_weights
+    from mlforecast_cli.intervals import conformal_scores, interval_metrics
+
+    metric, found = studies(uri)
+    if len(found) > 1:
+        names = sorted(found)
+        choice = greedy_weights([found[m][0] for m in names], metric, 25)
+        found["ensemble"] = tuple(
+            combine([found[m][k] for m in names], choice.weights) for k in (0, 1)
+        ) + ({},)
+    out = []
+    for model, (validation, test, logged) in sorted(found.items()):
+        now = interval_metrics(conformal_scores(validation), test)
+        per_step = len(validation) // max(validation.horizon, 1)
+        out.append(
+            [
+                model,
+                str(per_step),
+                fmt(logged.get("test_coverage_80"), 1),
+                fmt(logged.get("test_coverage_95"), 1),
+                fmt(logged.get("test_MSIS_95")),
+                fmt(now["coverage_80"], 1),
+                fmt(now["coverage_95"], 1),
+                fmt(now["msis_95"]),
+            ]
+        )
+    return out
+
+
+SCALES = {
+    "seasonal (mlf)": (True, False),
+    "seasonal, last season": (True, True),
+    "naive": (False, False),
+    "naive, last season": (False, True),
+    "level": None,
+}
+"""Scale name: (seasonal lag, only the last season's differences); None: the mean |y|."""
+
+
+def scale_of(history, season: int, how) -> float:
+    import numpy as np
+
+    from mlforecast_cli.metrics import mase_scale
+
+    if how is None:
+        return float(np.mean(np.abs(history))) or 1.0
+    seasonal, last = how
+    lag = season if seasonal else 1
+    return float(mase_scale([history[-(season + lag) :] if last else history], lag)[0])
+
+
+def rescaled(held, panel, how):
+    """``held`` with each row's scale recomputed on its series' history before its window."""
+    import dataclasses
+
+    import numpy as np
+
+    index = {label: k for k, label in enumerate(panel.id_labels)}
+    scale = np.empty(len(held))
+    for w in np.unique(held.window):
+        for label in np.unique(held.id[held.window == w]):
+            rows = (held.window == w) & (held.id == label)
+            s = index[label]
+            end = int(np.searchsorted(panel.times[s], held.time[rows].min()))
+            scale[rows] = scale_of(panel.y[s][:end], panel.season_length, how)
+    return dataclasses.replace(held, scale=scale)
+
+
+def scale_rows(uri: str, data: Path) -> list[list[str]]:
+    import numpy as np
+
+    from mlforecast_cli.data import Columns, load_panel
+    from mlforecast_cli.intervals import conformal_scores, interval_metrics
+
+    panel = load_panel(data, Columns(target="value", time="date", ids=("id",)))
+    _, found = studies(uri)
+    out = []
+    for name, how in SCALES.items():
+        cells, spread = [], []
+        for _, (validation, test, _) in sorted(found.items()):
+            val, tst = rescaled(validation, panel, how), rescaled(test, panel, how)
+            got = interval_metrics(conformal_scores(val), tst)
+            cells.append(f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f}")
+            score = np.abs(val.actual - val.forecast) / val.scale
+            per_series = [score[val.id == i].mean() for i in np.unique(val.id)]
+            spread.append(np.std(np.log(np.maximum(per_series, 1e-12))))
+        out.append([name, fmt(float(np.mean(spread))), *cells])
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", action="append", required=True, help="repeat")
+    parser.add_argument("--data", type=Path, help="the studies' file (id, date, value)")
+    args = parser.parse_args(argv)
+    headers = ["model", "scores / step", "logged 80", "logged 95", "logged MSIS 95"]
+    headers += ["cov. 80", "cov. 95", "MSIS 95"]
+    for uri in args.tracking_uri:
+        print(f"## {uri}\n\n{table(headers, rows(uri), 'lrrrrrrr')}\n")
+        if args.data is not None:
+            models = sorted(studies(uri)[1])
+            found = scale_rows(uri, args.data)
+            heads = ["scale", "val spread", *(f"{m} 80 / 95" for m in models)]
+            print(f"{table(heads, found, 'lr' + 'r' * len(models))}\n")
+
+
+if __name__ == "__main__":
+    main()
