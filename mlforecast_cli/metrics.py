@@ -287,19 +287,23 @@ def check_metric(name: str, flag: str = "--metric") -> str:
 
 
 def selection_score(
-    name: str, y: np.ndarray, yhat: np.ndarray, metrics: Mapping[str, float]
+    name: str,
+    y: np.ndarray,
+    yhat: np.ndarray,
+    metrics: Mapping[str, float],
+    ape_cap: float | None = None,
 ) -> float:
     """What a study minimises for metric ``name`` on one fold: ``metrics[name]`` (the fold's
-    :func:`evaluate`), except MAPE, whose points are capped at :data:`APE_CAP`
-    (:func:`capped_mape`).
+    :func:`evaluate`), except MAPE when ``ape_cap`` is given (a space's ``optimizer.ape_cap``):
+    then each point's APE is capped there (:func:`capped_mape`).
 
     On a panel where a few series' actuals fall near zero, their APEs of thousands of percent
-    would make the mean: the search would then pick whatever forecasts those few points low.
-    Capped, each point counts for at most the error of forecasting zero. The metric reported
+    would make the mean: the search would pick whatever forecasts those few points low. Capped
+    at 100 %, each point counts for at most the error of forecasting zero. The metric reported
     (``val_metrics``, the leaderboard, the test score) stays the plain one.
     """
-    if name == "mape":
-        return capped_mape(y, yhat)
+    if name == "mape" and ape_cap is not None:
+        return capped_mape(y, yhat, ape_cap)
     return float(metrics.get(name, float("nan")))
 
 

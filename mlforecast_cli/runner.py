@@ -159,8 +159,9 @@ def fit_and_score(
 
 class Objective:
     """The Optuna objective of one study: the mean validation selection score over the CV folds
-    (the metric itself, MAPE with each point capped: :func:`metrics.selection_score`); the
-    plain metrics are kept in the trial's ``val_metrics``."""
+    (the metric itself; MAPE capped per point where the space sets ``optimizer.ape_cap``:
+    :func:`metrics.selection_score`); the plain metrics are kept in the trial's
+    ``val_metrics``."""
 
     def __init__(
         self,
@@ -239,7 +240,13 @@ class Objective:
             value = float(
                 np.mean(
                     [
-                        selection_score(self.config.metric, f.actuals, f.predictions, f.metrics)
+                        selection_score(
+                            self.config.metric,
+                            f.actuals,
+                            f.predictions,
+                            f.metrics,
+                            self.config.space.ape_cap,
+                        )
                         for f in folds
                     ]
                 )

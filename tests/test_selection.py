@@ -1,6 +1,6 @@
-"""A study selects on MAPE with each point capped at 100 % (the error of forecasting zero), so
-a few series whose actuals fall near zero cannot decide the search; the reported metric stays
-the plain one."""
+"""A space with ``optimizer.ape_cap`` (the tree models') selects on MAPE with each point capped
+(100 %: the error of forecasting zero), so a few series whose actuals fall near zero cannot
+decide the search; the reported metric stays the plain one. Without it, plain MAPE selects."""
 
 from __future__ import annotations
 
@@ -26,13 +26,32 @@ def test_capped_mape_is_mape_below_the_cap_and_caps_each_point():
     assert np.isnan(capped_mape(np.zeros((1, 2)), np.ones((1, 2))))
 
 
-def test_selection_score_caps_only_mape():
+def test_selection_score_caps_only_mape_and_only_with_a_cap():
     y = np.array([[1.0, 100.0]])
     yhat = np.array([[50.0, 100.0]])
     metrics = {"mape": mape(y, yhat), "smape": 12.5}
-    assert selection_score("mape", y, yhat, metrics) == pytest.approx(APE_CAP / 2)
-    assert selection_score("smape", y, yhat, metrics) == 12.5
+    assert selection_score("mape", y, yhat, metrics, APE_CAP) == pytest.approx(APE_CAP / 2)
+    assert selection_score("mape", y, yhat, metrics) == pytest.approx(4900 / 2)
+    assert selection_score("smape", y, yhat, metrics, APE_CAP) == 12.5
     assert np.isnan(selection_score("mase", y, yhat, metrics))  # not computed: not finite
+
+
+@pytest.mark.parametrize("cap", [0, -5, "high", True])
+def test_a_bad_ape_cap_is_one_clear_line(cap):
+    from mlforecast_cli.errors import SpaceError
+    from mlforecast_cli.space import parse_space
+
+    with pytest.raises(SpaceError, match="optimizer.ape_cap"):
+        parse_space({"params": {}, "optimizer": {"ape_cap": cap}}, "s.yaml")
+
+
+def test_tree_spaces_cap_and_others_do_not():
+    from mlforecast_cli.registry import Registry
+
+    registry = Registry()
+    for name in ("lightgbm", "xgboost", "catboost", "random_forest"):
+        assert registry.get(name).load_space().ape_cap == APE_CAP
+    assert registry.get("seasonal_naive").load_space().ape_cap is None
 
 
 @pytest.fixture
@@ -54,23 +73,27 @@ def dip_csv(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("cap", [True, False])
 def test_search_selects_on_capped_mape_and_reports_the_plain_one(
-    cli, registry, tmp_path, mlflow_uri, dip_csv
+    cli, registry, tmp_path, mlflow_uri, dip_csv, cap
 ):
     """Shrinking the forecast by 90 % wins plain validation MAPE (series D's 1s forecast at 100
-    err by 9,900 %) but loses capped; the search keeps the unshrunk model, and its best value
-    is its plain MAPE."""
+    err by 9,900 %) but loses capped; with the cap the search keeps the unshrunk model, and its
+    best value is still its plain MAPE; without it the shrunk one wins."""
     registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
+    sets = ["shrink=[0.0, 0.9]", "window_size=6", "scaler=none"]
+    sets.append("optimizer.first_trial={shrink: 0.9}")
+    if cap:
+        sets.append("optimizer.ape_cap=100")
     result = cli(
         "optimize",
         "tiny",
         *("--data", str(dip_csv), "--target", "value", "--time-col", "date", "--id-col", "id"),
         *("--horizon", str(HORIZON), "--trials", "8", "--json"),
-        *("--set", "shrink=[0.0, 0.9]", "--set", "window_size=6", "--set", "scaler=none"),
-        *("--set", "optimizer.first_trial={shrink: 0.9}"),
+        *[arg for s in sets for arg in ("--set", s)],
     )
     assert result.code == 0, result
     [model] = json.loads(result.out)["models"]
-    assert model["best_params"]["shrink"] == 0.0
-    # 6 of 24 validation points err by ~9,900 %: the plain MAPE, not the capped ~29 %
-    assert model["best_value"] > 1000
+    assert model["best_params"]["shrink"] == (0.0 if cap else 0.9)
+    if cap:  # 6 of 24 validation points err by ~9,900 %: the plain MAPE, not the capped ~29 %
+        assert model["best_value"] > 1000
