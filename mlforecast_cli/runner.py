@@ -7,6 +7,7 @@ The runner prints and logs nothing itself: tracking and progress are Optuna call
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -181,8 +182,20 @@ class Objective:
         self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
         """The best trial this process ran: number, value, its folds' fits (without the
         model) and ends, so its validation forecasts are kept without a fit again."""
+        gc.freeze()  # what lives now (imports, the panel) is left out of the collections
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._trial(trial)
+        finally:
+            # a model library's objects in reference cycles (LightGBM's boosters and datasets
+            # hold C++ memory) wait for a full collection: on M1 monthly a 30-trial LightGBM
+            # study peaked at 1,099 MiB without this, 668 MiB with it. What survives is frozen,
+            # so the next collection looks only at what the next trial makes (milliseconds).
+            gc.collect()
+            gc.freeze()
+
+    def _trial(self, trial: optuna.Trial) -> float:
         import optuna
 
         self.started.add(trial.number)

@@ -209,6 +209,32 @@ def test_threshold_pruner_stops_a_real_trial_at_its_warmup(entries, panel, name)
     assert sorted(trial.intermediate_values) == [1, 2, 3]  # stopped at the first step allowed
 
 
+def test_a_trial_leaves_no_cyclic_garbage_of_the_model_library(entries, panel):
+    """LightGBM's boosters and datasets sit in reference cycles that keep their C++ memory
+    until a full collection: each trial collects them, so a study's memory stays flat."""
+    import gc
+
+    from mlforecast_cli.runner import StudyConfig, build_objective, run_study
+
+    pins = [f"{k}={v}" for k, v in SMALL["lightgbm"].items()] + ["window_size=10"]
+    space = entries["lightgbm"].load_space().override(pins)
+    config = StudyConfig(model="lightgbm", study_name="gc", horizon=HORIZON, space=space)
+    objective = build_objective(entries["lightgbm"], panel, config)
+    gc.disable()  # only the objective's own collection may run
+    try:
+        run_study(entries["lightgbm"], panel, config, n_trials=2, objective=objective)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = {f"{type(o).__module__}.{type(o).__name__}" for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.unfreeze()
+        gc.enable()
+    # without the collection: lightgbm.callback._EarlyStoppingCallback, ctypes pointers...
+    assert not {t for t in left if t.startswith(("lightgbm.", "ctypes."))}, sorted(left)
+
+
 def test_median_pruner_waits_ten_rounds(entries, panel):
     """The default pruner (MedianPruner, n_warmup_steps=10): prunes, but never before round 10."""
     import optuna
