@@ -100,7 +100,9 @@ def run_model(
             outcome.warnings.append(tracker.moved_from)
         progress = None
         if board is not None:
-            progress = board.add(entry.name, trials, metric_label(plan.metric), study)
+            progress = board.add(
+                entry.name, trials, metric_label(plan.metric), study, metric=plan.metric
+            )
         outcome.warnings += search(
             entry, plan, config, panel, study, objective, tracker, progress, trials
         )

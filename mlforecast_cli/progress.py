@@ -79,25 +79,31 @@ class ProgressBoard:
             if task.stop_time is None:
                 self.progress.stop_task(task.id)
 
-    def add(self, model: str, n_trials: int | None, metric_label: str, study) -> ModelProgress:
+    def add(
+        self, model: str, n_trials: int | None, metric_label: str, study, metric: str | None = None
+    ) -> ModelProgress:
         """Add a bar for ``model``'s ``study`` (showing the board on the first); returns the
-        bar's Optuna callback. Trials already in the study are not counted."""
+        bar's Optuna callback. Trials already in the study are not counted. With ``metric``
+        the best trial shows that plain metric (its ``val_metrics``), not its selection score."""
         if not self._started:
             self.progress.start()
             self._started = True
         self._stop_clocks()  # the model before is done
         task = self.progress.add_task(escape(model), total=n_trials, counts="", best="-")
-        return ModelProgress(self.progress, task, metric_label, study)
+        return ModelProgress(self.progress, task, metric_label, study, metric)
 
 
 class ModelProgress:
     """Optuna callback updating one bar from the study: trials done (by any worker process),
     complete/pruned/failed, best value so far."""
 
-    def __init__(self, progress: Progress, task, metric_label: str, study) -> None:
+    def __init__(
+        self, progress: Progress, task, metric_label: str, study, metric: str | None = None
+    ) -> None:
         self.progress = progress
         self.task = task
         self.metric_label = metric_label
+        self.metric = metric
         self.study = study
         self.skip = {t.number for t in study.get_trials(deepcopy=False)}
         self.counts: Counter[str] = Counter()
@@ -113,14 +119,16 @@ class ModelProgress:
         with self._lock:
             trials = [t for t in self.study.get_trials(deepcopy=False) if t.number not in self.skip]
             self.counts = Counter(t.state.name for t in trials if t.state.is_finished())
-            values = [
-                t.value
+            done = [
+                t
                 for t in trials
                 if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
             ]
-            if values:
+            if done:
                 minimize = self.study.direction.name == "MINIMIZE"
-                self.best = min(values) if minimize else max(values)
+                best = (min if minimize else max)(done, key=lambda t: t.value)
+                shown = (best.user_attrs.get("val_metrics") or {}).get(self.metric)
+                self.best = best.value if shown is None else shown
             self.progress.update(
                 self.task,
                 completed=sum(self.counts.values()),

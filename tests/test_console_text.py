@@ -233,6 +233,30 @@ def test_progress_clock_runs_until_the_model_is_done():
         assert re.fullmatch(r"\d+\.\ds", text) and float(text[:-1]) >= 0.3, shown
 
 
+def test_progress_shows_the_best_trials_plain_metric_not_its_selection_score():
+    """A study selects on a score (MAPE capped per point) that may differ from the metric it
+    reports: the bar shows the chosen trial's plain metric, as the table after it does."""
+    import optuna
+
+    from mlforecast_cli.progress import ProgressBoard
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    board = ProgressBoard(console=Console(file=io.StringIO(), width=120, color_system=None))
+
+    def objective(trial):
+        score = trial.suggest_float("x", 1, 2)
+        trial.set_user_attr("val_metrics", {"mape": 10 * score})
+        return score
+
+    with board:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        bar = board.add("lightgbm", 3, "MAPE", study, metric="mape")
+        study.optimize(objective, n_trials=3, callbacks=[bar])
+        bar.finish()
+    assert bar.best == pytest.approx(10 * study.best_value)
+    assert board.progress.tasks[0].fields["best"] == f"MAPE {10 * study.best_value:.4g}"
+
+
 def test_elapsed_times_read_well():
     from mlforecast_cli.progress import format_elapsed
 
