@@ -51,6 +51,14 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("error:")]
 
 
+def lost_line(proc: subprocess.Popen, err: str) -> str:
+    """The one error line of a command that lost its service (exit 3, no traceback)."""
+    assert proc.returncode == EXIT_SERVICE_LOST, err
+    assert "Traceback" not in err
+    [line] = error_lines(err)
+    return line
+
+
 # ---- PostgreSQL --------------------------------------------------------------------------------
 class Cluster:
     """A throwaway PostgreSQL cluster run by the ``postgres`` user (as `.ci/services` does)."""
@@ -129,9 +137,7 @@ def test_postgresql_stopped_mid_study(worker_env, mlflow_uri, tmp_path, cluster)
         seconds = time.monotonic() - stopped
     finally:
         cluster.start()
-    assert proc.returncode == EXIT_SERVICE_LOST, err
-    assert "Traceback" not in err
-    [line] = error_lines(err)
+    line = lost_line(proc, err)
     assert f"lost the study storage {cluster.url}" in line
     assert "finished trials are kept" in line and "rerun the same command" in line
     assert seconds < PROMPT_EXIT, f"{seconds:.1f} s to exit"
@@ -237,9 +243,7 @@ def test_mlflow_server_killed_mid_study(worker_env, tmp_path, mlflow_server):  #
     mlflow_server.kill()
     out, err = proc.communicate(timeout=240)
     ended = time.time()
-    assert proc.returncode == EXIT_SERVICE_LOST, err
-    assert "Traceback" not in err
-    [line] = error_lines(err)
+    line = lost_line(proc, err)
     assert f"lost the MLflow tracking store {mlflow_server.uri}" in line
     assert "rerun the same command once it is back" in line
     trials = load().get_trials(deepcopy=False)
@@ -300,9 +304,7 @@ def test_journal_on_a_full_disk(worker_env, mlflow_uri, tmp_path, small_disk):  
     full = time.monotonic()
     out, err = proc.communicate(timeout=120)
     seconds = time.monotonic() - full
-    assert proc.returncode == EXIT_SERVICE_LOST, err
-    assert "Traceback" not in err
-    [line] = error_lines(err)
+    line = lost_line(proc, err)
     assert f"lost the study storage journal:///{journal}" in line
     assert "No space left on device" in line and "finished trials are kept" in line
     assert seconds < PROMPT_EXIT, f"{seconds:.1f} s to exit"
@@ -331,9 +333,7 @@ def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk, _mlflow_t
     wait_until(lambda: len(finished(load())) >= 3)
     filler = fill(small_disk)
     out, err = proc.communicate(timeout=240)
-    assert proc.returncode == EXIT_SERVICE_LOST, err
-    assert "Traceback" not in err
-    [line] = error_lines(err)
+    line = lost_line(proc, err)
     assert f"lost the MLflow tracking store {uri}" in line
     assert "full" in line  # SQLite's "database or disk is full"
     assert len(finished(load())) == 15  # the search went on
