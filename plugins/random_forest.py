@@ -22,19 +22,27 @@ class RandomForestForecaster(TreeForecaster):
     early_stopping = False
     default_rounds = 200
 
-    def _forest(self):
+    def tree_rows(self, rows: int) -> int | None:
+        """Rows each tree is grown on: ``max_samples`` of them, at most ``max_tree_rows``
+        (None: a bootstrap sample of all ``rows``)."""
+        draw = rows * min(1.0, float(self.params.get("max_samples", 1.0)))
+        cap = self.params.get("max_tree_rows")
+        if cap is not None:
+            draw = min(draw, int(cap))
+        return None if draw >= rows else max(1, int(draw))
+
+    def _forest(self, rows: int):
         from sklearn.ensemble import RandomForestRegressor
 
         p = self.params
         max_depth = p.get("max_depth")
-        max_samples = float(p.get("max_samples", 1.0))
         return RandomForestRegressor(
             n_estimators=0,
             criterion=str(p.get("criterion", "squared_error")),
             max_depth=None if max_depth in (None, 0) else int(max_depth),
             min_samples_leaf=int(p.get("min_samples_leaf", 1)),
             max_features=float(p.get("max_features", 1.0)),
-            max_samples=None if max_samples >= 1.0 else max_samples,
+            max_samples=self.tree_rows(rows),
             bootstrap=True,
             warm_start=True,
             random_state=self.seed,
@@ -42,7 +50,7 @@ class RandomForestForecaster(TreeForecaster):
         )
 
     def _fit_one(self, X, y, valid, monitor, rounds, categorical):
-        forest = self._forest()
+        forest = self._forest(len(y))
         batch = max(1, int(self.params.get("trees_per_step", 10)))
         step = 0
         while forest.n_estimators < rounds:

@@ -187,6 +187,17 @@ def test_relative_view_keeps_original_units_and_handles_zero_windows(panel, spli
     assert zeros.scale[1] > 0 and np.isfinite(zeros.x[1]).all()
 
 
+def test_random_forest_grows_each_tree_on_at_most_max_tree_rows(entries, panel, split):
+    """The cap keeps a forest's cost flat on large panels: each tree sees max_tree_rows draws."""
+    whole = fit(entries, panel, split, "random_forest", max_samples=1.0)
+    rows = whole.model.models[0].estimators_[0].tree_.weighted_n_node_samples[0]
+    assert rows > 5_000  # a bootstrap of every stacked row
+    capped = fit(entries, panel, split, "random_forest", max_samples=1.0, max_tree_rows=500)
+    trees = capped.model.models[0].estimators_
+    assert {t.tree_.weighted_n_node_samples[0] for t in trees} == {500.0}
+    assert capped.metrics["mape"] < 20
+
+
 def test_unknown_strategy_is_a_clear_error(entries, panel):
     with pytest.raises(ValueError, match="strategy 'nope' is not one of stacked, per_step"):
         entries["lightgbm"].create({"strategy": "nope"}, task_for(panel))
