@@ -47,6 +47,8 @@ class OptimizeConfig:
     metric: str | None = None
     """None: each model's space says (``optimizer.metric``)."""
     cv_windows: int = 1
+    ensemble_windows: int = 3
+    """Windows each study keeps its best configuration's forecasts on, for `mlf ensemble`."""
     space_file: Path | None = None
     assignments: tuple[str, ...] = ()
     study_name: str | None = None
@@ -69,6 +71,7 @@ class OptimizeConfig:
             ("--trials", self.trials, 1),
             ("--n-jobs", self.n_jobs, 1),
             ("--cv-windows", self.cv_windows, 1),
+            ("--ensemble-windows", self.ensemble_windows, 1),
             ("--horizon", self.horizon, 1),
         ):
             if not isinstance(value, int) or value < low:
@@ -172,6 +175,7 @@ def plan_study(
         space=space,
         metric=metric,
         cv_windows=config.cv_windows,
+        ensemble_windows=config.ensemble_windows,
         storage=config.storage,
         seed=config.seed,
         device=resolve_device(config.device, entry),

@@ -3,8 +3,10 @@ and its own MLflow parent run with a pyfunc model (``mlf ensemble``).
 
 The members are the best study (by validation) of each model among the experiment's studies
 that share the newest study's data, horizon, validation windows and metric. Their stored
-validation and test forecasts (:mod:`.held_out`) are all the selection and the scoring need;
-the ensemble's model holds the members' refit models and forecasts their weighted sum.
+forecasts (:mod:`.held_out`) are all the selection and the scoring need: the weights are
+chosen on the ensemble windows (the validation windows and older ones) when every member kept
+the same, the intervals come from the validation windows, the test is scored once. The
+ensemble's model holds the members' refit models and forecasts their weighted sum.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from .errors import MlfError, UsageError
-from .held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, HeldOut, read_artifact
+from .held_out import (
+    ENSEMBLE_ARTIFACT,
+    TEST_ARTIFACT,
+    VALIDATION_ARTIFACT,
+    HeldOut,
+    read_artifact,
+)
 from .metrics import mlflow_key
 from .reference import TEST_PREFIX, VAL_PREFIX
 
@@ -41,6 +49,8 @@ class Member:
     run: Any
     validation: HeldOut
     test: HeldOut
+    windows: HeldOut
+    """Forecasts on the ensemble windows (the validation table when it kept no more)."""
     weight: float = 0.0
     val: float = float("nan")
     test_value: float | None = None
@@ -60,6 +70,8 @@ class EnsembleOutcome:
     model_uri: str = ""
     path: tuple[float, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    windows: int = 1
+    """How many rolling windows the weights were chosen on."""
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per member and one for the ensemble, for a table or --json."""
@@ -110,7 +122,8 @@ def build_ensemble(
     members, warnings = find_members(client, exp_id, experiment, models, metric)
     metric = members[0].run.data.params["metric"]
     check_same_rows(members)
-    choice = select([m.validation for m in members], metric, method, rounds=rounds, top=top)
+    tables = weighing_tables(members, warnings)
+    choice = select(tables, metric, method, rounds=rounds, top=top)
     for member, weight in zip(members, choice.weights, strict=True):
         member.weight = float(weight)
     validation = combine([m.validation for m in members], choice.weights)
@@ -130,6 +143,7 @@ def build_ensemble(
         test_metrics=test_metrics,
         path=choice.path,
         warnings=warnings,
+        windows=tables[0].windows,
     )
     log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, conformal)
     return outcome
@@ -178,6 +192,7 @@ def find_members(
     for model, run in sorted(best.items()):
         validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
         test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
+        windows = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
         study = run.data.tags.get("mlf.study", run.info.run_name)
         if validation is None or test is None:
             warnings.append(f"study {study} kept no validation forecasts (an older mlf): left out")
@@ -189,6 +204,7 @@ def find_members(
                 run,
                 validation,
                 test,
+                validation if windows is None else windows,
                 val=run.data.metrics.get(key, float("nan")),
                 test_value=run.data.metrics.get(mlflow_key("test", setup[3])),
             )
@@ -208,15 +224,32 @@ def check_same_rows(members: Sequence[Member]) -> None:
     first = members[0]
     for other in members[1:]:
         for what in ("validation", "test"):
-            a, b = getattr(first, what), getattr(other, what)
-            same = len(a) == len(b) and all(
-                np.array_equal(x, y) for x, y in zip(a.keys(), b.keys(), strict=True)
-            )
-            if not same:
+            if not same_rows(getattr(first, what), getattr(other, what)):
                 raise MlfError(
                     f"the {what} forecasts of studies {first.study} and {other.study} do not "
                     "cover the same series and steps; rerun one of them with 'mlf optimize'"
                 )
+
+
+def weighing_tables(members: Sequence[Member], warnings: list[str]) -> list[HeldOut]:
+    """The tables to choose the weights on: the members' ensemble windows when they all hold
+    the same rows, else (with a warning) their validation windows."""
+    tables = [m.windows for m in members]
+    if all(same_rows(tables[0], t) for t in tables[1:]):
+        return tables
+    counts = ", ".join(f"{m.model} {m.windows.windows}" for m in members)
+    warnings.append(
+        f"the members kept forecasts on different windows ({counts}): the weights are chosen "
+        "on the validation windows only; rerun 'mlf optimize' with the same --ensemble-windows"
+    )
+    return [m.validation for m in members]
+
+
+def same_rows(a: HeldOut, b: HeldOut) -> bool:
+    """Whether two held-out tables hold the same (window, series, time) rows."""
+    return len(a) == len(b) and all(
+        np.array_equal(x, y) for x, y in zip(a.keys(), b.keys(), strict=True)
+    )
 
 
 def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, conformal) -> None:
@@ -235,6 +268,7 @@ def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, confor
         params = {k: first.get(k) for k in ("data", "data_fingerprint", "horizon", "cv_windows")}
         params |= {"model": ENSEMBLE, "study_name": outcome.study_name, "metric": outcome.metric}
         params |= {"method": outcome.method, "members": json.dumps(weights)}
+        params |= {"ensemble_windows": outcome.windows}
         now = int(time.time() * 1000)
         metrics = [Metric(mlflow_key("best_val", outcome.metric), outcome.val, now, 0)]
         metrics += [

@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from .study import StudyConfig
 
 __all__ = [
+    "ENSEMBLE_ARTIFACT",
     "TEST_ARTIFACT",
     "VALIDATION_ARTIFACT",
     "HeldOut",
     "best_validation",
+    "ensemble_windows",
     "from_fits",
     "series_scale",
 ]
@@ -39,6 +41,9 @@ VALIDATION_ARTIFACT = "forecasts/validation.csv.gz"
 """Artifact path, on a study's parent run, of its best trial's validation forecasts."""
 TEST_ARTIFACT = "forecasts/test.csv.gz"
 """Artifact path, on a study's parent run, of its refit model's test forecasts."""
+ENSEMBLE_ARTIFACT = "forecasts/ensemble_windows.csv.gz"
+"""Artifact path, on a study's parent run, of its best configuration's forecasts on the
+ensemble windows (:func:`ensemble_windows`), when they are more than its validation windows."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,18 @@ class HeldOut:
             },
         )
 
+    def then(self, newer: HeldOut) -> HeldOut:
+        """This table followed by ``newer``'s rows, whose windows are numbered after these."""
+        shift = int(self.window.max()) + 1 if len(self) else 0
+        parts = {f.name: (getattr(self, f.name), getattr(newer, f.name)) for f in fields(self)}
+        parts["window"] = (self.window, newer.window + shift)
+        return HeldOut(**{name: np.concatenate(pair) for name, pair in parts.items()})
+
+    @property
+    def windows(self) -> int:
+        """How many windows the table holds."""
+        return len(np.unique(self.window))
+
     def keys(self) -> Any:
         """What identifies the rows: two tables of the same study setup have equal keys."""
         return (self.window, self.id, self.time)
@@ -152,24 +169,49 @@ def best_validation(
     """The validation forecasts of the study's best trial: kept by ``objective`` when this
     process ran it, else fitted again with its configuration on every fold (a resumed study,
     or a best trial that ran in a worker process)."""
-    from .runner import best_folds, fit_and_score, task_info
+    from .runner import best_folds
     from .split import split_panel
 
-    best = study.best_trial
-    kept = best_folds(objective, best.number)
+    kept = best_folds(objective, study.best_trial.number)
     if kept is not None:
         return from_fits(panel, kept)
-    params = dict(best.user_attrs.get("config") or best.params)
     split = split_panel(panel, config.horizon, config.cv_windows)
+    return from_fits(
+        panel, fit_best(entry, panel, config, study, [f.train_end for f in split.folds])
+    )
+
+
+def ensemble_windows(
+    entry: ModelEntry, panel: Panel, config: StudyConfig, study, validation: HeldOut
+) -> HeldOut:
+    """The best configuration's forecasts on ``config.ensemble_windows`` rolling windows,
+    oldest first: windows before the search's, fitted once more, then ``validation`` (the
+    search's own). `mlf ensemble` weighs its members on them: one window of a small panel is
+    too little evidence, and the search chose each member's configuration on it. A panel too
+    short for every window gets as many as its longest series allows."""
+    from .split import most_windows, split_panel
+
+    windows = min(config.ensemble_windows, most_windows(panel, config.horizon))
+    extra = windows - config.cv_windows
+    if extra <= 0:
+        return validation
+    folds = split_panel(panel, config.horizon, windows).folds[:extra]
+    fits = fit_best(entry, panel, config, study, [f.train_end for f in folds])
+    return from_fits(panel, fits).then(validation)
+
+
+def fit_best(
+    entry: ModelEntry, panel: Panel, config: StudyConfig, study, ends: Sequence[np.ndarray]
+) -> list[tuple[FitResult, np.ndarray]]:
+    """The study's best configuration fitted and scored on the window after each of ``ends``."""
+    from .runner import fit_and_score, task_info
+
+    best = study.best_trial
+    params = dict(best.user_attrs.get("config") or best.params)
     task = task_info(panel, config.horizon, seed=config.seed, device=config.device, n_jobs=1)
-    fits = [
-        (
-            fit_and_score(entry, params, task, panel, fold.train_end, train_metrics=False),
-            fold.train_end,
-        )
-        for fold in split.folds
+    return [
+        (fit_and_score(entry, params, task, panel, end, train_metrics=False), end) for end in ends
     ]
-    return from_fits(panel, fits)
 
 
 def read_artifact(client, run_id: str, path: str) -> HeldOut | None:

@@ -154,6 +154,8 @@ class StudyForecasts:
     test_metrics: dict[str, float]
     test_bounds: dict[float, tuple[np.ndarray, np.ndarray]]
     """``{level: (lo, hi)}`` around the refit's test predictions, rows as its windows."""
+    ensemble: HeldOut | None = None
+    """The forecasts on the ensemble windows (:func:`~.held_out.ensemble_windows`)."""
 
 
 def study_forecasts(entry, panel, config, study, objective, refit) -> StudyForecasts:

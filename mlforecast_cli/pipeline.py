@@ -355,6 +355,7 @@ def held_out_forecasts(
 ) -> StudyForecasts | None:
     """The study's validation and test forecasts and conformal intervals, whose coverage and
     MSIS join the test metrics; None (and a warning) if they cannot be computed."""
+    from .held_out import ensemble_windows
     from .intervals import study_forecasts
 
     try:
@@ -364,16 +365,30 @@ def held_out_forecasts(
         outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
         return None
     refit.test_metrics.update(forecasts.test_metrics)
-    return forecasts
+    try:
+        windows = ensemble_windows(entry, panel, plan, study, forecasts.validation)
+    except Exception as exc:  # an ensemble then weighs this study on its validation windows
+        first = first_line(exc, typed=not isinstance(exc, MlfError))
+        outcome.warnings.append(
+            f"no forecasts on {plan.ensemble_windows} windows for ensembles, only on the "
+            f"validation windows: {first}"
+        )
+        windows = forecasts.validation
+    return replace(forecasts, ensemble=windows)
 
 
 def log_held_out(tracker: MlflowTracker, forecasts: StudyForecasts) -> list[str]:
-    """Log the validation and test forecasts on the parent run; returns warnings."""
-    from .held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, log_artifacts
+    """Log the validation, ensemble-window and test forecasts on the parent run, and how many
+    ensemble windows it kept (``ensemble_windows``); returns warnings."""
+    from .held_out import ENSEMBLE_ARTIFACT, TEST_ARTIFACT, VALIDATION_ARTIFACT, log_artifacts
 
     tables = {VALIDATION_ARTIFACT: forecasts.validation, TEST_ARTIFACT: forecasts.test}
+    kept = forecasts.ensemble if forecasts.ensemble is not None else forecasts.validation
+    if kept.windows > forecasts.validation.windows:
+        tables[ENSEMBLE_ARTIFACT] = kept
     try:
         log_artifacts(tracker.client, tracker.parent_run_id, tables)
+        tracker.client.log_param(tracker.parent_run_id, "ensemble_windows", kept.windows)
     except Exception as exc:
         return [f"could not log the held-out forecasts in MLflow: {first_line(exc, typed=True)}"]
     return []

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import DataError
 from .panel import Panel
 
-__all__ = ["Fold", "Split", "split_panel"]
+__all__ = ["Fold", "Split", "most_windows", "split_panel"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,9 @@ def split_panel(
         for k in range(cv_windows)
     )
     return Split(horizon=horizon, folds=folds, test_start=test_start)
+
+
+def most_windows(panel: Panel, horizon: int, min_train: int | None = None) -> int:
+    """The most validation windows :func:`split_panel` accepts for ``panel`` (at least 1)."""
+    min_train = max(int(min_train if min_train is not None else horizon + 1), 1)
+    return max(1, (int(panel.lengths.max()) - min_train) // int(horizon) - 1)

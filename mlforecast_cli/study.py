@@ -38,6 +38,9 @@ class StudyConfig:
     space: SearchSpace
     metric: str = "mape"
     cv_windows: int = 1
+    ensemble_windows: int = 3
+    """Rolling windows on which the study keeps its best configuration's forecasts for
+    ensembles: the search's ``cv_windows`` and older ones fitted once more."""
     storage: str | None = None
     seed: int = 42
     device: str = "cpu"

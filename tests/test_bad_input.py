@@ -88,6 +88,10 @@ CASES = {
         lambda t: ["optimize", "seasonal_naive", "--cv-windows", "12"],
         "--cv-windows",
     ),
+    "zero ensemble windows": (
+        lambda t: ["optimize", "seasonal_naive", "--ensemble-windows", "0"],
+        "--ensemble-windows",
+    ),
     "unknown dataset": (lambda t: ["optimize", "seasonal_naive", "--dataset", "m5"], "'m5'"),
     "mapping without --data": (
         lambda t: ["optimize", "seasonal_naive", "--target", "sales"],

@@ -14,7 +14,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlforecast_cli.cli import main
-from mlforecast_cli.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
+from mlforecast_cli.held_out import (
+    ENSEMBLE_ARTIFACT,
+    TEST_ARTIFACT,
+    VALIDATION_ARTIFACT,
+    read_artifact,
+)
 from mlforecast_cli.intervals import conformal_scores, interval_metrics
 from mlforecast_cli.registry import Registry, set_registry
 from tests.plugin_factories import SPACE, MeanModel, spec_plugin
@@ -120,6 +125,24 @@ def test_each_study_keeps_its_best_trial_validation_and_test_forecasts(use):
             assert run.data.metrics[f"test_MSIS_{level}"] > 0
 
 
+def test_each_study_keeps_its_best_configuration_on_older_windows_for_ensembles(use):
+    """--cv-windows 2 and the default 3 ensemble windows: one older window fitted once more,
+    then the two validation windows as the search scored them."""
+    client = MlflowClient(use.uri)
+    for run in _studies(use.uri):
+        if run.data.params["model"] == "ensemble":
+            continue
+        assert run.data.params["ensemble_windows"] == "3"
+        validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
+        windows = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
+        assert sorted(set(windows.window)) == [0, 1, 2] and len(windows) == 3 * 4 * HORIZON
+        newest = windows.window >= 1
+        np.testing.assert_array_equal(windows.window[newest] - 1, validation.window)
+        np.testing.assert_allclose(windows.forecast[newest], validation.forecast)
+        oldest = windows.time[~newest]
+        assert oldest.max() < validation.time.min()  # the older window ends where they start
+
+
 def test_few_scores_a_step_pool_nearby_steps_so_the_levels_differ(use):
     """4 series x 2 windows: 8 scores a step, fewer than 80 % (9) and 95 % (39) need; the
     levels would both take a step's largest score, pooled they differ and stay nested."""
@@ -173,16 +196,23 @@ def _ensemble(cli, *args):
 
 
 def test_greedy_ensemble_is_scored_logged_and_ranked(cli, use):
+    from mlforecast_cli.ensemble import greedy_weights
+
     doc = _ensemble(cli)
     members = {m["model"]: m for m in doc["members"]}
     assert set(members) == {"mean_model", "seasonal_naive", "theta"}
     assert sum(m["weight"] for m in members.values()) == pytest.approx(1.0)
-    assert doc["val"] <= min(m["val"] for m in members.values()) + 1e-9
-    # the test score is the weighted members' test forecasts, scored once
+    # the weights are the greedy selection's on the members' three ensemble windows
     client = MlflowClient(use.uri)
-    tables = {m: read_artifact(client, members[m]["run_id"], TEST_ARTIFACT) for m in members}
-    forecast = sum(members[m]["weight"] * tables[m].forecast for m in members)
-    expected = tables["theta"].with_forecast(forecast).metrics()["mape"]
+    assert doc["weight_windows"] == 3
+    names = sorted(members)
+    windows = [read_artifact(client, members[m]["run_id"], ENSEMBLE_ARTIFACT) for m in names]
+    chosen = greedy_weights(windows, "mape", 25).weights
+    assert [members[m]["weight"] for m in names] == pytest.approx(list(chosen), abs=1e-4)
+    # the test score is the weighted members' test forecasts, scored once
+    tests = [read_artifact(client, members[m]["run_id"], TEST_ARTIFACT) for m in names]
+    forecast = sum(w * t.forecast for w, t in zip(chosen, tests, strict=True))
+    expected = tests[0].with_forecast(forecast).metrics()["mape"]
     assert doc["test_metrics"]["mape"] == pytest.approx(expected)
     assert {"coverage_80", "msis_95"} <= set(doc["test_metrics"])
     run = client.get_run(doc["run_id"])
@@ -287,6 +317,28 @@ def test_members_whose_rows_differ_are_refused():
     check_same_rows([a, a])
     with pytest.raises(MlfError, match="validation forecasts of studies a and b do not cover"):
         check_same_rows([a, b])
+
+
+def test_members_with_different_ensemble_windows_are_weighed_on_validation_with_a_warning():
+    from types import SimpleNamespace
+
+    from mlforecast_cli.ensemble_study import weighing_tables
+    from tests.test_intervals import table
+
+    actual = np.arange(1.0, 13.0).reshape(6, 2)
+    validation = table(actual[4:], actual[4:])
+    three = table(actual, actual + 1, windows=3)
+    a = SimpleNamespace(model="a", validation=validation, windows=three)
+    b = SimpleNamespace(
+        model="b", validation=validation, windows=validation
+    )  # an --ensemble-windows 1 study
+    warnings: list[str] = []
+    assert weighing_tables([a, a], warnings) == [three, three] and warnings == []
+    assert weighing_tables([a, b], warnings) == [validation, validation]
+    assert warnings == [
+        "the members kept forecasts on different windows (a 3, b 1): the weights are chosen "
+        "on the validation windows only; rerun 'mlf optimize' with the same --ensemble-windows"
+    ]
 
 
 def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_uri, monkeypatch):

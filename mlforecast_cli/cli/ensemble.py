@@ -69,6 +69,7 @@ def ensemble(
                 "method": method,
                 "metric": outcome.metric,
                 "val": outcome.val,
+                "weight_windows": outcome.windows,
                 "test_metrics": outcome.test_metrics,
                 "members": outcome.rows()[:-1],
                 "warnings": outcome.warnings,
@@ -82,7 +83,7 @@ def ensemble(
         outcome.rows(),
         ["model", "weight", "val", "test", "study"],
         headers={"val": f"val {label}", "test": f"test {label}"},
-        title=f"Ensemble ({method}) of {experiment}",
+        title=f"Ensemble ({method}, weights on {outcome.windows} windows) of {experiment}",
         shrink=("study",),
     )
     say(

@@ -85,6 +85,16 @@ def optimize(
     cv_windows: Annotated[
         int, typer.Option("--cv-windows", min=1, metavar="K", help="Rolling validation windows.")
     ] = 1,
+    ensemble_windows: Annotated[
+        int,
+        typer.Option(
+            "--ensemble-windows",
+            min=1,
+            metavar="K",
+            help="Windows each study keeps forecasts on for 'mlf ensemble' to weigh members "
+            "(--cv-windows plus older ones, fitted once more).",
+        ),
+    ] = 3,
     space_file: Annotated[
         Path | None,
         typer.Option("--space", metavar="FILE", help="Search-space YAML replacing the model's."),
@@ -153,6 +163,7 @@ def optimize(
         timeout=timeout,
         metric=metric,
         cv_windows=cv_windows,
+        ensemble_windows=ensemble_windows,
         space_file=space_file,
         assignments=tuple(assignments or ()),
         study_name=study_name,
