@@ -7,6 +7,7 @@ validation and test MAPE, and the test coverage of its 80 and 95 % intervals and
 
     python benchmarks/ensembles.py                          # 30 trials, both panels
     python benchmarks/ensembles.py --trials 3 --panels walmart --cv-windows 3
+    python benchmarks/ensembles.py --panels walmart --ensemble-windows 1   # weights on 1 window
 """
 
 from __future__ import annotations
@@ -61,11 +62,14 @@ def rows(uri: str, experiment: str, run_id: str) -> list[list[str]]:
     return out
 
 
-def panel_table(name: str, data_dir: Path, trials: int, cv_windows: int) -> str:
+def panel_table(
+    name: str, data_dir: Path, trials: int, cv_windows: int, ensemble_windows: int
+) -> str:
     flags, experiment = PANELS[name]
     data = [] if name == "walmart" else ["--data", str(data_dir / f"{name}.csv")]
     optimize = ["optimize", *MODELS, "--trials", str(trials), *data, *flags]
-    optimize += ["--cv-windows", str(cv_windows), "--quiet"]
+    optimize += ["--cv-windows", str(cv_windows), "--ensemble-windows", str(ensemble_windows)]
+    optimize += ["--quiet"]
     with scratch() as folder:
         done = run_mlf(optimize, folder=folder)
         if done.returncode != 0:
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--cv-windows", type=int, default=1)
+    parser.add_argument("--ensemble-windows", type=int, default=3)
     parser.add_argument("--panels", default="m1_monthly,walmart", help="comma list")
     parser.add_argument(
         "--data",
@@ -97,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.panels.split(","):
         if name not in PANELS:
             parser.error(f"unknown panel {name!r}; choose among {', '.join(PANELS)}")
-        print(f"## {name}\n\n{panel_table(name, args.data, args.trials, args.cv_windows)}\n")
+        found = panel_table(name, args.data, args.trials, args.cv_windows, args.ensemble_windows)
+        print(f"## {name}\n\n{found}\n")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ rounds, weights on validation) gets a row too. Prints one markdown table per sto
 With ``--data FILE`` (columns id, date, value, as the M1 and M4 files), it also compares
 other scales for the scores than the series' in-sample seasonal-naive MAE: the same over
 the last season before the window, the one-step naive MAE (all, or the last season), and
-the mean level. Next to each scale's coverage, ``val spread`` is the standard deviation over
-series of the log of a series' mean validation score: the smaller, the more alike the
-series' scores, which a pooled quantile assumes; it is measured on validation only.
+the mean level, and mlf's scale kept as of the first validation window for the test window
+too. Each scale's cells are the test coverage at 80 and 95 % and MSIS at 95 % (divided by
+mlf's scale in every row, so comparable: lower is better). ``val spread`` is the standard
+deviation over series of the log of a series' mean validation score: the smaller, the more
+alike the series' scores, which a pooled quantile assumes; it is measured on validation only.
 
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///runs/mlflow.db
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///m1/mlflow.db \
@@ -90,8 +92,10 @@ SCALES = {
     "naive": (False, False),
     "naive, last season": (False, True),
     "level": None,
+    "seasonal, fixed before the first validation window": "fixed",
 }
-"""Scale name: (seasonal lag, only the last season's differences); None: the mean |y|."""
+"""Scale name: (seasonal lag, only the last season's differences); None: the mean |y|;
+``"fixed"``: mlf's scale as of the first validation window, for the test window too."""
 
 
 def scale_of(history, season: int, how) -> float:
@@ -106,11 +110,17 @@ def scale_of(history, season: int, how) -> float:
     return float(mase_scale([history[-(season + lag) :] if last else history], lag)[0])
 
 
-def rescaled(held, panel, how):
-    """``held`` with each row's scale recomputed on its series' history before its window."""
+def rescaled(held, panel, how, validation=None):
+    """``held`` with each row's scale recomputed on its series' history before its window
+    (``how == "fixed"``: each series' scale in ``validation``'s first window)."""
     import dataclasses
 
     import numpy as np
+
+    if how == "fixed":
+        first = validation.window == validation.window.min()
+        fixed = dict(zip(validation.id[first], validation.scale[first], strict=True))
+        return dataclasses.replace(held, scale=np.array([fixed[i] for i in held.id]))
 
     index = {label: k for k, label in enumerate(panel.id_labels)}
     scale = np.empty(len(held))
@@ -127,7 +137,8 @@ def scale_rows(uri: str, data: Path) -> list[list[str]]:
     import numpy as np
 
     from mlforecast_cli.data import Columns, load_panel
-    from mlforecast_cli.intervals import conformal_scores, interval_metrics
+    from mlforecast_cli.intervals import conformal_scores
+    from mlforecast_cli.metrics import evaluate_intervals
 
     panel = load_panel(data, Columns(target="value", time="date", ids=("id",)))
     _, found = studies(uri)
@@ -135,9 +146,16 @@ def scale_rows(uri: str, data: Path) -> list[list[str]]:
     for name, how in SCALES.items():
         cells, spread = [], []
         for _, (validation, test, _) in sorted(found.items()):
-            val, tst = rescaled(validation, panel, how), rescaled(test, panel, how)
-            got = interval_metrics(conformal_scores(val), tst)
-            cells.append(f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f}")
+            val = rescaled(validation, panel, how, validation)
+            tst = rescaled(test, panel, how, validation)
+            h = tst.horizon
+            bounds = conformal_scores(val).bounds(
+                tst.forecast.reshape(-1, h), tst.scale.reshape(-1, h)[:, 0], (80.0, 95.0)
+            )
+            # MSIS divided by mlf's own scale, so that every row's is comparable
+            got = evaluate_intervals(test.actual.reshape(-1, h), bounds, test.scale[::h])
+            cover = f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f}"
+            cells.append(f"{cover} / {got['msis_95']:.2f}")
             score = np.abs(val.actual - val.forecast) / val.scale
             per_series = [score[val.id == i].mean() for i in np.unique(val.id)]
             spread.append(np.std(np.log(np.maximum(per_series, 1e-12))))
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.data is not None:
             models = sorted(studies(uri)[1])
             found = scale_rows(uri, args.data)
-            heads = ["scale", "val spread", *(f"{m} 80 / 95" for m in models)]
+            heads = ["scale", "val spread", *(f"{m} 80 / 95 / MSIS 95" for m in models)]
             print(f"{table(heads, found, 'lr' + 'r' * len(models))}\n")
 
 

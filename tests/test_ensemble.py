@@ -354,3 +354,33 @@ def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_
     assert model["error"] is None and "mape" in model["test_metrics"]
     assert "coverage_80" not in model["test_metrics"]
     assert "no validation forecasts, so no intervals: ValueError: disk on fire" in result.err
+
+
+def test_a_study_whose_older_windows_fail_keeps_its_validation_windows(
+    cli, mlflow_uri, monkeypatch
+):
+    """A failed fit on an older window costs the ensemble windows, nothing else."""
+    import mlforecast_cli.held_out
+
+    def broken(*args, **kwargs):
+        raise ValueError("out of memory")
+
+    monkeypatch.setattr(mlforecast_cli.held_out, "fit_best", broken)
+    result = cli("optimize", "seasonal_naive", "--trials", "1", "--json")
+    assert result.code == 0, result
+    [model] = json.loads(result.out)["models"]
+    assert model["error"] is None and "coverage_80" in model["test_metrics"]
+    assert (
+        "no forecasts on 3 windows for ensembles, only on the validation windows: ValueError: "
+        "out of memory" in result.err
+    )
+    client = MlflowClient(mlflow_uri)
+    [run] = [
+        r
+        for r in client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], "tags.`mlf.role` = 'study'"
+        )
+    ]
+    assert run.data.params["ensemble_windows"] == "1"
+    assert read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT) is not None
+    assert read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT) is None
