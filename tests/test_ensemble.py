@@ -341,17 +341,27 @@ def test_members_with_different_ensemble_windows_are_weighed_on_validation_with_
     ]
 
 
-def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_uri, monkeypatch):
-    import mlforecast_cli.intervals
+def _optimize_with_failing(cli, monkeypatch, module, name: str, message: str):
+    """A one-trial seasonal-naive study whose ``module.name`` raises ``ValueError(message)``;
+    the study's JSON row and the command's result."""
 
     def broken(*args, **kwargs):
-        raise ValueError("disk on fire")
+        raise ValueError(message)
 
-    monkeypatch.setattr(mlforecast_cli.intervals, "study_forecasts", broken)
+    monkeypatch.setattr(module, name, broken)
     result = cli("optimize", "seasonal_naive", "--trials", "1", "--json")
     assert result.code == 0, result
     [model] = json.loads(result.out)["models"]
     assert model["error"] is None and "mape" in model["test_metrics"]
+    return model, result
+
+
+def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_uri, monkeypatch):
+    import mlforecast_cli.intervals
+
+    model, result = _optimize_with_failing(
+        cli, monkeypatch, mlforecast_cli.intervals, "study_forecasts", "disk on fire"
+    )
     assert "coverage_80" not in model["test_metrics"]
     assert "no validation forecasts, so no intervals: ValueError: disk on fire" in result.err
 
@@ -362,14 +372,10 @@ def test_a_study_whose_older_windows_fail_keeps_its_validation_windows(
     """A failed fit on an older window costs the ensemble windows, nothing else."""
     import mlforecast_cli.held_out
 
-    def broken(*args, **kwargs):
-        raise ValueError("out of memory")
-
-    monkeypatch.setattr(mlforecast_cli.held_out, "fit_best", broken)
-    result = cli("optimize", "seasonal_naive", "--trials", "1", "--json")
-    assert result.code == 0, result
-    [model] = json.loads(result.out)["models"]
-    assert model["error"] is None and "coverage_80" in model["test_metrics"]
+    model, result = _optimize_with_failing(
+        cli, monkeypatch, mlforecast_cli.held_out, "fit_best", "out of memory"
+    )
+    assert "coverage_80" in model["test_metrics"]
     assert (
         "no forecasts on 3 windows for ensembles, only on the validation windows: ValueError: "
         "out of memory" in result.err
