@@ -57,7 +57,7 @@ def split_panel(
             "--cv-windows 1"
         )
     horizon, cv_windows = int(horizon), int(cv_windows)
-    min_train = max(int(min_train if min_train is not None else horizon + 1), 1)
+    min_train = _least_training(horizon, min_train)
     lengths = panel.lengths
     need = min_train + (cv_windows + 1) * horizon
     if lengths.max() < need:
@@ -78,5 +78,10 @@ def split_panel(
 
 def most_windows(panel: Panel, horizon: int, min_train: int | None = None) -> int:
     """The most validation windows :func:`split_panel` accepts for ``panel`` (at least 1)."""
-    min_train = max(int(min_train if min_train is not None else horizon + 1), 1)
+    min_train = _least_training(int(horizon), min_train)
     return max(1, (int(panel.lengths.max()) - min_train) // int(horizon) - 1)
+
+
+def _least_training(horizon: int, min_train: int | None) -> int:
+    """Points a series needs before its first validation window (default ``horizon + 1``)."""
+    return max(int(min_train if min_train is not None else horizon + 1), 1)
