@@ -15,7 +15,9 @@ over between series and years;
 ``scaled`` keeps the core's scaled units. Target (``target``): the value itself (``direct``,
 default) or its gap to the seasonal naive forecast (``seasonal_gap``); with ``gap_loss:
 huber`` a gap target is learned with the library's Huber loss, because a seasonal naive that
-misses by 10× makes heavy-tailed gaps. docs/trees.md has the measurements behind these
+misses by 10× makes heavy-tailed gaps; with ``gap_clip: c`` the gap labels are clipped to
+``±c`` before the model learns them (a library with no Huber loss: the forest), so that it
+moves the seasonal naive by a bounded amount. docs/trees.md has the measurements behind these
 defaults.
 
 While searching, every boosting round (or batch of trees) is scored on the validation window
@@ -258,6 +260,18 @@ class EvalSet:
 # --------------------------------------------------------------------------- the model
 
 
+def _positive_or_none(key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{key} must be a positive number, got {value!r}")
+    return number
+
+
 class TreeForecaster(Forecaster):
     """A global tree model over the panel; a subclass wraps one library.
 
@@ -291,6 +305,7 @@ class TreeForecaster(Forecaster):
         self.units = str(self.params.get("units", "relative"))
         self.level = str(self.params.get("level", "median"))
         self.gap_loss = str(self.params.get("gap_loss", "same"))
+        self.gap_clip = _positive_or_none("gap_clip", self.params.get("gap_clip"))
         for key, value, allowed in (
             ("strategy", self.strategy, STRATEGIES),
             ("target", self.target, TARGETS),
@@ -436,6 +451,8 @@ class TreeForecaster(Forecaster):
         has_valid = valid is not None and valid.y is not None
         valid = self._view(valid) if has_valid else None
         labels = self._labels(train)
+        if self.gap_clip is not None and self.target != "direct":
+            labels = np.clip(labels, -self.gap_clip, self.gap_clip)
         self.models, self.best_rounds = [], []
         if self.strategy == "stacked":
             parts = [(stacked_matrix, None, labels.reshape(-1), report)]

@@ -198,6 +198,33 @@ def test_random_forest_grows_each_tree_on_at_most_max_tree_rows(entries, panel, 
     assert capped.metrics["mape"] < 20
 
 
+def test_gap_clip_bounds_what_the_forest_learns_of_a_gap_and_leaves_direct_alone(
+    entries, panel, split
+):
+    """Clipped gap labels: no leaf, so no forecast, moves the seasonal naive by more than the
+    clip (in the model's units); a direct target is learned as it is."""
+    from mlforecast_cli.plugins._tabular import stacked_matrix
+
+    clip = 0.02
+    gap = fit(entries, panel, split, "random_forest", target="seasonal_gap", gap_clip=clip)
+    model = gap.model
+    leaves = np.concatenate([t.tree_.value.ravel() for t in model.models[0].estimators_])
+    assert np.abs(leaves).max() <= clip + 1e-12
+    view = model._view(gap.windows)
+    raw = model.models[0].predict(stacked_matrix(view, series_id=model.series_id)[0])
+    assert np.abs(raw).max() <= clip + 1e-12 and np.abs(raw).max() > clip / 2
+    unclipped = fit(entries, panel, split, "random_forest", target="seasonal_gap")
+    assert np.abs(unclipped.model.models[0].estimators_[0].tree_.value).max() > clip
+    direct = fit(entries, panel, split, "random_forest", target="direct", gap_clip=clip)
+    assert np.abs(direct.model.models[0].estimators_[0].tree_.value).max() > 1.0
+
+
+@pytest.mark.parametrize("value", [0, -0.1, "wide", float("inf")])
+def test_gap_clip_must_be_a_positive_number(entries, panel, value):
+    with pytest.raises(ValueError, match="gap_clip must be a positive number, got"):
+        entries["random_forest"].create({"gap_clip": value}, task_for(panel))
+
+
 def test_unknown_strategy_is_a_clear_error(entries, panel):
     with pytest.raises(ValueError, match="strategy 'nope' is not one of stacked, per_step"):
         entries["lightgbm"].create({"strategy": "nope"}, task_for(panel))
