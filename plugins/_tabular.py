@@ -28,6 +28,7 @@ that listing models stays light.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -261,13 +262,14 @@ class EvalSet:
 
 
 def _positive_or_none(key: str, value: Any) -> float | None:
+    """``value`` as a positive finite float (None stays None), else a ValueError naming ``key``."""
     if value is None:
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
-    if not number > 0 or number == float("inf"):
+    if not (number > 0 and math.isfinite(number)):
         raise ValueError(f"{key} must be a positive number, got {value!r}")
     return number
 

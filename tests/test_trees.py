@@ -216,7 +216,7 @@ def test_gap_clip_bounds_what_the_forest_learns_of_a_gap_and_leaves_direct_alone
     unclipped = fit(entries, panel, split, "random_forest", target="seasonal_gap")
     assert np.abs(unclipped.model.models[0].estimators_[0].tree_.value).max() > clip
     direct = fit(entries, panel, split, "random_forest", target="direct", gap_clip=clip)
-    assert np.abs(direct.model.models[0].estimators_[0].tree_.value).max() > 1.0
+    assert np.abs(direct.model.models[0].estimators_[0].tree_.value).max() > 10 * clip
 
 
 @pytest.mark.parametrize("value", [0, -0.1, "wide", float("inf")])
