@@ -15,9 +15,13 @@ mlf's scale in every row, so comparable: lower is better). ``val spread`` is the
 deviation over series of the log of a series' mean validation score: the smaller, the more
 alike the series' scores, which a pooled quantile assumes; it is measured on validation only.
 
+With ``--backtest``, the two scales that matter (mlf's, and the calibration window's scale kept
+for the next window, the "fixed" one) are also scored without the test window: each study's
+kept ensemble windows (``--ensemble-windows``), calibrated on one and scored on the next.
+
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///runs/mlflow.db
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///m1/mlflow.db \
-        --data ../shared/datasets/m1_monthly.csv
+        --data ../shared/datasets/m1_monthly.csv --backtest
 """
 
 from __future__ import annotations
@@ -31,6 +35,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fmt, table  # noqa: E402
 
 
+def _newest_studies(client):
+    """``(model, run)`` of the newest study run of each model (ensembles left out)."""
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        ids, "tags.`mlf.role` = 'study'", order_by=["attributes.start_time DESC"]
+    )
+    seen = set()
+    for run in runs:
+        model = run.data.params.get("model")
+        if model not in seen and model != "ensemble":
+            seen.add(model)
+            yield model, run
+
+
 def studies(uri: str) -> tuple[str, dict[str, tuple]]:
     """The metric and ``{model: (validation, test, logged metrics)}`` of every study run with
     kept forecasts (the newest of each model)."""
@@ -39,21 +57,56 @@ def studies(uri: str) -> tuple[str, dict[str, tuple]]:
     from mlforecast_cli.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
 
     client = MlflowClient(uri)
-    ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(
-        ids, "tags.`mlf.role` = 'study'", order_by=["attributes.start_time DESC"]
-    )
     found: dict[str, tuple] = {}
-    for run in runs:
-        model = run.data.params.get("model")
-        if model in found or model == "ensemble":
-            continue
+    metric = "mape"
+    for model, run in _newest_studies(client):
+        metric = run.data.params.get("metric", metric)
         validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
         test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
         if validation is not None and test is not None:
             found[model] = (validation, test, run.data.metrics)
-    metric = runs[0].data.params.get("metric", "mape") if runs else "mape"
     return metric, found
+
+
+def backtest_rows(uri: str) -> list[list[str]]:
+    """Each study's kept ensemble windows, calibrated on one and scored on the next (all before
+    the test window): coverage at 80 / 95 % and MSIS at 95 % with mlf's scale (each window's
+    as of its own start) and with the calibration window's scale kept ("fixed")."""
+    from dataclasses import fields
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, HeldOut, read_artifact
+    from mlforecast_cli.intervals import conformal_scores
+    from mlforecast_cli.metrics import evaluate_intervals
+
+    client = MlflowClient(uri)
+    out = []
+    for model, run in sorted(_newest_studies(client), key=lambda pair: pair[0]):
+        kept = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
+        if kept is None:
+            continue
+        windows = sorted(np.unique(kept.window))
+        for a, b in zip(windows, windows[1:], strict=False):
+            cal, target = (
+                HeldOut(**{f.name: getattr(kept, f.name)[kept.window == w] for f in fields(kept)})
+                for w in (a, b)
+            )
+            h = target.horizon
+            fixed = dict(zip(cal.id, cal.scale, strict=True))
+            kept_scale = [fixed.get(i, s) for i, s in zip(target.id, target.scale, strict=True)]
+            cells = []
+            for scale in (target.scale, np.array(kept_scale)):
+                bounds = conformal_scores(cal).bounds(
+                    target.forecast.reshape(-1, h), scale[::h], (80.0, 95.0)
+                )
+                got = evaluate_intervals(target.actual.reshape(-1, h), bounds, target.scale[::h])
+                cells.append(
+                    f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f} / {got['msis_95']:.2f}"
+                )
+            out.append([model, f"{a} → {b}", *cells])
+    return out
 
 
 def rows(uri: str) -> list[list[str]]:
@@ -167,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", action="append", required=True, help="repeat")
     parser.add_argument("--data", type=Path, help="the studies' file (id, date, value)")
+    parser.add_argument(
+        "--backtest", action="store_true", help="also score the scales on the ensemble windows"
+    )
     args = parser.parse_args(argv)
     headers = ["model", "scores / step", "logged 80", "logged 95", "logged MSIS 95"]
     headers += ["cov. 80", "cov. 95", "MSIS 95"]
@@ -177,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
             found = scale_rows(uri, args.data)
             heads = ["scale", "val spread", *(f"{m} 80 / 95 / MSIS 95" for m in models)]
             print(f"{table(heads, found, 'lr' + 'r' * len(models))}\n")
+        if args.backtest:
+            heads = ["model", "windows", "mlf's scale 80 / 95 / MSIS 95", "fixed 80 / 95 / MSIS 95"]
+            print(f"{table(heads, backtest_rows(uri), 'lrrr')}\n")
 
 
 if __name__ == "__main__":

@@ -132,3 +132,34 @@ def test_peers_score_a_seasonal_naive_on_the_test_window(monkeypatch):
     expected = 100 * np.mean([1 / 10, 2 / 11, 3 / 12, 2 / 7, 0, 2 / 7])
     assert metrics["mape"] == pytest.approx(expected)
     assert metrics["mase"] == pytest.approx(np.mean([1, 2, 3, 1, 0, 1]))
+
+
+def test_interval_backtest_scores_each_kept_window_on_the_next(
+    monkeypatch, cli, mlflow_uri, tmp_path
+):
+    """`interval_coverage.py --backtest`: calibrated on one kept ensemble window, scored on the
+    next, with mlf's scale the same figures as the core's interval metrics."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.chdir(tmp_path)
+    import interval_coverage
+    from mlflow.tracking import MlflowClient
+
+    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, read_artifact
+    from mlforecast_cli.intervals import conformal_scores, interval_metrics
+
+    assert cli("optimize", "seasonal_naive", "--trials", "1", "--quiet").code == 0
+    rows = interval_coverage.backtest_rows(mlflow_uri)
+    assert [r[:2] for r in rows] == [["seasonal_naive", "0 → 1"], ["seasonal_naive", "1 → 2"]]
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs(["0", "1"], "tags.`mlf.role` = 'study'")
+    kept = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
+    mask = {w: kept.window == w for w in (1, 2)}
+    cal, target = (type(kept)(**{k: v[mask[w]] for k, v in vars(kept).items()}) for w in (1, 2))
+    want = interval_metrics(conformal_scores(cal), target)
+    got = [float(x) for x in rows[1][2].split(" / ")]
+    assert got == pytest.approx(
+        [want["coverage_80"], want["coverage_95"], want["msis_95"]], abs=0.051
+    )
+    assert np.isfinite([float(x) for x in rows[1][3].split(" / ")]).all()
