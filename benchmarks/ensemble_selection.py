@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,12 +21,6 @@ from common import fmt, table  # noqa: E402
 from interval_coverage import studies  # noqa: E402
 
 ROUNDS = 25
-
-
-def take(held, rows):
-    from mlforecast_cli.held_out import HeldOut
-
-    return HeldOut(**{f.name: getattr(held, f.name)[rows] for f in fields(HeldOut)})
 
 
 def bagged_series(tables, metric: str, bags: int, seed: int):
@@ -44,7 +37,7 @@ def bagged_series(tables, metric: str, bags: int, seed: int):
     for _ in range(bags):
         rows = np.concatenate([rows_of[k] for k in rng.choice(len(ids), len(ids))])
         rows = rows[np.argsort(first.window[rows], kind="stable")]
-        weights += greedy_weights([take(t, rows) for t in tables], metric, ROUNDS).weights
+        weights += greedy_weights([t.take(rows) for t in tables], metric, ROUNDS).weights
     return weights / bags
 
 

@@ -72,12 +72,10 @@ def backtest_rows(uri: str) -> list[list[str]]:
     """Each study's kept ensemble windows, calibrated on one and scored on the next (all before
     the test window): coverage at 80 / 95 % and MSIS at 95 % with mlf's scale (each window's
     as of its own start) and with the calibration window's scale kept ("fixed")."""
-    from dataclasses import fields
-
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, HeldOut, read_artifact
+    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, read_artifact
     from mlforecast_cli.intervals import conformal_scores
     from mlforecast_cli.metrics import evaluate_intervals
 
@@ -89,18 +87,13 @@ def backtest_rows(uri: str) -> list[list[str]]:
             continue
         windows = sorted(np.unique(kept.window))
         for a, b in zip(windows, windows[1:], strict=False):
-            cal, target = (
-                HeldOut(**{f.name: getattr(kept, f.name)[kept.window == w] for f in fields(kept)})
-                for w in (a, b)
-            )
-            h = target.horizon
+            cal, target = (kept.take(kept.window == w) for w in (a, b))
+            scores, h = conformal_scores(cal), target.horizon
             fixed = dict(zip(cal.id, cal.scale, strict=True))
             kept_scale = [fixed.get(i, s) for i, s in zip(target.id, target.scale, strict=True)]
             cells = []
             for scale in (target.scale, np.array(kept_scale)):
-                bounds = conformal_scores(cal).bounds(
-                    target.forecast.reshape(-1, h), scale[::h], (80.0, 95.0)
-                )
+                bounds = scores.bounds(target.forecast.reshape(-1, h), scale[::h], (80.0, 95.0))
                 got = evaluate_intervals(target.actual.reshape(-1, h), bounds, target.scale[::h])
                 cells.append(
                     f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f} / {got['msis_95']:.2f}"

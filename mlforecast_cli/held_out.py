@@ -111,6 +111,10 @@ class HeldOut:
             },
         )
 
+    def take(self, rows: np.ndarray) -> HeldOut:
+        """The rows ``rows`` selects (a boolean mask or indices, in their order)."""
+        return HeldOut(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
     def then(self, newer: HeldOut) -> HeldOut:
         """This table followed by ``newer``'s rows, whose windows are numbered after these."""
         shift = int(self.window.max()) + 1 if len(self) else 0
@@ -159,8 +163,7 @@ def from_fits(panel: Panel, fits: Sequence[tuple[FitResult, np.ndarray]]) -> Hel
         parts["scale"].append(series_scale(panel, end)[sid])
         parts["weight"].append(np.ones(n * h) if weights is None else weights.reshape(-1))
     table = HeldOut(**{k: np.concatenate(v) for k, v in parts.items()})
-    order = np.lexsort((table.time, table.id.astype(str), table.window))
-    return HeldOut(**{f.name: getattr(table, f.name)[order] for f in fields(HeldOut)})
+    return table.take(np.lexsort((table.time, table.id.astype(str), table.window)))
 
 
 def best_validation(
