@@ -9,8 +9,13 @@ MAPE, sMAPE, MASE with the seasonal-naive scale of each series' history before t
 - mlf: ``mlf optimize MODEL --trials N`` per model (one command each, fresh folder); the test
   metrics come from its ``--json`` document.
 - mlforecast ``AutoMLForecast`` with ``AutoLightGBM`` (N Optuna trials, one validation window
-  of ``horizon`` steps, as mlf's default ``--cv-windows 1``), refit on train + valid.
-- statsforecast ``AutoETS`` and ``SeasonalNaive`` on train + valid (no search).
+  of ``horizon`` steps, as mlf's default ``--cv-windows 1``), refit on train + valid; its
+  conformal intervals (``PredictionIntervals``, 2 windows, its minimum) where every series is
+  long enough for them (more than ``2 * horizon`` points), else points only.
+- statsforecast ``AutoETS`` and ``SeasonalNaive`` on train + valid (no search), with their
+  model-based intervals.
+
+Intervals at 80 and 95 % are scored by the same code too (coverage, MSIS with the same scale).
 
 Each system runs in its own process: wall time is the whole command (imports included) and
 memory the peak RSS of that process (``wait4``) and of all its processes together (sampled).
@@ -54,6 +59,9 @@ PEER_LABELS = {
 }
 REFERENCE = "seasonal_naive"
 GIB = 1024.0
+LEVELS = (80, 95)
+CONFORMAL_WINDOWS = 2
+"""mlforecast's fewest windows for its conformal intervals."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +114,30 @@ def split_test(frame, horizon: int):
 
 
 def score(frame, forecast, horizon: int, season: int) -> dict[str, float]:
-    """mlf's metrics of ``forecast`` (id, date, yhat) on the test window of ``frame``."""
+    """mlf's metrics of ``forecast`` (id, date, yhat, and ``lo-80``, ``hi-80``... if it has
+    intervals) on the test window of ``frame``."""
     import numpy as np
 
-    from mlforecast_cli.metrics import evaluate, mase_scale
+    from mlforecast_cli.intervals import bound_columns
+    from mlforecast_cli.metrics import evaluate, evaluate_intervals, mase_scale
 
     history, test = split_test(frame, horizon)
     merged = test.merge(forecast, on=["id", "date"], how="left", validate="one_to_one")
     ids = merged["id"].unique()
-    actual = merged["value"].to_numpy(dtype=np.float64).reshape(len(ids), horizon)
-    predicted = merged["yhat"].to_numpy(dtype=np.float64).reshape(len(ids), horizon)
+
+    def matrix(column: str) -> np.ndarray:
+        return merged[column].to_numpy(dtype=np.float64).reshape(len(ids), horizon)
+
     histories = [g.to_numpy(dtype=np.float64) for _, g in history.groupby("id")["value"]]
-    return evaluate(actual, predicted, scale=mase_scale(histories, season))
+    scale = mase_scale(histories, season)
+    actual = matrix("value")
+    out = evaluate(actual, matrix("yhat"), scale=scale)
+    bounds = {
+        float(level): tuple(matrix(c) for c in bound_columns(level))
+        for level in LEVELS
+        if set(bound_columns(level)) <= set(merged.columns)
+    }
+    return out | evaluate_intervals(actual, bounds, scale)
 
 
 def panel_facts(frame) -> tuple[str, int]:
@@ -151,12 +171,24 @@ def fit_peer(args: argparse.Namespace) -> int:
             season_length=args.season,
             num_threads=cores,
         )
+        shortest = int(train.groupby("unique_id").size().min())
+        intervals = None
+        if shortest > CONFORMAL_WINDOWS * args.horizon:
+            from mlforecast.utils import PredictionIntervals
+
+            intervals = PredictionIntervals(n_windows=CONFORMAL_WINDOWS, h=args.horizon)
+        else:
+            facts["note"] = (
+                f"no intervals: mlforecast's need more than {CONFORMAL_WINDOWS} × "
+                f"{args.horizon} points a series, the shortest has {shortest}"
+            )
         auto.fit(
             train,
             n_windows=1,
             h=args.horizon,
             num_samples=args.trials,
             study_kwargs={"sampler": optuna.samplers.TPESampler(seed=args.seed)},
+            prediction_intervals=intervals,
         )
         trials = auto.results_["model"].trials
         facts["trials"] = {
@@ -164,7 +196,7 @@ def fit_peer(args: argparse.Namespace) -> int:
             "pruned": sum(t.state.name == "PRUNED" for t in trials),
             "fail": sum(t.state.name == "FAIL" for t in trials),
         }
-        out = auto.predict(args.horizon)
+        out = auto.predict(args.horizon, level=list(LEVELS) if intervals else None)
     else:
         from statsforecast import StatsForecast
         from statsforecast.models import AutoETS, SeasonalNaive
@@ -175,11 +207,13 @@ def fit_peer(args: argparse.Namespace) -> int:
             else SeasonalNaive(season_length=args.season, alias="model")
         )
         out = StatsForecast(models=[model], freq=args.freq, n_jobs=cores).forecast(
-            df=train, h=args.horizon
+            df=train, h=args.horizon, level=list(LEVELS)
         )
     out = out.reset_index() if "unique_id" not in out.columns else out
     out = out.rename(columns={"unique_id": "id", "ds": "date", "model": "yhat"})
-    out[["id", "date", "yhat"]].to_csv(args.out, index=False)
+    out.columns = [c.removeprefix("model-") for c in out.columns]
+    bounds = [c for c in out.columns if c.startswith(("lo-", "hi-"))]
+    out[["id", "date", "yhat", *bounds]].to_csv(args.out, index=False)
     Path(args.out).with_suffix(".json").write_text(json.dumps(facts))
     return 0
 
@@ -219,6 +253,8 @@ def run_peer(
     if "trials" in facts:
         t = facts["trials"]
         row["trials"] = f"{opts.peers_trials}: {t['complete']} / {t['pruned']} / {t['fail']}"
+    if "note" in facts:
+        row["note"] = facts["note"]
     return row
 
 
@@ -286,6 +322,8 @@ def panel_table(rows: list[dict]) -> str:
                 fmt(m.get("mape"), 3),
                 fmt(m.get("smape"), 3),
                 fmt(m.get("mase"), 3),
+                " / ".join(fmt(m.get(f"coverage_{level}"), 1) for level in LEVELS),
+                fmt(m.get("msis_95"), 2),
                 fmt(r["wall_s"], 0),
                 fmt(r["rss_mib"], 0),
                 fmt(r["total_mib"], 0),
@@ -299,6 +337,8 @@ def panel_table(rows: list[dict]) -> str:
             "test MAPE %",
             "test sMAPE %",
             "test MASE",
+            "coverage 80 / 95 %",
+            "MSIS 95 %",
             "wall s",
             "peak RSS MiB",
             "all processes MiB",
@@ -306,7 +346,7 @@ def panel_table(rows: list[dict]) -> str:
             "note",
         ],
         lines,
-        "lrrrrrrll",
+        "lrrrrrrrrll",
     )
 
 
@@ -401,7 +441,9 @@ def section(opts: argparse.Namespace) -> Section:
         "same long table (id, date, value: no features), the last `horizon` steps of each "
         "series are the test, mlf and mlforecast validate on the `horizon` steps before it, "
         "and every forecast is scored by `mlforecast_cli.metrics` (MAPE and sMAPE over all "
-        "test points, MASE with each series' seasonal-naive scale). Each system runs as its "
+        "test points, MASE with each series' seasonal-naive scale; coverage and MSIS of the "
+        "80 and 95 % intervals: mlf's conformal, mlforecast's conformal with 2 windows where "
+        "its series are long enough, statsforecast's model-based). Each system runs as its "
         "own process on all cores; wall time is the whole command, imports included. "
         "Trials: planned: complete / pruned / failed. Data: `benchmarks/peers.py`'s docstring.",
     ]
