@@ -132,6 +132,15 @@ def test_peers_score_a_seasonal_naive_on_the_test_window(monkeypatch):
     expected = 100 * np.mean([1 / 10, 2 / 11, 3 / 12, 2 / 7, 0, 2 / 7])
     assert metrics["mape"] == pytest.approx(expected)
     assert metrics["mase"] == pytest.approx(np.mean([1, 2, 3, 1, 0, 1]))
+    assert "coverage_80" not in metrics  # a peer without intervals
+
+    naive["lo-80"], naive["hi-80"] = naive["yhat"] - 1.5, naive["yhat"] + 1.5
+    metrics = peers.score(frame, naive, 3, 1)
+    # inside: a's 10 and b's 5; misses 0.5, 1.5 (a; scale 1) and 0.5, 0.5 (b; scale 2)
+    assert metrics["coverage_80"] == pytest.approx(100 * 2 / 6)
+    scores = [3, 3 + 10 * 0.5, 3 + 10 * 1.5, (3 + 10 * 0.5) / 2, 3 / 2, (3 + 10 * 0.5) / 2]
+    assert metrics["msis_80"] == pytest.approx(np.mean(scores))
+    assert "coverage_95" not in metrics
 
 
 def test_interval_backtest_scores_each_kept_window_on_the_next(
