@@ -15,9 +15,12 @@ mlf's scale in every row, so comparable: lower is better). ``val spread`` is the
 deviation over series of the log of a series' mean validation score: the smaller, the more
 alike the series' scores, which a pooled quantile assumes; it is measured on validation only.
 
-With ``--backtest``, the two scales that matter (mlf's, and the calibration window's scale kept
-for the next window, the "fixed" one) are also scored without the test window: each study's
-kept ensemble windows (``--ensemble-windows``), calibrated on one and scored on the next.
+With ``--backtest``, the intervals are also scored without the test window: each study's kept
+ensemble windows (``--ensemble-windows``), calibrated on one and scored on the next. Three
+columns: mlf's equal-tailed intervals, symmetric ones (``forecast ± the L-quantile of the
+absolute residuals``, mlf's before), and symmetric ones with the calibration window's scale
+kept for the next window ("fixed"). The last row of each model, "val → test", is the
+validation window scored on the test, for reference: it is not part of the backtest.
 
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///runs/mlflow.db
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///m1/mlflow.db \
@@ -33,6 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import fmt, table  # noqa: E402
+
+LEVELS = (80.0, 95.0)
+BACKTEST_COLUMNS = ("equal-tailed (mlf)", "symmetric", "symmetric, fixed scale")
 
 
 def _newest_studies(client):
@@ -70,12 +76,13 @@ def studies(uri: str) -> tuple[str, dict[str, tuple]]:
 
 def backtest_rows(uri: str) -> list[list[str]]:
     """Each study's kept ensemble windows, calibrated on one and scored on the next (all before
-    the test window): coverage at 80 / 95 % and MSIS at 95 % with mlf's scale (each window's
-    as of its own start) and with the calibration window's scale kept ("fixed")."""
+    the test window), then the validation window scored on the test ("val → test"): coverage
+    at 80 / 95 % and MSIS at 95 % of mlf's equal-tailed intervals, of symmetric ones, and of
+    symmetric ones with the calibration window's scale kept ("fixed")."""
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, read_artifact
+    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, TEST_ARTIFACT, read_artifact
     from mlforecast_cli.intervals import conformal_scores
     from mlforecast_cli.metrics import evaluate_intervals
 
@@ -83,23 +90,43 @@ def backtest_rows(uri: str) -> list[list[str]]:
     out = []
     for model, run in sorted(_newest_studies(client), key=lambda pair: pair[0]):
         kept = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
+        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
         if kept is None:
             continue
         windows = sorted(np.unique(kept.window))
-        for a, b in zip(windows, windows[1:], strict=False):
-            cal, target = (kept.take(kept.window == w) for w in (a, b))
+        pairs = [
+            (f"{a} → {b}", *(kept.take(kept.window == w) for w in (a, b)))
+            for a, b in zip(windows, windows[1:], strict=False)
+        ]
+        if test is not None:
+            pairs.append(("val → test", kept.take(kept.window == windows[-1]), test))
+        for label, cal, target in pairs:
             scores, h = conformal_scores(cal), target.horizon
             fixed = dict(zip(cal.id, cal.scale, strict=True))
             kept_scale = [fixed.get(i, s) for i, s in zip(target.id, target.scale, strict=True)]
+            forecast = target.forecast.reshape(-1, h)
+            found = [
+                scores.bounds(forecast, target.scale[::h], LEVELS),
+                symmetric(scores).bounds(forecast, target.scale[::h], LEVELS),
+                symmetric(scores).bounds(forecast, np.array(kept_scale)[::h], LEVELS),
+            ]
             cells = []
-            for scale in (target.scale, np.array(kept_scale)):
-                bounds = scores.bounds(target.forecast.reshape(-1, h), scale[::h], (80.0, 95.0))
+            for bounds in found:
                 got = evaluate_intervals(target.actual.reshape(-1, h), bounds, target.scale[::h])
                 cells.append(
                     f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f} / {got['msis_95']:.2f}"
                 )
-            out.append([model, f"{a} → {b}", *cells])
+            out.append([model, label, *cells])
     return out
+
+
+def symmetric(scores):
+    """The symmetric intervals of the same residuals: ``forecast ± quantile_L(|residual|)``."""
+    import numpy as np
+
+    from mlforecast_cli.intervals import ConformalScores
+
+    return ConformalScores(tuple(np.sort(np.abs(s)) for s in scores.scores), signed=False)
 
 
 def rows(uri: str) -> list[list[str]]:
@@ -227,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
             heads = ["scale", "val spread", *(f"{m} 80 / 95 / MSIS 95" for m in models)]
             print(f"{table(heads, found, 'lr' + 'r' * len(models))}\n")
         if args.backtest:
-            heads = ["model", "windows", "mlf's scale 80 / 95 / MSIS 95", "fixed 80 / 95 / MSIS 95"]
-            print(f"{table(heads, backtest_rows(uri), 'lrrr')}\n")
+            heads = ["model", "windows", *(f"{c} 80 / 95 / MSIS 95" for c in BACKTEST_COLUMNS)]
+            print(f"{table(heads, backtest_rows(uri), 'lrrrr')}\n")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """Conformal prediction intervals from the residuals of the rolling validation windows.
 
-As mlforecast's ``PredictionIntervals``, a model needs to implement nothing: the absolute
-residuals of its best trial's validation forecasts give, per horizon step, the half-width of
-the interval at each level. Unlike mlforecast, the residuals are divided by each series'
-in-sample seasonal-naive MAE and pooled over the series of a step: with one to three
-validation windows a quantile per series would rest on one to three residuals. A forecast's
-interval at level ``L`` and step ``j`` is ``forecast ± q_j(L) * scale`` of its series. A step
-with too few scores for its level (a small panel) borrows those of its nearest steps.
+As mlforecast's ``PredictionIntervals``, a model needs to implement nothing: the residuals of
+its best trial's validation forecasts give, per horizon step, the interval at each level.
+Unlike mlforecast, the residuals are divided by each series' in-sample seasonal-naive MAE and
+pooled over the series of a step: with one to three validation windows a quantile per series
+would rest on one to three residuals. The intervals are equal-tailed: at level ``L`` each bound
+comes from its own tail of the signed residuals at ``(100 + L) / 2`` %, so an error that is
+more often above the forecast than below it (sales spikes) widens the upper side only. A
+forecast's interval at step ``j`` is ``[forecast - below_j * scale, forecast + above_j * scale]``
+of its series. A step with too few scores for its level (a small panel) borrows those of its
+nearest steps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +28,7 @@ __all__ = [
     "ConformalScores",
     "bound_columns",
     "check_levels",
+    "conformal_quantile",
     "conformal_scores",
     "min_scores",
 ]
@@ -35,46 +39,31 @@ DEFAULT_LEVELS = (80.0, 95.0)
 
 @dataclass(frozen=True)
 class ConformalScores:
-    """Scaled absolute validation residuals, sorted, per horizon step: ``scores[j]``."""
+    """Scaled validation residuals ``(actual - forecast) / scale``, sorted, per horizon step:
+    ``scores[j]``."""
 
     scores: tuple[np.ndarray, ...]
+    signed: bool = True
+    """False in models saved by mlf before equal-tailed intervals: ``scores`` are then
+    absolute residuals and the intervals symmetric, ``forecast ± quantile(L) * scale``."""
 
     @property
     def horizon(self) -> int:
         return len(self.scores)
 
-    def half_width(self, level: float) -> np.ndarray:
-        """(horizon,) the scaled half-width at ``level``: the ``ceil((m + 1) L)``-th smallest
-        of the ``m`` scores of a step (split conformal's finite-sample rank; the largest if
-        past), pooled with the nearest steps' until ``m >= min_scores(level)``.
-
-        A lower level may pool fewer steps; so that intervals stay nested, the half-width is
-        at least the second-largest score of the next smaller pool, the widest that any
-        lower level takes from it."""
-        need = min_scores(level)
-        out = np.empty(self.horizon)
-        for j in range(self.horizon):
-            radius = self.radius(j, need)
-            pooled = self.pooled(j, radius)
-            m = len(pooled)
-            rank = min(math.ceil((m + 1) * float(level) / 100.0), m)
-            out[j] = pooled[rank - 1]
-            if radius > 0:
-                out[j] = max(out[j], self.pooled(j, radius - 1)[-2:][0])
-        return out
-
-    def radius(self, step: int, need: int) -> int:
-        """The smallest radius around ``step`` whose steps hold ``need`` scores (or all)."""
-        for radius in range(self.horizon):
-            near = self.scores[max(0, step - radius) : step + radius + 1]
-            if sum(len(s) for s in near) >= need or len(near) == self.horizon:
-                return radius
-        return 0
-
-    def pooled(self, step: int, radius: int) -> np.ndarray:
-        """The sorted scores of the steps within ``radius`` of ``step``."""
-        near = self.scores[max(0, step - radius) : step + radius + 1]
-        return near[0] if len(near) == 1 else np.sort(np.concatenate(near))
+    def offsets(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(below, above)``, each (horizon,): how far below and above the forecast the
+        interval at ``level`` reaches, in units of the series' scale. Each is
+        :func:`conformal_quantile` of its own tail's scores (the residuals for the upper
+        bound, their negatives for the lower) at ``(100 + level) / 2`` %, and never negative:
+        an interval holds its own forecast."""
+        if not self.signed:
+            width = conformal_quantile(self.scores, level)
+            return width, width
+        tail = (100.0 + float(level)) / 2.0
+        above = conformal_quantile(self.scores, tail)
+        below = conformal_quantile(tuple(-s[::-1] for s in self.scores), tail)
+        return np.maximum(below, 0.0), np.maximum(above, 0.0)
 
     def bounds(
         self, forecast: np.ndarray, scale: np.ndarray, levels: Iterable[float]
@@ -84,22 +73,64 @@ class ConformalScores:
         h = forecast.shape[1]
         if h > self.horizon:
             raise ValueError(f"intervals are calibrated for {self.horizon} steps, not {h}")
+        scale = np.asarray(scale, dtype=float)[:, None]
         out = {}
         for level in levels:
-            width = self.half_width(level)[None, :h] * np.asarray(scale, dtype=float)[:, None]
-            out[float(level)] = (forecast - width, forecast + width)
+            below, above = self.offsets(level)
+            out[float(level)] = (
+                forecast - below[None, :h] * scale,
+                forecast + above[None, :h] * scale,
+            )
         return out
+
+
+def conformal_quantile(scores: Sequence[np.ndarray], level: float) -> np.ndarray:
+    """(horizon,) the ``ceil((m + 1) L)``-th smallest of the ``m`` sorted ``scores`` of each
+    step (split conformal's finite-sample rank; the largest if past), pooled with the nearest
+    steps' until ``m >= min_scores(level)``.
+
+    A lower level may pool fewer steps; so that intervals stay nested, the quantile is at
+    least the second-largest score of the next smaller pool, the largest that any lower level
+    takes from it."""
+    need = min_scores(level)
+    horizon = len(scores)
+    out = np.empty(horizon)
+    for j in range(horizon):
+        radius = _radius(scores, j, need)
+        pooled = _pooled(scores, j, radius)
+        m = len(pooled)
+        rank = min(math.ceil((m + 1) * float(level) / 100.0), m)
+        out[j] = pooled[rank - 1]
+        if radius > 0:
+            out[j] = max(out[j], _pooled(scores, j, radius - 1)[-2:][0])
+    return out
+
+
+def _radius(scores: Sequence[np.ndarray], step: int, need: int) -> int:
+    """The smallest radius around ``step`` whose steps hold ``need`` scores (or all)."""
+    for radius in range(len(scores)):
+        near = scores[max(0, step - radius) : step + radius + 1]
+        if sum(len(s) for s in near) >= need or len(near) == len(scores):
+            return radius
+    return 0
+
+
+def _pooled(scores: Sequence[np.ndarray], step: int, radius: int) -> np.ndarray:
+    """The sorted scores of the steps within ``radius`` of ``step``."""
+    near = scores[max(0, step - radius) : step + radius + 1]
+    return near[0] if len(near) == 1 else np.sort(np.concatenate(near))
 
 
 def min_scores(level: float) -> int:
     """How many scores a step needs at ``level`` for its rank to lie below the largest, with
-    one score to spare: ``(m + 1)(1 - L) >= 2``. 9 at 80 %, 39 at 95 %."""
+    one score to spare: ``(m + 1)(1 - L) >= 2``. 9 at 80 %, 19 at 90 %, 39 at 95 %, 79 at
+    97.5 % (the tails of equal-tailed 80 and 95 % intervals)."""
     return math.ceil(2.0 / (1.0 - float(level) / 100.0) - 1.0 - 1e-9)
 
 
 def conformal_scores(validation: HeldOut) -> ConformalScores:
-    """The conformal scores of a validation table: ``|actual - forecast| / scale`` per step."""
-    residual = np.abs(validation.actual - validation.forecast) / validation.scale
+    """The conformal scores of a validation table: ``(actual - forecast) / scale`` per step."""
+    residual = (validation.actual - validation.forecast) / validation.scale
     return ConformalScores(
         tuple(np.sort(residual[validation.step == j]) for j in range(validation.horizon))
     )

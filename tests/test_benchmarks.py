@@ -160,7 +160,8 @@ def test_interval_backtest_scores_each_kept_window_on_the_next(
 
     assert cli("optimize", "seasonal_naive", "--trials", "1", "--quiet").code == 0
     rows = interval_coverage.backtest_rows(mlflow_uri)
-    assert [r[:2] for r in rows] == [["seasonal_naive", "0 → 1"], ["seasonal_naive", "1 → 2"]]
+    assert [r[1] for r in rows] == ["0 → 1", "1 → 2", "val → test"]
+    assert {r[0] for r in rows} == {"seasonal_naive"}
     client = MlflowClient(mlflow_uri)
     (run,) = client.search_runs(["0", "1"], "tags.`mlf.role` = 'study'")
     kept = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
@@ -170,4 +171,10 @@ def test_interval_backtest_scores_each_kept_window_on_the_next(
     assert got == pytest.approx(
         [want["coverage_80"], want["coverage_95"], want["msis_95"]], abs=0.051
     )
-    assert np.isfinite([float(x) for x in rows[1][3].split(" / ")]).all()
+    for cell in rows[1][3:]:
+        assert np.isfinite([float(x) for x in cell.split(" / ")]).all()
+    logged = run.data.metrics
+    got = [float(x) for x in rows[2][2].split(" / ")]
+    assert got == pytest.approx(
+        [logged[f"test_{k}"] for k in ("coverage_80", "coverage_95", "MSIS_95")], abs=0.051
+    )

@@ -10,7 +10,13 @@ import pytest
 from mlforecast_cli.ensemble import combine, greedy_weights, select, top_mean_weights
 from mlforecast_cli.errors import UsageError
 from mlforecast_cli.held_out import HeldOut
-from mlforecast_cli.intervals import ConformalScores, check_levels, conformal_scores, min_scores
+from mlforecast_cli.intervals import (
+    ConformalScores,
+    check_levels,
+    conformal_quantile,
+    conformal_scores,
+    min_scores,
+)
 from mlforecast_cli.metrics import coverage, evaluate_intervals, metric_label, msis
 
 
@@ -30,21 +36,21 @@ def table(actual: np.ndarray, forecast: np.ndarray, scale: float = 1.0, windows:
     )
 
 
-def test_half_width_is_the_split_conformal_rank():
-    scores = ConformalScores((np.arange(1.0, 100.0), np.arange(2.0, 200.0, 2.0)))
+def test_the_quantile_is_the_split_conformal_rank():
+    scores = (np.arange(1.0, 100.0), np.arange(2.0, 200.0, 2.0))
     # m = 99 scores: rank ceil(100 * 0.8) = 80, ceil(100 * 0.95) = 95
-    assert scores.half_width(80).tolist() == [80.0, 160.0]
-    assert scores.half_width(95).tolist() == [95.0, 190.0]
+    assert conformal_quantile(scores, 80).tolist() == [80.0, 160.0]
+    assert conformal_quantile(scores, 95).tolist() == [95.0, 190.0]
     # 99.9 % needs 1999 scores: the two steps pool their 198, and the rank is past the last
-    assert scores.half_width(99.9).tolist() == [198.0, 198.0]
+    assert conformal_quantile(scores, 99.9).tolist() == [198.0, 198.0]
 
 
 def test_a_step_with_too_few_scores_borrows_its_nearest_steps():
     # 7 series, one window (Walmart): 7 scores a step, step j's scores are j + 0.1 ... j + 0.7
     h = 6
-    scores = ConformalScores(tuple(j + np.arange(1, 8) / 10 for j in range(h)))
-    assert [min_scores(level) for level in (80, 95)] == [9, 39]
-    at80, at95 = scores.half_width(80), scores.half_width(95)
+    scores = tuple(j + np.arange(1, 8) / 10 for j in range(h))
+    assert [min_scores(level) for level in (80, 90, 95, 97.5)] == [9, 19, 39, 79]
+    at80, at95 = conformal_quantile(scores, 80), conformal_quantile(scores, 95)
     # 80 %: radius 1 (21 scores, 14 at the ends); rank ceil(22 * 0.8) = 18 of 21
     assert at80[2] == pytest.approx(3.4) and at80[0] == pytest.approx(1.5)
     # 95 %: radius 3 (42 scores at step 2), rank ceil(43 * 0.95) = 41 of 42
@@ -55,27 +61,55 @@ def test_a_step_with_too_few_scores_borrows_its_nearest_steps():
     assert at95.tolist() == pytest.approx([5.6] * h)
     assert (at95 >= at80).all()
     # with as many scores as the level needs, a step keeps its own
-    many = ConformalScores((np.arange(1.0, 40.0), np.arange(101.0, 140.0)))
-    assert many.half_width(95).tolist() == [38.0, 138.0]
+    many = (np.arange(1.0, 40.0), np.arange(101.0, 140.0))
+    assert conformal_quantile(many, 95).tolist() == [38.0, 138.0]
+
+
+def test_each_bound_comes_from_its_own_tail():
+    # 199 residuals -20 ... 178: mostly above the forecast (sales spikes)
+    conformal = ConformalScores((np.arange(199.0) - 20.0,))
+    # 80 %: each tail at 90 %, rank ceil(200 * 0.9) = 180 of 199: 159 above; below, the
+    # 180th smallest of the negatives -178 ... 20 is 1
+    below, above = conformal.offsets(80)
+    assert above.tolist() == [159.0] and below.tolist() == [1.0]
+    (lo, hi) = conformal.bounds(np.array([[100.0]]), np.array([2.0]), (80,))[80.0]
+    assert lo.tolist() == [[98.0]] and hi.tolist() == [[100.0 + 2 * 159.0]]
+    # residuals -10 ... 188: the lower tail's 180th is -9, past the forecast: held at 0, so
+    # the interval holds its forecast
+    assert ConformalScores((np.arange(199.0) - 10.0,)).offsets(80)[0].tolist() == [0.0]
+    # a symmetric error gets the same reach on both sides
+    both = ConformalScores((np.arange(-99.0, 100.0),))
+    below, above = both.offsets(95)  # tails at 97.5 %: rank ceil(200 * 0.975) = 195
+    assert below.tolist() == above.tolist() == [95.0]
+    # a model saved before equal tails: absolute scores, symmetric intervals
+    old = ConformalScores((np.arange(1.0, 100.0),), signed=False)
+    assert [x.tolist() for x in old.offsets(80)] == [[80.0], [80.0]]
 
 
 def test_intervals_cover_new_exchangeable_errors_at_their_level():
     rng = np.random.default_rng(0)
     h, n = 3, 4000
     noise = rng.standard_normal((n, h)) * np.array([1.0, 2.0, 4.0])  # wider each step
+    noise = np.exp(noise / 4) - 1  # skewed: longer above the forecast than below
     scales = rng.uniform(1, 10, n)
     actual = 100 * scales[:, None] + noise * scales[:, None]
     validation = table(actual, np.full_like(actual, 0) + 100 * scales[:, None])
     validation = HeldOut(**{**vars(validation), "scale": np.repeat(scales, h)})
     conformal = conformal_scores(validation)
-    new_noise = rng.standard_normal((n, h)) * np.array([1.0, 2.0, 4.0])
+    new_noise = np.exp(rng.standard_normal((n, h)) * np.array([1.0, 2.0, 4.0]) / 4) - 1
     new_actual = 100 * scales[:, None] + new_noise * scales[:, None]
-    bounds = conformal.bounds(100 * scales[:, None] * np.ones((1, h)), scales, (80, 95))
+    forecast = 100 * scales[:, None] * np.ones((1, h))
+    bounds = conformal.bounds(forecast, scales, (80, 95))
     got = evaluate_intervals(new_actual, bounds, scales)
     assert got["coverage_80"] == pytest.approx(80, abs=2)
     assert got["coverage_95"] == pytest.approx(95, abs=1.5)
-    half = conformal.half_width(80)
-    assert half[0] < half[1] < half[2]  # per step, as the errors grow
+    for level, (lo, hi) in bounds.items():  # each tail misses its half of 1 - L
+        tail = (100 - level) / 2
+        assert 100 * np.mean(new_actual > hi) == pytest.approx(tail, abs=1.5)
+        assert 100 * np.mean(new_actual < lo) == pytest.approx(tail, abs=1.5)
+    below, above = conformal.offsets(80)
+    assert above[0] < above[1] < above[2]  # per step, as the errors grow
+    assert (above > below).all()  # and longer above, as the errors are
 
 
 def test_coverage_and_msis_by_hand():
