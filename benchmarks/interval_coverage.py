@@ -19,7 +19,8 @@ With ``--backtest``, the intervals are also scored without the test window: each
 ensemble windows (``--ensemble-windows``), calibrated on one and scored on the next. Three
 columns: mlf's equal-tailed intervals, symmetric ones (``forecast ± the L-quantile of the
 absolute residuals``, mlf's before), and symmetric ones with the calibration window's scale
-kept for the next window ("fixed"). The last row of each model, "val → test", is the
+kept for the next window ("fixed"); then the percent of points below and above the 80 %
+intervals, equal-tailed and symmetric. The last row of each model, "val → test", is the
 validation window scored on the test, for reference: it is not part of the backtest.
 
     python benchmarks/interval_coverage.py --tracking-uri sqlite:///runs/mlflow.db
@@ -78,7 +79,8 @@ def backtest_rows(uri: str) -> list[list[str]]:
     """Each study's kept ensemble windows, calibrated on one and scored on the next (all before
     the test window), then the validation window scored on the test ("val → test"): coverage
     at 80 / 95 % and MSIS at 95 % of mlf's equal-tailed intervals, of symmetric ones, and of
-    symmetric ones with the calibration window's scale kept ("fixed")."""
+    symmetric ones with the calibration window's scale kept ("fixed"); then the percent of
+    points below and above the 80 % intervals, equal-tailed and symmetric."""
     import numpy as np
     from mlflow.tracking import MlflowClient
 
@@ -110,12 +112,15 @@ def backtest_rows(uri: str) -> list[list[str]]:
                 symmetric(scores).bounds(forecast, target.scale[::h], LEVELS),
                 symmetric(scores).bounds(forecast, np.array(kept_scale)[::h], LEVELS),
             ]
+            actual = target.actual.reshape(-1, h)
             cells = []
             for bounds in found:
-                got = evaluate_intervals(target.actual.reshape(-1, h), bounds, target.scale[::h])
+                got = evaluate_intervals(actual, bounds, target.scale[::h])
                 cells.append(
                     f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f} / {got['msis_95']:.2f}"
                 )
+            for lo, hi in (bounds[80.0] for bounds in found[:2]):
+                cells.append(f"{100 * np.mean(actual < lo):.1f} / {100 * np.mean(actual > hi):.1f}")
             out.append([model, label, *cells])
     return out
 
@@ -255,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{table(heads, found, 'lr' + 'r' * len(models))}\n")
         if args.backtest:
             heads = ["model", "windows", *(f"{c} 80 / 95 / MSIS 95" for c in BACKTEST_COLUMNS)]
-            print(f"{table(heads, backtest_rows(uri), 'lrrrr')}\n")
+            heads += [f"{c} 80 % below / above" for c in BACKTEST_COLUMNS[:2]]
+            print(f"{table(heads, backtest_rows(uri), 'lrrrrrr')}\n")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,8 @@ def test_interval_backtest_scores_each_kept_window_on_the_next(
     )
     for cell in rows[1][3:]:
         assert np.isfinite([float(x) for x in cell.split(" / ")]).all()
+    below, above = (float(x) for x in rows[1][5].split(" / "))
+    assert below + above + got[0] == pytest.approx(100, abs=0.11)  # the 80 % misses
     logged = run.data.metrics
     got = [float(x) for x in rows[2][2].split(" / ")]
     assert got == pytest.approx(
