@@ -8,7 +8,7 @@ would rest on one to three residuals. The intervals are equal-tailed: at level `
 comes from its own tail of the signed residuals at ``(100 + L) / 2`` %, so an error that is
 more often above the forecast than below it (sales spikes) widens the upper side only. A
 forecast's interval at step ``j`` is ``[forecast - below_j * scale, forecast + above_j * scale]``
-of its series. A step with too few scores for its level (a small panel) borrows those of its
+of its series. A step with too few scores for a tail (a small panel) borrows those of its
 nearest steps.
 """
 
@@ -46,6 +46,10 @@ class ConformalScores:
     signed: bool = True
     """False in models saved by mlf before equal-tailed intervals: ``scores`` are then
     absolute residuals and the intervals symmetric, ``forecast ± quantile(L) * scale``."""
+
+    def __setstate__(self, state: dict) -> None:
+        # a model pickled before ``signed`` existed holds absolute residuals
+        object.__setattr__(self, "__dict__", {"signed": False, **state})
 
     @property
     def horizon(self) -> int:

@@ -86,6 +86,18 @@ def test_each_bound_comes_from_its_own_tail():
     assert [x.tolist() for x in old.offsets(80)] == [[80.0], [80.0]]
 
 
+def test_a_model_pickled_before_equal_tails_keeps_its_symmetric_intervals():
+    import pickle
+
+    new = ConformalScores((np.arange(1.0, 100.0),))
+    assert pickle.loads(pickle.dumps(new)).signed
+    before = ConformalScores.__new__(ConformalScores)
+    object.__setattr__(before, "__dict__", {"scores": new.scores})  # no ``signed`` then
+    loaded = pickle.loads(pickle.dumps(before))
+    assert not loaded.signed
+    assert [x.tolist() for x in loaded.offsets(80)] == [[80.0], [80.0]]
+
+
 def test_intervals_cover_new_exchangeable_errors_at_their_level():
     rng = np.random.default_rng(0)
     h, n = 3, 4000
