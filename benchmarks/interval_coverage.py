@@ -77,24 +77,20 @@ def studies(uri: str) -> tuple[str, dict[str, tuple]]:
 
 def backtest_rows(uri: str) -> list[list[str]]:
     """Each study's kept ensemble windows, calibrated on one and scored on the next (all before
-    the test window), then the validation window scored on the test ("val → test"): coverage
-    at 80 / 95 % and MSIS at 95 % of mlf's equal-tailed intervals, of symmetric ones, and of
-    symmetric ones with the calibration window's scale kept ("fixed"); then the percent of
-    points below and above the 80 % intervals, equal-tailed and symmetric."""
+    the test window), then the validation window scored on the test ("val → test"): the cells
+    of :func:`pair_cells` for each pair."""
     import numpy as np
     from mlflow.tracking import MlflowClient
 
     from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, TEST_ARTIFACT, read_artifact
-    from mlforecast_cli.intervals import conformal_scores
-    from mlforecast_cli.metrics import evaluate_intervals
 
     client = MlflowClient(uri)
     out = []
     for model, run in sorted(_newest_studies(client), key=lambda pair: pair[0]):
         kept = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
-        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
         if kept is None:
             continue
+        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
         windows = sorted(np.unique(kept.window))
         pairs = [
             (f"{a} → {b}", *(kept.take(kept.window == w) for w in (a, b)))
@@ -102,27 +98,38 @@ def backtest_rows(uri: str) -> list[list[str]]:
         ]
         if test is not None:
             pairs.append(("val → test", kept.take(kept.window == windows[-1]), test))
-        for label, cal, target in pairs:
-            scores, h = conformal_scores(cal), target.horizon
-            fixed = dict(zip(cal.id, cal.scale, strict=True))
-            kept_scale = [fixed.get(i, s) for i, s in zip(target.id, target.scale, strict=True)]
-            forecast = target.forecast.reshape(-1, h)
-            found = [
-                scores.bounds(forecast, target.scale[::h], LEVELS),
-                symmetric(scores).bounds(forecast, target.scale[::h], LEVELS),
-                symmetric(scores).bounds(forecast, np.array(kept_scale)[::h], LEVELS),
-            ]
-            actual = target.actual.reshape(-1, h)
-            cells = []
-            for bounds in found:
-                got = evaluate_intervals(actual, bounds, target.scale[::h])
-                cells.append(
-                    f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f} / {got['msis_95']:.2f}"
-                )
-            for lo, hi in (bounds[80.0] for bounds in found[:2]):
-                cells.append(f"{100 * np.mean(actual < lo):.1f} / {100 * np.mean(actual > hi):.1f}")
-            out.append([model, label, *cells])
+        out += [[model, label, *pair_cells(cal, target)] for label, cal, target in pairs]
     return out
+
+
+def pair_cells(cal, target) -> list[str]:
+    """Coverage at 80 / 95 % and MSIS at 95 % on ``target`` of mlf's equal-tailed intervals
+    calibrated on ``cal``, of symmetric ones, and of symmetric ones with ``cal``'s scale kept
+    ("fixed"); then the percent of points below and above the 80 % intervals, equal-tailed
+    and symmetric."""
+    import numpy as np
+
+    from mlforecast_cli.intervals import conformal_scores
+    from mlforecast_cli.metrics import evaluate_intervals
+
+    h = target.horizon
+    scores = conformal_scores(cal)
+    fixed = dict(zip(cal.id, cal.scale, strict=True))
+    kept_scale = np.array([fixed.get(i, s) for i, s in zip(target.id, target.scale, strict=True)])
+    forecast, actual = target.forecast.reshape(-1, h), target.actual.reshape(-1, h)
+    both = symmetric(scores)
+    found = [
+        scores.bounds(forecast, target.scale[::h], LEVELS),
+        both.bounds(forecast, target.scale[::h], LEVELS),
+        both.bounds(forecast, kept_scale[::h], LEVELS),
+    ]
+    cells = []
+    for bounds in found:
+        got = evaluate_intervals(actual, bounds, target.scale[::h])
+        cells.append(f"{got['coverage_80']:.1f} / {got['coverage_95']:.1f} / {got['msis_95']:.2f}")
+    for lo, hi in (bounds[80.0] for bounds in found[:2]):
+        cells.append(f"{100 * np.mean(actual < lo):.1f} / {100 * np.mean(actual > hi):.1f}")
+    return cells
 
 
 def symmetric(scores):
@@ -246,7 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", action="append", required=True, help="repeat")
     parser.add_argument("--data", type=Path, help="the studies' file (id, date, value)")
     parser.add_argument(
-        "--backtest", action="store_true", help="also score the scales on the ensemble windows"
+        "--backtest",
+        action="store_true",
+        help="also score the interval methods on the ensemble windows",
     )
     args = parser.parse_args(argv)
     headers = ["model", "scores / step", "logged 80", "logged 95", "logged MSIS 95"]
