@@ -69,7 +69,7 @@ def memory_total_gib() -> float | None:
 
 def versions() -> dict[str, str]:
     """Python and the installed versions of the packages the figures depend on."""
-    from mlforecast_cli.tracking import package_versions
+    from mlforecast_cli.tracking.parent_run import package_versions
 
     found = package_versions()
     found.pop("platform", None)

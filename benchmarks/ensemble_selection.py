@@ -27,7 +27,7 @@ def bagged_series(tables, metric: str, bags: int, seed: int):
     """Greedy on ``bags`` bootstrap samples of the validation series; the mean weights."""
     import numpy as np
 
-    from mlforecast_cli.ensemble import greedy_weights
+    from mlforecast_cli.ensembles.ensemble import greedy_weights
 
     rng = np.random.default_rng(seed)
     first = tables[0]
@@ -45,7 +45,7 @@ def bagged_members(tables, metric: str, bags: int, seed: int):
     """Caruana et al. (2006): greedy on random halves of the members; the mean weights."""
     import numpy as np
 
-    from mlforecast_cli.ensemble import greedy_weights
+    from mlforecast_cli.ensembles.ensemble import greedy_weights
 
     rng = np.random.default_rng(seed)
     weights = np.zeros(len(tables))
@@ -58,7 +58,7 @@ def bagged_members(tables, metric: str, bags: int, seed: int):
 
 
 def rows(uri: str, bags: int, seeds: int) -> list[list[str]]:
-    from mlforecast_cli.ensemble import combine, greedy_weights
+    from mlforecast_cli.ensembles.ensemble import combine, greedy_weights
 
     metric, found = studies(uri)
     names = sorted(found)

@@ -1,7 +1,7 @@
 """Interval coverage recomputed from the forecasts an experiment's studies kept.
 
 Each study's parent run holds its validation and test forecasts (``forecasts/*.csv.gz``), so
-the conformal intervals of :mod:`mlforecast_cli.intervals` can be rebuilt, and their test
+the conformal intervals of :mod:`mlforecast_cli.ensembles.intervals` can be rebuilt, and their test
 coverage measured, without running a search again: after a change to the method, or to
 compare with what a study logged when it ran. The greedy ensemble of the studies (25
 rounds, weights on validation) gets a row too. Prints one markdown table per store.
@@ -61,7 +61,7 @@ def studies(uri: str) -> tuple[str, dict[str, tuple]]:
     kept forecasts (the newest of each model)."""
     from mlflow.tracking import MlflowClient
 
-    from mlforecast_cli.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
+    from mlforecast_cli.ensembles.held_out import TEST_ARTIFACT, VALIDATION_ARTIFACT, read_artifact
 
     client = MlflowClient(uri)
     found: dict[str, tuple] = {}
@@ -82,7 +82,7 @@ def backtest_rows(uri: str) -> list[list[str]]:
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, TEST_ARTIFACT, read_artifact
+    from mlforecast_cli.ensembles.held_out import ENSEMBLE_ARTIFACT, TEST_ARTIFACT, read_artifact
 
     client = MlflowClient(uri)
     out = []
@@ -109,8 +109,8 @@ def pair_cells(cal, target) -> list[str]:
     and symmetric."""
     import numpy as np
 
-    from mlforecast_cli.intervals import conformal_scores
-    from mlforecast_cli.metrics import evaluate_intervals
+    from mlforecast_cli.ensembles.intervals import conformal_scores
+    from mlforecast_cli.search.metrics import evaluate_intervals
 
     h = target.horizon
     scores = conformal_scores(cal)
@@ -136,14 +136,14 @@ def symmetric(scores):
     """The symmetric intervals of the same residuals: ``forecast ± quantile_L(|residual|)``."""
     import numpy as np
 
-    from mlforecast_cli.intervals import ConformalScores
+    from mlforecast_cli.ensembles.intervals import ConformalScores
 
     return ConformalScores(tuple(np.sort(np.abs(s)) for s in scores.scores), signed=False)
 
 
 def rows(uri: str) -> list[list[str]]:
-    from mlforecast_cli.ensemble import combine, greedy_weights
-    from mlforecast_cli.intervals import conformal_scores, interval_metrics
+    from mlforecast_cli.ensembles.ensemble import combine, greedy_weights
+    from mlforecast_cli.ensembles.intervals import conformal_scores, interval_metrics
 
     metric, found = studies(uri)
     if len(found) > 1:
@@ -186,7 +186,7 @@ SCALES = {
 def scale_of(history, season: int, how) -> float:
     import numpy as np
 
-    from mlforecast_cli.metrics import mase_scale
+    from mlforecast_cli.search.metrics import mase_scale
 
     if how is None:
         return float(np.mean(np.abs(history))) or 1.0
@@ -221,9 +221,9 @@ def rescaled(held, panel, how, validation=None):
 def scale_rows(uri: str, data: Path) -> list[list[str]]:
     import numpy as np
 
-    from mlforecast_cli.data import Columns, load_panel
-    from mlforecast_cli.intervals import conformal_scores
-    from mlforecast_cli.metrics import evaluate_intervals
+    from mlforecast_cli.data.panel import Columns, load_panel
+    from mlforecast_cli.ensembles.intervals import conformal_scores
+    from mlforecast_cli.search.metrics import evaluate_intervals
 
     panel = load_panel(data, Columns(target="value", time="date", ids=("id",)))
     _, found = studies(uri)

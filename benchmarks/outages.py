@@ -53,7 +53,7 @@ def mlf(folder: Path, *args: str) -> subprocess.Popen:
 def trials(folder: Path, storage: str | None, study: str):
     import optuna
 
-    from mlforecast_cli.storage import open_storage
+    from mlforecast_cli.services.storage import open_storage
 
     os.environ["MLF_HOME"] = str(folder / ".mlf")
     try:
@@ -80,7 +80,7 @@ def error_of(err: str) -> str:
 
 
 def call() -> dict:
-    from mlforecast_cli.mlflow_store import connect
+    from mlforecast_cli.services.mlflow_store import connect
 
     client = connect(f"http://127.0.0.1:{free_port()}")
     start = time.monotonic()

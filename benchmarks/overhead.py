@@ -30,23 +30,20 @@ def per_trial_seconds(study) -> list[float]:
 def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Path) -> dict:
     from rich.console import Console
 
+    from mlforecast_cli.data.split import split_panel
     from mlforecast_cli.datasets import load_dataset
-    from mlforecast_cli.progress import ProgressBoard
-    from mlforecast_cli.registry import get_model
-    from mlforecast_cli.runner import StudyConfig, build_objective, create_study, run_study
-    from mlforecast_cli.tracking import MlflowTracker
+    from mlforecast_cli.models.registry import get_model
+    from mlforecast_cli.tracking.parent_run import MlflowTracker
+    from mlforecast_cli.trials.objective import build_objective, run_study
+    from mlforecast_cli.trials.optuna_study import StudyConfig, create_study
+    from mlforecast_cli.views.progress import ProgressBoard
 
     entry = get_model(model)
     panel = load_dataset("walmart")
-    config = StudyConfig(
-        model=model,
-        study_name=f"bench-{model}",
-        horizon=13,
-        space=entry.load_space(),
-        storage=storage,
-        n_jobs=1,
+    config = StudyConfig.of(
+        f"{model}", f"bench-{model}", entry.load_space(), horizon=13, storage=storage
     )
-    objective = build_objective(entry, panel, config)
+    objective = build_objective(entry, panel, config, split_panel(panel, 13))
     study, _ = create_study(config, panel)
     callbacks = []
     tracker = board = None
@@ -59,9 +56,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
         board.__enter__()
         callbacks = [tracker, board.add(model, trials, "MAPE", study)]
     start = time.perf_counter()
-    run_study(
-        entry, panel, config, n_trials=trials, callbacks=callbacks, study=study, objective=objective
-    )
+    run_study(objective, study, n_trials=trials, callbacks=callbacks)
     if tracker is not None:
         tracker.close()
         board.__exit__(None, None, None)

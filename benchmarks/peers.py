@@ -3,7 +3,7 @@
 For each panel (the built-in Walmart series, M1 monthly and M1 quarterly from
 ``../shared/datasets``), every system sees the same long table (``id``, ``date``, ``value``:
 no features, so every system has the same inputs), holds out the same test window (the last
-``horizon`` steps of each series) and is scored by the same code (``mlforecast_cli.metrics``:
+``horizon`` steps of each series) and is scored by the same code (``mlforecast_cli.search.metrics``:
 MAPE, sMAPE, MASE with the seasonal-naive scale of each series' history before the test).
 
 - mlf: ``mlf optimize MODEL --trials N`` per model (one command each, fresh folder); the test
@@ -118,8 +118,8 @@ def score(frame, forecast, horizon: int, season: int) -> dict[str, float]:
     intervals) on the test window of ``frame``."""
     import numpy as np
 
-    from mlforecast_cli.intervals import bound_columns
-    from mlforecast_cli.metrics import evaluate, evaluate_intervals, mase_scale
+    from mlforecast_cli.ensembles.intervals import bound_columns
+    from mlforecast_cli.search.metrics import evaluate, evaluate_intervals, mase_scale
 
     history, test = split_test(frame, horizon)
     merged = test.merge(forecast, on=["id", "date"], how="left", validate="one_to_one")
@@ -142,7 +142,7 @@ def score(frame, forecast, horizon: int, season: int) -> dict[str, float]:
 
 def panel_facts(frame) -> tuple[str, int]:
     """(pandas frequency alias, season length) as mlf infers them."""
-    from mlforecast_cli.data import infer_freq, season_length_for
+    from mlforecast_cli.data.frequency import infer_freq, season_length_for
 
     longest = frame.groupby("id")["date"].size().idxmax()
     freq = infer_freq(frame.loc[frame["id"] == longest, "date"].to_numpy())
@@ -440,7 +440,7 @@ def section(opts: argparse.Namespace) -> Section:
         "statsforecast (AutoETS, SeasonalNaive) on the identical split: every system gets the "
         "same long table (id, date, value: no features), the last `horizon` steps of each "
         "series are the test, mlf and mlforecast validate on the `horizon` steps before it, "
-        "and every forecast is scored by `mlforecast_cli.metrics` (MAPE and sMAPE over all "
+        "and every forecast is scored by `mlforecast_cli.search.metrics` (MAPE and sMAPE over all "
         "test points, MASE with each series' seasonal-naive scale; coverage and MSIS of the "
         "80 and 95 % intervals: mlf's conformal, mlforecast's conformal with 2 windows where "
         "its series are long enough, statsforecast's model-based). Each system runs as its "

@@ -22,12 +22,14 @@ from synthetic import COLUMNS, FREQ, sales_panel  # noqa: E402
 
 
 def seconds(panel, cv_windows: int, repeat: int) -> float:
-    from mlforecast_cli.reference import reference_scores
+    from mlforecast_cli.data.split import split_panel
+    from mlforecast_cli.trials.reference import reference_scores
 
+    split = split_panel(panel, 13, cv_windows, min_train=1)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        reference_scores(panel, 13, cv_windows)
+        reference_scores(panel, split)
         times.append(time.perf_counter() - start)
     return median(times)
 
@@ -37,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--series", default="1000,10000,30000")
     parser.add_argument("--repeat", type=int, default=3)
     opts = parser.parse_args(argv)
+    from mlforecast_cli.data.panel import Columns, load_panel
     from mlforecast_cli.datasets import load_dataset
-    from mlforecast_cli.panel import Columns, load_panel
 
     panels = [("walmart", load_dataset("walmart"))]
     for n in (int(x) for x in opts.series.split(",") if x):

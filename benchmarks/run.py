@@ -274,7 +274,7 @@ def profile_overhead(model: str, trials: int, folder: Path) -> str:
 
     import overhead
 
-    from mlforecast_cli import tracking
+    from mlforecast_cli.tracking.parent_run import parent_run as tracking
 
     main = cProfile.Profile()
     from mlflow.tracking import MlflowClient

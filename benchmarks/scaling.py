@@ -51,8 +51,8 @@ def study_rates(folder: Path, study_name: str) -> dict[str, Any]:
     """Trials, span and rates of ``study_name`` in the journal of the run in ``folder``."""
     import optuna
 
-    from mlforecast_cli.runner import WORKER_ATTR
-    from mlforecast_cli.storage import JOURNAL_FILE, open_storage
+    from mlforecast_cli.services.liveness import WORKER_ATTR
+    from mlforecast_cli.services.storage import JOURNAL_FILE, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(f"journal:///{folder / '.mlf' / JOURNAL_FILE}")

@@ -65,9 +65,9 @@ def direct(panel: Panel, model: str, n_jobs: int) -> tuple[float, float]:
     from statsforecast import StatsForecast
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
 
+    from mlforecast_cli.data.panel import Columns, load_panel
     from mlforecast_cli.datasets import load_dataset
-    from mlforecast_cli.metrics import mape
-    from mlforecast_cli.panel import Columns, load_panel
+    from mlforecast_cli.search.metrics import mape
 
     if panel.file is None:
         data = load_dataset(panel.name)

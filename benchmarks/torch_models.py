@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def _row(model: dict, journal: Path) -> dict:
     import optuna
 
-    from mlforecast_cli.storage import open_storage
+    from mlforecast_cli.services.storage import open_storage
 
     storage = open_storage(f"journal:///{journal}")
     study = optuna.load_study(study_name=model["study_name"], storage=storage)

@@ -5,7 +5,8 @@ The public API for plugin authors and library users. Importing it loads nothing 
 
 from __future__ import annotations
 
-from .contract import (
+from .errors import DataError, MlfError, PluginError, SpaceError, UnknownModelError, UsageError
+from .models.contract import (
     Forecaster,
     ForecasterProtocol,
     Histories,
@@ -15,9 +16,8 @@ from .contract import (
     TaskInfo,
     Windows,
 )
-from .errors import DataError, MlfError, PluginError, SpaceError, UnknownModelError, UsageError
-from .hookspecs import hookimpl
-from .registry import ModelEntry, Registry, get_model, get_models, get_registry
+from .models.hookspecs import hookimpl
+from .models.registry import ModelEntry, Registry, get_model, get_models, get_registry
 
 __version__ = "0.1.0"
 

@@ -32,9 +32,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .contract import SERIES, Forecaster, ForecasterProtocol, Histories, TaskInfo, Windows
 from .errors import MlfError
-from .registry import FAMILIES, ModelEntry, Registry
+from .models.contract import SERIES, Forecaster, ForecasterProtocol, Histories, TaskInfo, Windows
+from .models.registry import FAMILIES, ModelEntry, Registry
 
 __all__ = [
     "ContractCase",
@@ -102,7 +102,7 @@ class ContractCase:
     rtol: float = 1e-5
     atol: float = 1e-6
     panel: Any = field(default=None, repr=False)
-    """The few series the inputs were cut from (a :class:`~mlforecast_cli.panel.Panel`)."""
+    """The few series the inputs were cut from (a :class:`~mlforecast_cli.data.panel.Panel`)."""
 
     @property
     def name(self) -> str:
@@ -160,9 +160,10 @@ def make_case(
     ``epochs``...). ``window_size`` and ``scaler`` shape the windows as in the runner.
     """
     __tracebackhide__ = True
-    from .data import make_windows, split_panel
+    from .data.split import split_panel
+    from .data.windows import make_windows
     from .datasets import load_dataset
-    from .runner import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE, task_info
+    from .trials.fit import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE, task_info
 
     full = {**draw_params(entry, seed), **dict(params or {})}
     panel = load_dataset(dataset)
@@ -203,9 +204,9 @@ def make_case(
 
 def _series_inputs(panel, horizon: int) -> tuple[Histories, Histories, Histories]:
     """(train, valid, future) histories as a search and ``mlf predict`` give them."""
-    from .series import make_histories
-    from .series_fit import scored_horizon
-    from .windows import labels
+    from .data.histories import make_histories
+    from .data.windows import labels
+    from .trials.fit_series import scored_horizon
 
     end = panel.lengths - int(horizon)
     train = make_histories(panel, end, horizon)
@@ -279,7 +280,7 @@ def check_factory(entry: ModelEntry) -> Callable[..., Any]:
 def check_space(entry: ModelEntry) -> None:
     """The space loads and validates, its sampler and pruner build, Optuna can sample it."""
     __tracebackhide__ = True
-    from .space import build_pruner, build_sampler
+    from .search.space import build_pruner, build_sampler
 
     space = _load_space(entry)
     try:
@@ -614,11 +615,11 @@ def check_intervals_and_ensemble(case: ContractCase) -> None:
     them, give finite conformal intervals that hold the forecast and widen with the level,
     and greedy ensemble selection combines them with the seasonal naive's."""
     __tracebackhide__ = True
-    from .ensemble import combine, select
-    from .held_out import from_fits
-    from .intervals import conformal_scores
-    from .runner import fit_and_score, min_train
-    from .split import split_panel
+    from .data.split import split_panel
+    from .ensembles.ensemble import combine, select
+    from .ensembles.held_out import from_fits
+    from .ensembles.intervals import conformal_scores
+    from .trials.fit import FitOptions, fit_and_score, min_train
 
     if case.panel is None:
         raise ContractError(f"{case.name}: the case has no panel; build it with make_case")
@@ -626,6 +627,7 @@ def check_intervals_and_ensemble(case: ContractCase) -> None:
     split = split_panel(
         case.panel, case.task.horizon, INTERVAL_WINDOWS, min_train=min_train(case.entry, None)
     )
+    no_train_metrics = FitOptions(train_metrics=False)
     tables = []
     for entry, params in ((case.entry, case.params), (naive, {})):
         fits = []
@@ -633,7 +635,7 @@ def check_intervals_and_ensemble(case: ContractCase) -> None:
             try:
                 with global_random_state(1):
                     fit = fit_and_score(
-                        entry, params, case.task, case.panel, fold.train_end, train_metrics=False
+                        entry, params, case.task, case.panel, fold.train_end, no_train_metrics
                     )
             except MlfError as exc:
                 raise ContractError(
@@ -974,7 +976,7 @@ def _arrays(windows: Windows) -> dict[str, np.ndarray]:
 def _take(windows: Windows | Histories, rows: np.ndarray) -> Windows | Histories:
     """The windows (or histories) at ``rows`` (any order, repeats allowed)."""
     if isinstance(windows, Histories):
-        from .series import select
+        from .data.histories import select
 
         return select(windows, rows)
     n = len(windows)

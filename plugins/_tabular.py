@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mlforecast_cli import Forecaster, ReportFn, Windows
-from mlforecast_cli.baseline import seasonal_naive
+from mlforecast_cli.models.baseline import seasonal_naive
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,9 +193,9 @@ def step_matrix(windows: Windows, j: int, series_id: bool = True) -> tuple[np.nd
 
 def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """MAPE in percent over the non-zero actuals, each point capped at 100 %: the score the
-    study selects on (:func:`mlforecast_cli.metrics.selection_score`), so pruning and early
+    study selects on (:func:`mlforecast_cli.search.metrics.selection_score`), so pruning and early
     stopping watch the same number; NaN if none."""
-    from mlforecast_cli.metrics import capped_mape
+    from mlforecast_cli.search.metrics import capped_mape
 
     return capped_mape(actual, forecast)
 

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from mlforecast_cli import TaskInfo, Windows
-from mlforecast_cli.baseline import seasonal_naive
+from mlforecast_cli.models.baseline import seasonal_naive
 
 DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-3,

@@ -7,7 +7,7 @@ falls back to the last observed value (the naive forecast).
 from __future__ import annotations
 
 from mlforecast_cli import Forecaster, ModelSpec, hookimpl
-from mlforecast_cli.baseline import seasonal_naive
+from mlforecast_cli.models.baseline import seasonal_naive
 
 
 class SeasonalNaive(Forecaster):

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("COLUMNS", "200")  # wide Rich tables, before the CLI's consoles exist
 
 from mlforecast_cli.cli import main  # noqa: E402
-from mlforecast_cli.registry import Registry, set_registry  # noqa: E402
+from mlforecast_cli.models.registry import Registry, set_registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

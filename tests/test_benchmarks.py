@@ -155,8 +155,8 @@ def test_interval_backtest_scores_each_kept_window_on_the_next(
     import interval_coverage
     from mlflow.tracking import MlflowClient
 
-    from mlforecast_cli.held_out import ENSEMBLE_ARTIFACT, read_artifact
-    from mlforecast_cli.intervals import conformal_scores, interval_metrics
+    from mlforecast_cli.ensembles.held_out import ENSEMBLE_ARTIFACT, read_artifact
+    from mlforecast_cli.ensembles.intervals import conformal_scores, interval_metrics
 
     assert cli("optimize", "seasonal_naive", "--trials", "1", "--quiet").code == 0
     rows = interval_coverage.backtest_rows(mlflow_uri)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlforecast_cli import __version__
-from mlforecast_cli.space import parse_space
+from mlforecast_cli.search.space import parse_space
 
 HEAVY = ("torch", "mlflow", "lightgbm", "xgboost", "catboost", "sklearn", "pandas", "optuna")
 

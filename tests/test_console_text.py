@@ -179,7 +179,7 @@ def test_optimize_help_at_80_columns_shows_switches_and_every_metric():
         assert re.search(rf"{switch}\s{{2,}}[A-Z]", line), line  # the help follows the switch
     flat = " ".join(text.split())
     assert "…" not in flat
-    from mlforecast_cli.space import METRIC_NAMES
+    from mlforecast_cli.search.space import METRIC_NAMES
 
     for name in METRIC_NAMES:
         assert re.search(rf"\b{name}\b", flat), name
@@ -188,7 +188,7 @@ def test_optimize_help_at_80_columns_shows_switches_and_every_metric():
 
 def test_the_metrics_of_the_help_are_the_metrics():
     from mlforecast_cli.cli.options import METRICS_TEXT
-    from mlforecast_cli.space import METRIC_NAMES
+    from mlforecast_cli.search.space import METRIC_NAMES
 
     assert re.split(r", | or ", METRICS_TEXT) == list(METRIC_NAMES)
 
@@ -213,7 +213,7 @@ def test_progress_clock_runs_until_the_model_is_done():
     follow: the bar's clock shows tenths of a second and runs until the next model starts."""
     import optuna
 
-    from mlforecast_cli.progress import ElapsedColumn, ProgressBoard
+    from mlforecast_cli.views.progress import ElapsedColumn, ProgressBoard
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     board = ProgressBoard(console=Console(file=io.StringIO(), width=120, color_system=None))
@@ -238,7 +238,7 @@ def test_progress_shows_the_best_trials_plain_metric_not_its_selection_score():
     reports: the bar shows the chosen trial's plain metric, as the table after it does."""
     import optuna
 
-    from mlforecast_cli.progress import ProgressBoard
+    from mlforecast_cli.views.progress import ProgressBoard
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     board = ProgressBoard(console=Console(file=io.StringIO(), width=120, color_system=None))
@@ -258,7 +258,7 @@ def test_progress_shows_the_best_trials_plain_metric_not_its_selection_score():
 
 
 def test_elapsed_times_read_well():
-    from mlforecast_cli.progress import format_elapsed
+    from mlforecast_cli.views.progress import format_elapsed
 
     assert [format_elapsed(s) for s in (0.04, 12.345, 59.94, 65, 3725)] == [
         "0.0s",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mlforecast_cli import Forecaster, ModelSpec, hookimpl
-from mlforecast_cli.registry import Registry
+from mlforecast_cli.models.registry import Registry
 from mlforecast_cli.testing import (
     ContractError,
     Fitted,

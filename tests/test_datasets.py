@@ -9,7 +9,8 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from mlforecast_cli.data import Columns, split_panel
+from mlforecast_cli.data.panel import Columns
+from mlforecast_cli.data.split import split_panel
 from mlforecast_cli.datasets import (
     DatasetCard,
     UnknownDatasetError,
@@ -108,7 +109,7 @@ def test_dataset_table_appends_the_known_future():
         "2012-11-23", "2012-12-28", "2013-02-08", "2013-09-06", "2013-11-29", "2013-12-27"
     ]  # fmt: skip
     panel = load_dataset("walmart")  # optimize's data: the history only, same as the table's
-    from mlforecast_cli.data import load_panel
+    from mlforecast_cli.data.panel import load_panel
 
     again = load_panel(table, get_dataset("walmart").columns, freq="W-FRI", source="t")
     assert again.fingerprint() == panel.fingerprint()

@@ -14,14 +14,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlforecast_cli.cli import main
-from mlforecast_cli.held_out import (
+from mlforecast_cli.ensembles.held_out import (
     ENSEMBLE_ARTIFACT,
     TEST_ARTIFACT,
     VALIDATION_ARTIFACT,
     read_artifact,
 )
-from mlforecast_cli.intervals import conformal_scores, interval_metrics
-from mlforecast_cli.registry import Registry, set_registry
+from mlforecast_cli.ensembles.intervals import conformal_scores, interval_metrics
+from mlforecast_cli.models.registry import Registry, set_registry
 from tests.plugin_factories import SPACE, MeanModel, spec_plugin
 
 EXPERIMENT = "sales"
@@ -168,24 +168,19 @@ def test_few_scores_a_step_pool_nearby_steps_so_the_levels_differ(use):
 def test_validation_fitted_again_equals_the_kept_one(registry, tmp_path):
     """A best trial run in another process (or before a resume) is fitted again: same table."""
     from mlforecast_cli.datasets import load_dataset
-    from mlforecast_cli.held_out import best_validation
-    from mlforecast_cli.runner import StudyConfig, build_objective, run_study
+    from mlforecast_cli.ensembles.held_out import best_validation
+    from mlforecast_cli.trials.optuna_study import StudyConfig
+    from tests.studies import objective_for, run_trials
 
     plugin = spec_plugin("mean_model", MeanModel, SPACE, tmp_path)
     registry.add_plugin(plugin, name="mean_plugin")
     entry = registry.get("mean_model")
     panel = load_dataset("walmart")
-    config = StudyConfig(
-        model="mean_model",
-        study_name="kept",
-        horizon=HORIZON,
-        space=entry.load_space(),
-        cv_windows=2,
-    )
-    objective = build_objective(entry, panel, config)
-    study = run_study(entry, panel, config, n_trials=4, objective=objective)
-    kept = best_validation(entry, panel, config, study, objective)
-    again = best_validation(entry, panel, config, study, None)
+    config = StudyConfig.of("mean_model", "kept", entry.load_space(), horizon=HORIZON, cv_windows=2)
+    objective = objective_for(entry, panel, config)
+    study = run_trials(entry, panel, config, n_trials=4, objective=objective)
+    kept = best_validation(objective, study)
+    again = best_validation(objective_for(entry, panel, config), study)  # kept nothing
     assert objective.kept[0] == study.best_trial.number
     assert np.allclose(kept.forecast, again.forecast)
     assert kept.metrics()["mape"] == pytest.approx(study.best_value)
@@ -198,7 +193,7 @@ def _ensemble(cli, *args):
 
 
 def test_greedy_ensemble_is_scored_logged_and_ranked(cli, use):
-    from mlforecast_cli.ensemble import greedy_weights
+    from mlforecast_cli.ensembles.ensemble import greedy_weights
 
     doc = _ensemble(cli)
     members = {m["model"]: m for m in doc["members"]}
@@ -298,8 +293,8 @@ def test_a_model_without_residuals_refuses_levels_in_one_line(use):
     import dataclasses
 
     from mlforecast_cli.errors import UsageError
-    from mlforecast_cli.forecast import forecast_frame
-    from mlforecast_cli.pyfunc import load_saved_model
+    from mlforecast_cli.forecasting.forecast import forecast_frame
+    from mlforecast_cli.forecasting.pyfunc import load_saved_model
 
     run = next(r for r in _studies(use.uri) if r.data.params["model"] == "theta")
     saved = dataclasses.replace(load_saved_model(run.data.tags["mlf.model_uri"]), conformal=None)
@@ -311,8 +306,8 @@ def test_a_model_without_residuals_refuses_levels_in_one_line(use):
 def test_members_whose_rows_differ_are_refused():
     from types import SimpleNamespace
 
-    from mlforecast_cli.ensemble_study import check_same_rows
     from mlforecast_cli.errors import MlfError
+    from mlforecast_cli.optimize.ensemble_run import check_same_rows
     from tests.test_intervals import table
 
     actual = np.ones((4, 2))
@@ -326,7 +321,7 @@ def test_members_whose_rows_differ_are_refused():
 def test_members_with_different_ensemble_windows_are_weighed_on_validation_with_a_warning():
     from types import SimpleNamespace
 
-    from mlforecast_cli.ensemble_study import weighing_tables
+    from mlforecast_cli.optimize.ensemble_run import weighing_tables
     from tests.test_intervals import table
 
     actual = np.arange(1.0, 13.0).reshape(6, 2)
@@ -361,10 +356,10 @@ def _optimize_with_failing(cli, monkeypatch, module, name: str, message: str):
 
 
 def test_a_study_whose_intervals_fail_still_finishes_with_a_warning(cli, mlflow_uri, monkeypatch):
-    import mlforecast_cli.intervals
+    import mlforecast_cli.ensembles.intervals
 
     model, result = _optimize_with_failing(
-        cli, monkeypatch, mlforecast_cli.intervals, "study_forecasts", "disk on fire"
+        cli, monkeypatch, mlforecast_cli.ensembles.intervals, "study_forecasts", "disk on fire"
     )
     assert "coverage_80" not in model["test_metrics"]
     assert "no validation forecasts, so no intervals: ValueError: disk on fire" in result.err
@@ -374,10 +369,10 @@ def test_a_study_whose_older_windows_fail_keeps_its_validation_windows(
     cli, mlflow_uri, monkeypatch
 ):
     """A failed fit on an older window costs the ensemble windows, nothing else."""
-    import mlforecast_cli.held_out
+    import mlforecast_cli.ensembles.held_out
 
     model, result = _optimize_with_failing(
-        cli, monkeypatch, mlforecast_cli.held_out, "fit_best", "out of memory"
+        cli, monkeypatch, mlforecast_cli.ensembles.held_out, "fit_best", "out of memory"
     )
     assert "coverage_80" in model["test_metrics"]
     assert (

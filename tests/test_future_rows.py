@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlforecast_cli.data import Columns, load_panel
+from mlforecast_cli.data.panel import Columns, future_rows, load_panel
 from mlforecast_cli.errors import DataError
-from mlforecast_cli.panel import future_rows
 
 SALES = Columns(target="units", time="week", ids=("shop",), features=("promo",))
 

@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlforecast_cli.ensemble import combine, greedy_weights, select, top_mean_weights
-from mlforecast_cli.errors import UsageError
-from mlforecast_cli.held_out import HeldOut
-from mlforecast_cli.intervals import (
+from mlforecast_cli.ensembles.ensemble import combine, greedy_weights, select, top_mean_weights
+from mlforecast_cli.ensembles.held_out import HeldOut
+from mlforecast_cli.ensembles.intervals import (
     ConformalScores,
     check_levels,
     conformal_quantile,
     conformal_scores,
     min_scores,
 )
-from mlforecast_cli.metrics import coverage, evaluate_intervals, metric_label, msis
+from mlforecast_cli.errors import UsageError
+from mlforecast_cli.search.metrics import coverage, evaluate_intervals, metric_label, msis
 
 
 def table(actual: np.ndarray, forecast: np.ndarray, scale: float = 1.0, windows: int = 1):

@@ -1,4 +1,4 @@
-"""Metrics in original units (mlforecast_cli.metrics)."""
+"""Metrics in original units (mlforecast_cli.search.metrics)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mlforecast_cli.errors import UsageError
-from mlforecast_cli.metrics import (
+from mlforecast_cli.search.metrics import (
     METRICS,
     MetricError,
     evaluate,

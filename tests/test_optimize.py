@@ -9,7 +9,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlforecast_cli.storage import open_storage
+from mlforecast_cli.services.storage import open_storage
 from tests.plugin_factories import (
     CURVE_SPACE,
     SPACE,

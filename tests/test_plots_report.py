@@ -18,9 +18,9 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlforecast_cli import plots
-from mlforecast_cli.data import split_panel
+from mlforecast_cli.data.split import split_panel
 from mlforecast_cli.datasets import load_dataset
+from mlforecast_cli.views import plots
 from tests.plugin_factories import CURVE_SPACE, CurveModel, spec_plugin
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,7 +114,7 @@ def _trial(value, params=None, state="COMPLETE", curve=None):
 
 
 def test_forecast_plot_shows_the_test_window(tmp_path, drawn):
-    from mlforecast_cli.data import inverse_scale, labels, make_windows
+    from mlforecast_cli.data.windows import inverse_scale, labels, make_windows
 
     panel = load_dataset("walmart")
     split = split_panel(panel, 13)
@@ -143,7 +143,7 @@ def test_forecast_plot_shows_the_test_window(tmp_path, drawn):
 
 
 def test_forecast_plot_draws_the_interval_bands(tmp_path, drawn):
-    from mlforecast_cli.data import labels, make_windows
+    from mlforecast_cli.data.windows import labels, make_windows
 
     panel = load_dataset("walmart")
     windows = make_windows(

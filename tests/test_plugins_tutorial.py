@@ -233,7 +233,7 @@ def test_the_tutorial_runs_from_an_empty_folder(tmp_path, mlflow_uri):
 
 def render_hooks_reference() -> str:
     """The generated part of docs/hooks.md: each hook spec, then the types a plugin uses."""
-    from mlforecast_cli import contract, hookspecs
+    from mlforecast_cli.models import contract, hookspecs
 
     out = ["## Hooks", ""]
     specs = [
@@ -335,7 +335,7 @@ def test_hooks_doc_matches_hookspecs():
 
 
 def test_hooks_doc_names_every_hook_and_its_arguments():
-    from mlforecast_cli import hookspecs
+    from mlforecast_cli.models import hookspecs
 
     text = HOOKS.read_text(encoding="utf-8")
     for name, fn in vars(hookspecs).items():

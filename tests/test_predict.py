@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from mlforecast_cli.cli import main
 from mlforecast_cli.datasets import dataset_path, dataset_table
-from mlforecast_cli.registry import Registry, set_registry
+from mlforecast_cli.models.registry import Registry, set_registry
 from tests.plugin_factories import MeanModel, spec_plugin
 
 EXPERIMENT = "walmart_sales_forecasting"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mlforecast_cli import ModelSpec, PluginError, TaskInfo, UnknownModelError
-from mlforecast_cli.registry import Registry
+from mlforecast_cli.models.registry import Registry
 from tests.plugin_factories import SPACE, make_plugin, write_distribution
 
 GOOD_PLUGIN = """
@@ -142,7 +142,7 @@ def test_load_plugins_env_restricts(monkeypatch):
     assert Registry(only=[]).models == {}
     assert set(Registry(only=["seasonal_naive"]).models) == {"seasonal_naive"}
     monkeypatch.setenv("MLF_LOAD_PLUGINS", "")
-    from mlforecast_cli.registry import get_models, set_registry
+    from mlforecast_cli.models.registry import get_models, set_registry
 
     set_registry(None)
     assert get_models() == {}

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from mlforecast_cli.metrics import APE_CAP, capped_mape, mape, selection_score
+from mlforecast_cli.search.metrics import APE_CAP, capped_mape, mape, selection_score
 from tests.plugin_factories import SPACE, MeanModel, spec_plugin
 
 HORIZON = 6
@@ -39,14 +39,14 @@ def test_selection_score_caps_only_mape_and_only_with_a_cap():
 @pytest.mark.parametrize("cap", [0, -5, "high", True])
 def test_a_bad_ape_cap_is_one_clear_line(cap):
     from mlforecast_cli.errors import SpaceError
-    from mlforecast_cli.space import parse_space
+    from mlforecast_cli.search.space import parse_space
 
     with pytest.raises(SpaceError, match="optimizer.ape_cap"):
         parse_space({"params": {}, "optimizer": {"ape_cap": cap}}, "s.yaml")
 
 
 def test_tree_spaces_cap_and_others_do_not():
-    from mlforecast_cli.registry import Registry
+    from mlforecast_cli.models.registry import Registry
 
     registry = Registry()
     for name in ("lightgbm", "xgboost", "catboost", "random_forest"):

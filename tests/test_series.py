@@ -15,16 +15,17 @@ import pandas as pd
 import pytest
 
 from mlforecast_cli import ModelSpec, SeriesForecaster, hookimpl
+from mlforecast_cli.data.histories import make_histories, select
+from mlforecast_cli.data.panel import Columns, load_panel
+from mlforecast_cli.data.split import split_panel
 from mlforecast_cli.datasets import load_dataset
-from mlforecast_cli.metrics import evaluate, mape, mase_scale
-from mlforecast_cli.panel import Columns, load_panel
-from mlforecast_cli.registry import Registry
-from mlforecast_cli.runner import fit_and_score, planned_trials, task_info
-from mlforecast_cli.series import make_histories, select
-from mlforecast_cli.space import parse_space
-from mlforecast_cli.split import split_panel
-from mlforecast_cli.storage import open_storage
+from mlforecast_cli.models.registry import Registry
+from mlforecast_cli.search.metrics import evaluate, mape, mase_scale
+from mlforecast_cli.search.space import parse_space
+from mlforecast_cli.services.storage import open_storage
 from mlforecast_cli.testing import ForecasterContract
+from mlforecast_cli.trials.fit import REFIT, fit_and_score, task_info
+from mlforecast_cli.trials.objective import planned_trials
 from tests.test_contract_suite import InlineYaml
 
 M1 = "/work/shared/datasets"
@@ -283,7 +284,7 @@ def test_ets_forecasts_are_statsforecast_autoets_to_the_digit():
     split = split_panel(panel, 8, 1, min_train=1)
     task = task_info(panel, 8, seed=0, device="cpu", n_jobs=1)
     auto = {"error": "Z", "trend": "Z", "season": "Z", "damped": "auto"}
-    result = fit_and_score(stats_entry("ets"), auto, task, panel, split.test_start, holdout=False)
+    result = fit_and_score(stats_entry("ets"), auto, task, panel, split.test_start, REFIT)
     direct = np.stack([AutoETS(season_length=4).forecast(y=y[:-8], h=8)["mean"] for y in panel.y])
     np.testing.assert_allclose(result.predictions, direct, rtol=1e-10)
     assert result.metrics["mape"] == pytest.approx(mape(result.actuals, direct), abs=1e-9)
@@ -326,18 +327,12 @@ def test_a_forbidden_ets_form_falls_back_for_every_series_and_says_so():
 
 
 def test_ets_study_tries_the_automatic_configuration_first(tmp_path):
-    from mlforecast_cli.space import load_space
-    from mlforecast_cli.study import StudyConfig, create_study
+    from mlforecast_cli.search.space import load_space
+    from mlforecast_cli.trials.optuna_study import StudyConfig, create_study
 
     panel = m1("m1_quarterly", 6)
     space = load_space("mlforecast_cli.spaces:ets.yaml")
-    config = StudyConfig(
-        model="ets",
-        study_name="s",
-        horizon=8,
-        space=space,
-        storage=f"sqlite:///{tmp_path / 'o.db'}",
-    )
+    config = StudyConfig.of("ets", "s", space, horizon=8, storage=f"sqlite:///{tmp_path / 'o.db'}")
     study, created = create_study(config, panel)
     assert created
     trial = study.ask()

@@ -180,7 +180,7 @@ def test_eight_workers_share_one_postgresql_study(worker_env, mlflow_uri, tmp_pa
 def _load(name: str, url: str):
     import optuna
 
-    from mlforecast_cli.storage import open_storage
+    from mlforecast_cli.services.storage import open_storage
 
     return optuna.load_study(study_name=name, storage=open_storage(url))
 
@@ -349,7 +349,7 @@ def test_mlflow_store_on_a_full_disk(worker_env, tmp_path, small_disk, _mlflow_t
 
 # ---- the same, in one process --------------------------------------------------------------------
 def test_a_journal_append_on_a_full_disk_is_whole_or_nothing(small_disk):
-    from mlforecast_cli.journal import LocalJournalBackend
+    from mlforecast_cli.services.journal import LocalJournalBackend
 
     path = small_disk / "optuna.journal"
     backend = LocalJournalBackend(path)
@@ -368,8 +368,8 @@ def test_a_journal_append_on_a_full_disk_is_whole_or_nothing(small_disk):
 
 
 def test_a_removed_journal_file_is_not_written_to(tmp_path):
-    from mlforecast_cli.journal import LocalJournalBackend
-    from mlforecast_cli.outages import lost_reason
+    from mlforecast_cli.services.journal import LocalJournalBackend
+    from mlforecast_cli.services.outages import lost_reason
 
     path = tmp_path / "optuna.journal"
     backend = LocalJournalBackend(path)
@@ -385,7 +385,7 @@ def test_an_output_file_on_a_full_disk_is_not_half_written(small_disk, suffix):
     import pandas as pd
 
     from mlforecast_cli.errors import ServiceLost
-    from mlforecast_cli.files import atomic_write
+    from mlforecast_cli.services.files import atomic_write
 
     output = small_disk / f"forecast{suffix}"
     output.write_text("the previous forecast\n")
@@ -402,8 +402,8 @@ def test_an_output_file_on_a_full_disk_is_not_half_written(small_disk, suffix):
 
 
 def test_mlflow_http_retries_are_bounded(monkeypatch):
-    from mlforecast_cli.mlflow_store import HTTP_LIMITS, connect
-    from mlforecast_cli.outages import lost_reason
+    from mlforecast_cli.services.mlflow_store import HTTP_LIMITS, connect
+    from mlforecast_cli.services.outages import lost_reason
 
     for name in HTTP_LIMITS:
         monkeypatch.delenv(name, raising=False)
@@ -419,7 +419,7 @@ def test_mlflow_http_retries_are_bounded(monkeypatch):
 
 
 def test_a_user_setting_of_mlflow_retries_is_kept(monkeypatch):
-    from mlforecast_cli.mlflow_store import connect
+    from mlforecast_cli.services.mlflow_store import connect
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     connect(f"http://127.0.0.1:{free_port()}")
@@ -432,25 +432,29 @@ def test_a_storage_lost_as_a_trial_ends_names_the_storage(tmp_path):
     import optuna
 
     from mlforecast_cli.errors import ServiceLost
-    from mlforecast_cli.runner import run_study
-    from mlforecast_cli.space import parse_space
-    from mlforecast_cli.storage import open_storage
-    from mlforecast_cli.study import StudyConfig
+    from mlforecast_cli.search.space import parse_space
+    from mlforecast_cli.services.storage import open_storage
+    from mlforecast_cli.trials.objective import run_study
+    from mlforecast_cli.trials.optuna_study import StudyConfig
 
     journal = tmp_path / "studies" / "optuna.journal"
     url = f"journal:///{journal}"
     space = parse_space({"params": {"x": {"type": "float", "low": 0, "high": 1}}}, "test")
-    config = StudyConfig(model="m", study_name="s", horizon=1, space=space, storage=url)
+    config = StudyConfig.of("m", "s", space, horizon=1, storage=url)
     study = optuna.create_study(study_name="s", storage=open_storage(url))
 
-    def objective(trial):
-        x = trial.suggest_float("x", 0, 1)
-        if trial.number == 2:
-            journal.unlink()  # the disk under it is gone
-        return x
+    class Objective:
+        def __init__(self):
+            self.config = config
+
+        def __call__(self, trial):
+            x = trial.suggest_float("x", 0, 1)
+            if trial.number == 2:
+                journal.unlink()  # the disk under it is gone
+            return x
 
     with pytest.raises(ServiceLost) as exc:
-        run_study(None, None, config, n_trials=5, study=study, objective=objective)
+        run_study(Objective(), study, n_trials=5)
     message = str(exc.value)
     assert message.startswith(f"lost the study storage {url} (FileNotFoundError: ")
     assert "finished trials are kept" in message and "rerun the same command" in message

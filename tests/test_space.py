@@ -1,4 +1,4 @@
-"""Tests for mlforecast_cli.space: validation, loading, Optuna bridging, overrides, YAML."""
+"""Tests for mlforecast_cli.search.space: validation, loading, Optuna bridging, overrides, YAML."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlforecast_cli.errors import SpaceError, UsageError
-from mlforecast_cli.space import (
+from mlforecast_cli.search.space import (
     DEFAULT_OPTIMIZER,
     METRIC_NAMES,
     Param,
@@ -430,7 +430,7 @@ def test_load_empty_and_invalid_files(tmp_path: Path) -> None:
 
 
 def test_module_does_not_import_optuna() -> None:
-    code = "import sys, mlforecast_cli.space; print('optuna' in sys.modules)"
+    code = "import sys, mlforecast_cli.search.space; print('optuna' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True

@@ -8,8 +8,8 @@ import optuna
 import pytest
 
 from mlforecast_cli.errors import UsageError
-from mlforecast_cli.journal import LocalJournalBackend
-from mlforecast_cli.storage import default_storage_url, open_storage, redact
+from mlforecast_cli.services.journal import LocalJournalBackend
+from mlforecast_cli.services.storage import default_storage_url, open_storage, redact
 
 
 def _worker(path: str, n: int) -> None:

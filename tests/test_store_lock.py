@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from mlforecast_cli.mlflow_store import connect
+from mlforecast_cli.services.mlflow_store import connect
 
 
 def test_connecting_to_a_store_leaves_no_lock_file(mlflow_uri, tmp_path, monkeypatch):

@@ -6,7 +6,11 @@ import os
 
 import pytest
 
-from mlforecast_cli.threads import THREAD_VARIABLES, limit_native_threads, threads_per_trial
+from mlforecast_cli.services.threads import (
+    THREAD_VARIABLES,
+    limit_native_threads,
+    threads_per_trial,
+)
 
 
 @pytest.fixture

@@ -13,11 +13,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlforecast_cli.data import make_windows, split_panel  # noqa: E402
+from mlforecast_cli.data.split import split_panel  # noqa: E402
+from mlforecast_cli.data.windows import make_windows  # noqa: E402
 from mlforecast_cli.datasets import load_dataset  # noqa: E402
-from mlforecast_cli.registry import Registry  # noqa: E402
-from mlforecast_cli.runner import TrialFailed, fit_and_score, task_info  # noqa: E402
+from mlforecast_cli.models.registry import Registry  # noqa: E402
 from mlforecast_cli.testing import ForecasterContract  # noqa: E402
+from mlforecast_cli.trials.fit import FitOptions, fit_and_score, task_info  # noqa: E402
+from mlforecast_cli.trials.scoring import TrialFailed  # noqa: E402
 
 MODELS = ("lstm", "tcn", "transformer")
 TRAINING = {"epochs": 3, "batch_size": 64, "window_size": 8, "head_size": 8, "dropout": 0.1}
@@ -57,9 +59,7 @@ def fit(name, walmart, params=None, report=None, holdout=True, task=None):
         task or default_task,
         panel,
         end,
-        holdout=holdout,
-        report=report,
-        train_metrics=False,
+        FitOptions(holdout=holdout, report=report, train_metrics=False),
     )
 
 
@@ -272,7 +272,7 @@ def test_spaces_have_the_issue_ranges():
 
 def test_listing_models_does_not_import_torch():
     code = (
-        "import sys; from mlforecast_cli.registry import Registry; r = Registry(); "
+        "import sys; from mlforecast_cli.models.registry import Registry; r = Registry(); "
         "names = [r.get(n).spec.family for n in ('lstm', 'tcn', 'transformer')]; "
         "print(names, 'torch' in sys.modules)"
     )

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlforecast_cli.tracking import PARENT_TAG, MlflowTracker
+from mlforecast_cli.tracking.parent_run import PARENT_TAG, MlflowTracker
 
 
 def dead_pid() -> int:
@@ -92,7 +92,7 @@ def test_a_worker_pipe_reaches_the_commands_writer(mlflow_uri):
     assert fd is not None and tracker.worker_pipe() is None
     code = (
         "import pickle, sys; import optuna;"
-        "from mlforecast_cli.child_runs import ChildRunSender;"
+        "from mlforecast_cli.tracking.child_runs import ChildRunSender;"
         "trials = pickle.load(sys.stdin.buffer); s = ChildRunSender(int(sys.argv[1]));"
         "[s.submit(t) for t in trials]; s.close()"
     )
@@ -127,7 +127,7 @@ def test_tracking_from_a_script_without_a_main_guard(tmp_path, mlflow_uri):
     script = tmp_path / "plain.py"
     script.write_text(
         "import optuna\n"
-        "from mlforecast_cli.tracking import MlflowTracker\n"
+        "from mlforecast_cli.tracking.parent_run import MlflowTracker\n"
         "study = optuna.create_study(study_name='plain')\n"
         f"tracker = MlflowTracker(experiment='plain', tracking_uri={mlflow_uri!r})\n"
         "parent = tracker.start(study)\n"
@@ -151,7 +151,7 @@ def test_commands_started_at_once_on_a_new_store_all_connect(tmp_path):
     the loser retries instead of failing with 'duplicate column'."""
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     code = (
-        "import sys; from mlforecast_cli.tracking import MlflowTracker;"
+        "import sys; from mlforecast_cli.tracking.parent_run import MlflowTracker;"
         "t = MlflowTracker(experiment='e', tracking_uri=sys.argv[1]); t.close(None)"
     )
     procs = [

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from mlforecast_cli.registry import Registry
+from mlforecast_cli.models.registry import Registry
 from mlforecast_cli.testing import ForecasterContract
 
 pytest.importorskip("lightgbm")
@@ -49,13 +49,13 @@ def entries():
 
 @pytest.fixture(scope="module")
 def split(panel):
-    from mlforecast_cli.data import split_panel
+    from mlforecast_cli.data.split import split_panel
 
     return split_panel(panel, HORIZON, 1, min_train=31)
 
 
 def task_for(panel, seed: int = 42):
-    from mlforecast_cli.runner import task_info
+    from mlforecast_cli.trials.fit import task_info
 
     return task_info(panel, HORIZON, seed=seed, device="cpu", n_jobs=1)
 
@@ -67,18 +67,12 @@ def params_for(entries, name: str, **extra) -> dict:
 
 
 def fit(entries, panel, split, name, *, report=None, seed=42, **extra):
-    from mlforecast_cli.runner import fit_and_score
+    from mlforecast_cli.trials.fit import FitOptions, fit_and_score
 
     params = params_for(entries, name, **extra)
-    return fit_and_score(
-        entries[name],
-        params,
-        task_for(panel, seed),
-        panel,
-        split.folds[0].train_end,
-        report=report,
-        train_metrics=False,
-    )
+    options = FitOptions(report=report, train_metrics=False)
+    end = split.folds[0].train_end
+    return fit_and_score(entries[name], params, task_for(panel, seed), panel, end, options)
 
 
 @pytest.mark.parametrize("name", TREES)
@@ -112,7 +106,7 @@ def test_same_seed_same_forecast_other_seed_differs(entries, panel, split, name)
 
 @pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
 def test_refit_params_give_the_early_stopped_round_count(entries, panel, split, name):
-    from mlforecast_cli.runner import fit_and_score
+    from mlforecast_cli.trials.fit import FitOptions, fit_and_score
 
     key = ROUNDS[name]
     result = fit(entries, panel, split, name, **{key: 300, "learning_rate": 0.3})
@@ -126,8 +120,7 @@ def test_refit_params_give_the_early_stopped_round_count(entries, panel, split, 
         task_for(panel),
         panel,
         split.test_start,
-        holdout=False,
-        train_metrics=False,
+        FitOptions(holdout=False, train_metrics=False),
     )
     assert refit.refit_params == {key: rounds}
     assert np.isfinite(refit.predictions).all()
@@ -171,7 +164,7 @@ def test_relative_view_keeps_original_units_and_handles_zero_windows(panel, spli
 
     from mlforecast_cli.plugins._tabular import relative_view
 
-    from mlforecast_cli.data import make_windows
+    from mlforecast_cli.data.windows import make_windows
 
     windows = make_windows(panel, split.folds[0].train_end, 10, HORIZON, mode="train")
     view = relative_view(windows)
@@ -235,13 +228,14 @@ def test_threshold_pruner_stops_a_real_trial_at_its_warmup(entries, panel, name)
     """Through the real runner: report → trial.report → TrialPruned, and training stops."""
     import optuna
 
-    from mlforecast_cli.runner import StudyConfig, run_study
+    from mlforecast_cli.trials.optuna_study import StudyConfig
+    from tests.studies import run_trials
 
     pins = [f"{k}={v}" for k, v in SMALL[name].items()] + ["window_size=10"]
     pins.append("optimizer.pruner={type: ThresholdPruner, upper: 0.0, n_warmup_steps: 3}")
     space = entries[name].load_space().override(pins)
-    config = StudyConfig(model=name, study_name=f"prune-{name}", horizon=HORIZON, space=space)
-    study = run_study(entries[name], panel, config, n_trials=1)
+    config = StudyConfig.of(name, f"prune-{name}", space, horizon=HORIZON)
+    study = run_trials(entries[name], panel, config, n_trials=1)
     [trial] = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert sorted(trial.intermediate_values) == [1, 2, 3]  # stopped at the first step allowed
@@ -252,17 +246,18 @@ def test_a_trial_leaves_no_cyclic_garbage_of_the_model_library(entries, panel, m
     a full collection: trials collect them (here every trial), so a study's memory stays flat."""
     import gc
 
-    from mlforecast_cli import runner
-    from mlforecast_cli.runner import StudyConfig, build_objective, run_study
+    from mlforecast_cli.trials import objective as objective_module
+    from mlforecast_cli.trials.optuna_study import StudyConfig
+    from tests.studies import objective_for, run_trials
 
-    monkeypatch.setattr(runner, "COLLECT_EVERY", 0.0)
+    monkeypatch.setattr(objective_module, "COLLECT_EVERY", 0.0)
     pins = [f"{k}={v}" for k, v in SMALL["lightgbm"].items()] + ["window_size=10"]
     space = entries["lightgbm"].load_space().override(pins)
-    config = StudyConfig(model="lightgbm", study_name="gc", horizon=HORIZON, space=space)
-    objective = build_objective(entries["lightgbm"], panel, config)
+    config = StudyConfig.of("lightgbm", "gc", space, horizon=HORIZON)
+    objective = objective_for(entries["lightgbm"], panel, config)
     gc.disable()  # only the objective's own collection may run
     try:
-        run_study(entries["lightgbm"], panel, config, n_trials=2, objective=objective)
+        run_trials(entries["lightgbm"], panel, config, n_trials=2, objective=objective)
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         left = {f"{type(o).__module__}.{type(o).__name__}" for o in gc.garbage}
@@ -278,15 +273,16 @@ def test_median_pruner_waits_ten_rounds(entries, panel):
     """The default pruner (MedianPruner, n_warmup_steps=10): prunes, but never before round 10."""
     import optuna
 
-    from mlforecast_cli.runner import StudyConfig, run_study
+    from mlforecast_cli.trials.optuna_study import StudyConfig
+    from tests.studies import run_trials
 
     space = (
         entries["lightgbm"]
         .load_space()
         .override(["n_estimators=60", "optimizer.pruner.n_startup_trials=2", "window_size=10"])
     )
-    config = StudyConfig(model="lightgbm", study_name="median", horizon=HORIZON, space=space)
-    study = run_study(entries["lightgbm"], panel, config, n_trials=8)
+    config = StudyConfig.of("lightgbm", "median", space, horizon=HORIZON)
+    study = run_trials(entries["lightgbm"], panel, config, n_trials=8)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done and pruned
@@ -346,7 +342,7 @@ def test_log_transform_round_trips_and_padded_lags_are_missing(entries, panel):
     values = np.array([[-3.0, 0.0, 0.5, 20.0]])
     np.testing.assert_allclose(model._from(model._to(values)), values)
     assert model._to(values)[0, 1] == 0.0 and model._to(values)[0, 0] < 0
-    from mlforecast_cli.data import make_windows
+    from mlforecast_cli.data.windows import make_windows
 
     windows = make_windows(panel, np.full(panel.n_series, 20), 10, HORIZON, mode="eval")
     short = replace(windows, observed=np.full(len(windows), 3))
@@ -388,14 +384,14 @@ def test_huber_training_stops_on_the_huber_loss_with_the_delta_given(entries, pa
 def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
     entries, panel, split, monkeypatch
 ):
-    from mlforecast_cli import runner
-    from mlforecast_cli.data import make_windows
-    from mlforecast_cli.scoring import score
+    from mlforecast_cli.data.windows import make_windows
+    from mlforecast_cli.trials import fit as fit_module
+    from mlforecast_cli.trials.scoring import score
 
-    monkeypatch.setattr(runner, "MAX_TRAIN_METRIC_WINDOWS", 50)
+    monkeypatch.setattr(fit_module, "MAX_TRAIN_METRIC_WINDOWS", 50)
     params = params_for(entries, "lightgbm")
     end = split.folds[0].train_end
-    result = runner.fit_and_score(entries["lightgbm"], params, task_for(panel), panel, end)
+    result = fit_module.fit_and_score(entries["lightgbm"], params, task_for(panel), panel, end)
     drawn = make_windows(
         panel, end, 10, HORIZON, mode="train", scaler="none", max_samples=50, seed=42
     )
@@ -408,16 +404,15 @@ def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
 def test_target_is_searched_and_a_gap_trial_learns_with_huber(entries, panel, name):
     """The boosters' spaces search the target (direct or seasonal gap, a gap learned with the
     library's Huber loss); CatBoost's study starts from the direct target."""
-    from mlforecast_cli.runner import StudyConfig, run_study
+    from mlforecast_cli.trials.optuna_study import StudyConfig
+    from tests.studies import run_trials
 
     space = entries[name].load_space()
     assert space.params["target"].to_dict()["choices"] == ["direct", "seasonal_gap"]
     assert space.fixed["gap_loss"] == "huber"
     pins = [f"{k}={v}" for k, v in SMALL[name].items()] + ["window_size=10"]
-    config = StudyConfig(
-        model=name, study_name=f"target-{name}", horizon=HORIZON, space=space.override(pins)
-    )
-    study = run_study(entries[name], panel, config, n_trials=1)
+    config = StudyConfig.of(name, f"target-{name}", space.override(pins), horizon=HORIZON)
+    study = run_trials(entries[name], panel, config, n_trials=1)
     [trial] = study.trials
     assert trial.state.name == "COMPLETE"
     if name == "catboost":

@@ -59,7 +59,7 @@ def _root(
     ] = None,
 ) -> None:
     if plugins_dir is not None:
-        from ..registry import Registry, set_registry
+        from ..models.registry import Registry, set_registry
 
         only = os.environ.get("MLF_LOAD_PLUGINS")
         set_registry(

@@ -11,7 +11,7 @@ import typer
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..data import Panel
+    from ..data.panel import Panel
 
 EXPERIMENTS = {"walmart": "walmart_sales_forecasting"}
 """Default MLflow experiment of a built-in dataset (the original project's name for Walmart)."""
@@ -78,7 +78,7 @@ def load_data(
     freq: str | None = None,
 ) -> DataChoice:
     """Load the panel named by the command-line options, validated."""
-    from ..data import Columns, load_panel
+    from ..data.panel import Columns, load_panel
     from ..datasets import get_dataset, load_dataset
 
     if data is None:
@@ -116,7 +116,7 @@ def load_data(
 
 
 def _reload_builtin(name: str, columns) -> Panel:
-    from ..data import load_panel
+    from ..data.panel import load_panel
     from ..datasets import dataset_path
 
     with dataset_path(name) as path:

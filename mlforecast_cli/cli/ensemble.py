@@ -43,9 +43,9 @@ def ensemble(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Combine the best study of each model into one ensemble and log it as model 'ensemble'."""
-    from ..ensemble import METHODS
+    from ..ensembles.ensemble import METHODS
     from ..errors import UsageError
-    from ..metrics import check_metric, metric_label
+    from ..search.metrics import check_metric, metric_label
 
     if method not in METHODS:
         raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
@@ -53,7 +53,7 @@ def ensemble(
         check_metric(metric)
     import mlflow
 
-    from ..ensemble_study import build_ensemble
+    from ..optimize.ensemble_run import build_ensemble
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     outcome = build_ensemble(

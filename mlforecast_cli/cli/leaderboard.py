@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..reference import REFERENCE_HEADER
+from ..trials.reference import REFERENCE_HEADER
 from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
 from .output import print_json, print_table, with_ratio_text
 
@@ -14,8 +14,8 @@ def leaderboard(
     json_output: JsonTableOpt = False,
 ) -> None:
     """Rank an experiment's models: each one's best study by validation, with its test score."""
-    from ..leaderboard import experiment_rows
-    from ..metrics import metric_label
+    from ..search.metrics import metric_label
+    from ..tracking.leaderboard import experiment_rows
 
     rows = experiment_rows(experiment, metric, tracking_uri, reference=True)
     if json_output:

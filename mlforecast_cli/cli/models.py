@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from ..registry import get_model, get_registry
+from ..models.registry import get_model, get_registry
 from .options import JsonTableOpt
 from .output import console, print_json, print_table, show_tracebacks, warning_line
 
@@ -74,7 +74,7 @@ def show_space(
     ] = None,
 ) -> None:
     """Print the effective search space of MODEL as YAML, ready to copy and edit."""
-    from ..space import load_space
+    from ..search.space import load_space
 
     entry = get_model(model)
     effective = load_space(space) if space else entry.load_space()

@@ -1,7 +1,7 @@
 """`mlf optimize`: search each model's space, track every trial, refit the best, score on test.
 
 This module parses the flags, loops over the models and prints; the work is in the core
-(:mod:`mlforecast_cli.config`, :mod:`mlforecast_cli.pipeline`): see docs/architecture.md.
+(:mod:`mlforecast_cli.optimize`): see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import MlfError, UsageError
-from ..metrics import DEFAULT_METRIC
-from ..reference import REFERENCE_HEADER
+from ..search.metrics import DEFAULT_METRIC
+from ..trials.reference import REFERENCE_HEADER
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -41,11 +41,7 @@ from .output import (
 )
 
 if TYPE_CHECKING:
-    from ..config import OptimizeConfig
-    from ..panel import Panel
-    from ..pipeline import ModelOutcome
-    from ..registry import ModelEntry
-    from ..study import StudyConfig
+    from ..optimize.study_run import ModelOutcome, StudyRun
 
 
 def optimize(
@@ -138,13 +134,15 @@ def optimize(
     ] = None,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
-    from ..threads import limit_native_threads
+    from ..services.threads import limit_native_threads
 
     limit_native_threads(n_jobs)  # before NumPy or a model library starts its thread pools
-    from ..config import OptimizeConfig, plan_study, select_models
-    from ..metrics import check_metric
-    from ..registry import get_registry
-    from ..storage import check_storage_url
+    from ..models.registry import get_registry
+    from ..optimize.plan import OptimizeConfig, select_models
+    from ..optimize.study_run import StudyRun
+    from ..search.metrics import check_metric
+    from ..services.storage import check_storage_url
+    from ..trials.optuna_study import StudySettings
 
     if metric is not None:
         check_metric(metric)
@@ -155,40 +153,42 @@ def optimize(
     horizon = horizon or choice.default_horizon
     if horizon is None:
         raise UsageError(f"--horizon is needed for --data {data}: how many steps to forecast")
-    config = OptimizeConfig(
+    settings = StudySettings(
         horizon=horizon,
+        cv_windows=cv_windows,
+        ensemble_windows=ensemble_windows,
+        storage=storage,
+        seed=seed,
+        n_jobs=n_jobs,
+        device=device,
+        metric=metric,
+        study_name=study_name,
+    )
+    config = OptimizeConfig(
+        study=settings,
         data_name=choice.name,
         experiment=experiment or choice.experiment,
         trials=trials,
         timeout=timeout,
-        metric=metric,
-        cv_windows=cv_windows,
-        ensemble_windows=ensemble_windows,
         space_file=space_file,
         assignments=tuple(assignments or ()),
-        study_name=study_name,
-        storage=storage,
-        n_jobs=n_jobs,
-        seed=seed,
         tracking_uri=tracking_uri,
-        device=device,
         plots_dir=plots,
         command=shlex.join(["mlf", *invocation()]),
     )
     several = len(entries) + len(chosen.broken) > 1
-    plans = [plan_study(entry, config, choice.panel, several=several) for entry in entries]
+    runs = [StudyRun.plan(entry, config, choice.panel, several=several) for entry in entries]
     for error in chosen.broken.values():
         warning_line(f"{error}; it is left out, the other models run")
     show_tracebacks(chosen.broken.values())
-    outcomes = _run(
-        entries, plans, config, choice.panel, quiet=quiet or json_output, json_output=json_output
-    )
+    outcomes = _run(runs, quiet=quiet or json_output, json_output=json_output)
+    metric = runs[0].config.metric
     if json_output:
-        document = _document(outcomes, config.experiment, choice, horizon, plans[0].metric)
+        document = _document(outcomes, config.experiment, choice, horizon, metric)
         document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
         print_json(document)
     else:
-        _print_leaderboard(outcomes, plans[0].metric)
+        _print_leaderboard(outcomes, metric)
     _exit_for_failures(outcomes, chosen.broken)
 
 
@@ -213,22 +213,13 @@ def _broken_model(name: str, error: MlfError) -> dict:
     return {"model": name, "study_name": None, "trials": None, "error": str(error)}
 
 
-def _run(
-    entries: list[ModelEntry],
-    plans: list[StudyConfig],
-    config: OptimizeConfig,
-    panel: Panel,
-    *,
-    quiet: bool,
-    json_output: bool,
-) -> list[ModelOutcome]:
+def _run(runs: list[StudyRun], *, quiet: bool, json_output: bool) -> list[ModelOutcome]:
     """Run each model's study with a progress board; Ctrl-C / SIGTERM end the command with
     a hint to resume (exit 130 / 143)."""
     import signal
     import threading
 
-    from ..pipeline import run_model
-    from ..workers import Terminated, exit_code, raise_terminated
+    from ..optimize.workers import Terminated, exit_code, raise_terminated
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_terminated)
@@ -236,13 +227,13 @@ def _run(
         signal.signal(signal.SIGINT, signal.default_int_handler)
     board = None
     if not quiet:
-        from ..progress import ProgressBoard
+        from ..views.progress import ProgressBoard
 
         board = ProgressBoard(console=err_console if json_output else console)
     outcomes = []
     try:
-        for entry, plan in zip(entries, plans, strict=True):
-            outcome = run_model(entry, plan, config, panel, board)
+        for run in runs:
+            outcome = run.execute(board)
             for warning in outcome.warnings:
                 warning_line(warning)
             for failure in outcome.failures:
@@ -251,14 +242,14 @@ def _run(
                 )
                 show_tracebacks(
                     [failure.traceback or failure.reason],
-                    heading=f"{entry.name}: trial {failure.trials[0]}{more} failed:",
+                    heading=f"{run.entry.name}: trial {failure.trials[0]}{more} failed:",
                 )
             outcomes.append(outcome)
     except KeyboardInterrupt as exc:
         if board is not None:
             board.__exit__(None, None, None)
             board = None
-        names = " ".join(e.name for e in entries)
+        names = " ".join(run.entry.name for run in runs)
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         err_console.print(
             f"[yellow]{what}:[/] finished trials are kept; run the same command to resume "
@@ -272,9 +263,9 @@ def _run(
 
 
 def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
-    from ..leaderboard import outcome_rows
-    from ..metrics import metric_label
-    from ..study import failures_text
+    from ..search.metrics import metric_label
+    from ..tracking.leaderboard import outcome_rows
+    from ..trials.optuna_study import failures_text
 
     label = metric_label(metric)
     rows = [with_ratio_text(row) for row in outcome_rows(outcomes, metric)]
@@ -298,7 +289,7 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
 def _document(
     outcomes: list[ModelOutcome], experiment: str, choice: DataChoice, horizon: int, metric: str
 ) -> dict:
-    from ..leaderboard import REFERENCE, vs_reference
+    from ..tracking.leaderboard import REFERENCE, vs_reference
 
     recorded = next((o.reference for o in outcomes if o.reference is not None), None)
     return {

@@ -115,7 +115,7 @@ def show_tracebacks(problems: Iterable[BaseException | str], heading: str = "") 
 
 def with_ratio_text(row: Mapping[str, Any]) -> dict[str, Any]:
     """``row`` for a table: the reference marked, ``vs_reference`` as ``0.82`` (2 decimals)."""
-    from ..leaderboard import model_label
+    from ..tracking.leaderboard import model_label
 
     ratio = row.get("vs_reference")
     return {

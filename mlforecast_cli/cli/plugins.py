@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from ..registry import ENTRY_POINT_GROUP, Registry, get_registry
+from ..models.registry import ENTRY_POINT_GROUP, Registry, get_registry
 from .options import JsonTableOpt
 from .output import print_json, print_table, show_tracebacks, warning_line
 

@@ -15,7 +15,7 @@ from .output import print_json, print_table, say
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..saved_model import SavedModel
+    from ..forecasting.saved_model import SavedModel
 
 WRITERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 """Output file suffixes and the format each one means."""
@@ -83,8 +83,8 @@ def predict(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Forecast HORIZON steps past the end of each series with a study's refit model."""
-    from ..forecast import FILL_CHOICES
-    from ..intervals import check_levels
+    from ..ensembles.intervals import check_levels
+    from ..forecasting.forecast import FILL_CHOICES
 
     levels = check_levels(level or ())
     if study_name and run_id:
@@ -108,7 +108,7 @@ def predict(
     import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
-    from ..study_runs import find_study_run
+    from ..tracking.study_runs import find_study_run
 
     run = find_study_run(
         uri, experiment, model=model, study_name=study_name, run_id=run_id, metric=metric
@@ -116,7 +116,7 @@ def predict(
     saved = _load(run, uri)
     frame, source = _data(run, saved, dataset, data)
 
-    from ..forecast import forecast_frame
+    from ..forecasting.forecast import forecast_frame
 
     result = forecast_frame(
         saved, frame, horizon=horizon, fill_features=fill_features, source=source, levels=levels
@@ -128,8 +128,8 @@ def predict(
 
 def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, output, json_output):
     """Print the forecast (a table), what was written, or the --json document."""
-    from ..forecast import FORECAST
-    from ..study_runs import model_uri
+    from ..forecasting.forecast import FORECAST
+    from ..tracking.study_runs import model_uri
 
     ids = list(saved.columns.get("ids") or ())
     n_series = result[ids].drop_duplicates().shape[0] if ids else 1
@@ -170,8 +170,8 @@ def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, o
 
 
 def _load(run, tracking_uri: str) -> SavedModel:
-    from ..pyfunc import MODEL_NAME, load_saved_model
-    from ..study_runs import model_uri
+    from ..forecasting.pyfunc import MODEL_NAME, load_saved_model
+    from ..tracking.study_runs import model_uri
 
     uri = model_uri(run) or f"runs:/{run.info.run_id}/{MODEL_NAME}"
     study = run.data.tags.get("mlf.study", run.info.run_name)
@@ -196,7 +196,7 @@ def _load(run, tracking_uri: str) -> SavedModel:
 def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
     """The table to forecast from: --data, --dataset, else the built-in data of the study
     (with the known future of its features from the dataset's card)."""
-    from ..data import read_table
+    from ..data.tables import read_table
     from ..datasets import dataset_table, get_dataset, list_datasets
 
     if data is not None:
@@ -214,7 +214,7 @@ def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
 
 def _check_output(output: Path) -> str:
     """The writer for ``output``; refuses an unknown suffix or a place that cannot be written."""
-    from ..files import check_output
+    from ..services.files import check_output
 
     suffix = check_output(
         output,
@@ -235,7 +235,7 @@ def _check_output(output: Path) -> str:
 
 def _write(frame: pd.DataFrame, output: Path, writer: str) -> None:
     """Write ``frame`` as CSV or Parquet, all or nothing."""
-    from ..files import atomic_write
+    from ..services.files import atomic_write
 
     if writer == "csv":
         atomic_write(output, lambda tmp: frame.to_csv(tmp, index=False))
@@ -248,7 +248,7 @@ def _with_known_features(result: pd.DataFrame, frame: pd.DataFrame, saved: Saved
     Walmart's IsHoliday weeks), for the table; blank where --fill-features filled them."""
     import pandas as pd
 
-    from ..forecast import FORECAST
+    from ..forecasting.forecast import FORECAST
 
     features = [c for c in saved.columns.get("features") or () if c in frame.columns]
     if not features:
@@ -262,7 +262,7 @@ def _with_known_features(result: pd.DataFrame, frame: pd.DataFrame, saved: Saved
 
 
 def _records(frame: pd.DataFrame, saved: SavedModel) -> list[dict[str, Any]]:
-    from ..frequency import format_times
+    from ..data.frequency import format_times
 
     time_col = saved.columns["time"]
     out = frame.copy()

@@ -27,7 +27,7 @@ def report(
 ) -> None:
     """Write an HTML page with the leaderboard and each model's plots (images inlined)."""
     _check_output(output)
-    from ..report import collect, render, write
+    from ..views.report import collect, render, write
 
     data = collect(experiment, metric, tracking_uri)
     try:
@@ -52,7 +52,7 @@ def report(
 
 
 def _check_output(output: Path) -> None:
-    from ..files import check_output
+    from ..services.files import check_output
 
     check_output(
         output, (".html", ".htm"), "a report is an HTML page; end the file name with .html"

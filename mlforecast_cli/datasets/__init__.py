@@ -24,7 +24,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..data import Columns, Panel
+    from ..data.panel import Columns, Panel
 
 __all__ = [
     "DatasetCard",
@@ -82,7 +82,7 @@ class DatasetCard:
     def columns(self) -> Columns:
         """The column mapping of this dataset, as :func:`mlforecast_cli.data.load_panel` takes "
         "it."""
-        from ..data import Columns
+        from ..data.panel import Columns
 
         return Columns(
             target=self.target,
@@ -163,7 +163,7 @@ def dataset_path(name: str) -> Iterator[Path]:
 
 def load_dataset(name: str) -> Panel:
     """Load dataset ``name`` as a validated :class:`~mlforecast_cli.data.Panel`."""
-    from ..data import load_panel
+    from ..data.panel import load_panel
 
     card = get_dataset(name)
     with dataset_path(name) as path:
@@ -176,7 +176,7 @@ def dataset_table(name: str) -> pd.DataFrame:
     """The table of dataset ``name`` as shipped, followed by its known future: for every
     series, one row per step after its last date up to the card's ``future.until``, with the
     target empty and the known features filled (nothing is added when the card has none)."""
-    from ..data import read_table
+    from ..data.tables import read_table
 
     card = get_dataset(name)
     with dataset_path(name) as path:

@@ -5,8 +5,8 @@ import numpy as np
 from mlforecast_cli import get_model
 from mlforecast_cli.data import split_panel
 from mlforecast_cli.datasets import load_dataset
-from mlforecast_cli.runner import fit_and_score, task_info
 from mlforecast_cli.testing import ForecasterContract
+from mlforecast_cli.trials.fit import REFIT, fit_and_score, task_info
 
 
 class TestLagRidge(ForecasterContract):
@@ -20,7 +20,7 @@ def test_beats_naive_and_seasonal_naive_on_walmart():
     task = task_info(panel, horizon, seed=42, device="cpu", n_jobs=1)
 
     def mape(model, params):
-        result = fit_and_score(get_model(model), params, task, panel, test_start, holdout=False)
+        result = fit_and_score(get_model(model), params, task, panel, test_start, REFIT)
         return result.metrics["mape"], result.actuals
 
     params = {"alpha": 1.0, "window_size": 26, "scaler": "window", "calendar": True}

@@ -1,0 +1,1 @@
+"""Held-out forecast tables, conformal intervals, ensemble weights."""

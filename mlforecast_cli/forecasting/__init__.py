@@ -1,0 +1,1 @@
+"""The saved model, its MLflow pyfunc wrapper, forecasting past the data."""

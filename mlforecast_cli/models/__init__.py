@@ -1,0 +1,3 @@
+"""The model contract, the plugin hooks, the registry of installed models, the seasonal naive
+baseline.
+"""

@@ -1,0 +1,471 @@
+"""One model's study end to end, as one object (:class:`StudyRun`): create or resume the
+Optuna study, reap dead workers' trials, search (with ``--n-jobs`` worker processes), refit the
+best, test it, save and log the model, plot.
+
+The CLI plans each model's study (:func:`~.plan.plan_study`: its config and the split, computed
+once) and calls :meth:`StudyRun.execute`; nothing here prints. Progress is a Rich board passed
+in; warnings come back in the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MlfError, described, first_line
+from ..services.outages import lost_reason, tracking_lost
+
+if TYPE_CHECKING:
+    from ..data.panel import Panel
+    from ..data.split import Split
+    from ..ensembles.intervals import ConformalScores, StudyForecasts
+    from ..models.registry import ModelEntry
+    from ..tracking.parent_run import MlflowTracker
+    from ..trials.objective import Objective
+    from ..trials.optuna_study import FailureReason, StudyConfig
+    from ..trials.reference import ReferenceScores
+    from ..trials.refit import RefitResult
+    from ..views.progress import ProgressBoard
+    from .plan import OptimizeConfig
+
+
+@dataclass
+class ModelOutcome:
+    """What one model's study gave, for the leaderboard and --json."""
+
+    model: str
+    study_name: str
+    counts: dict[str, int] = field(default_factory=dict)
+    best_value: float | None = None
+    best_params: dict[str, Any] | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    naive_fallback: int | None = None
+    """Test series the seasonal naive forecast (too short to give a training sample)."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems that did not fail the study (a worker, the plots, some child runs)."""
+    failures: list[FailureReason] = field(default_factory=list)
+    """The study's failed trials by reason, most frequent first."""
+    reference: ReferenceScores | None = None
+    """The seasonal naive's metrics on the same split (the leaderboard's reference row)."""
+    kept_model: Path | None = None
+    """Where the refit model was saved when the tracking store was lost before it was logged."""
+
+
+@dataclass
+class StudyRun:
+    """One model's study: it owns the model entry, the study config, the split (computed once,
+    when the study was planned), the run's settings and the panel; while it runs, the Optuna
+    study, the objective, the tracker and the outcome."""
+
+    entry: ModelEntry
+    config: StudyConfig
+    split: Split
+    run: OptimizeConfig
+    panel: Panel
+    board: ProgressBoard | None = None
+    study: Any = field(default=None, init=False)
+    objective: Objective | None = field(default=None, init=False)
+    tracker: MlflowTracker | None = field(default=None, init=False)
+    outcome: ModelOutcome | None = field(default=None, init=False)
+
+    @classmethod
+    def plan(
+        cls,
+        entry: ModelEntry,
+        run: OptimizeConfig,
+        panel: Panel,
+        *,
+        several: bool = False,
+    ) -> StudyRun:
+        """Plan ``entry``'s study of ``panel`` for ``run`` (checked before anything is
+        written: see :func:`~.plan.plan_study`)."""
+        from .plan import plan_study
+
+        config, split = plan_study(entry, run, panel, several=several)
+        return cls(entry, config, split, run, panel)
+
+    def execute(self, board: ProgressBoard | None = None) -> ModelOutcome:
+        """Run the study end to end; the parent MLflow run is closed FINISHED, FAILED, or
+        KILLED on Ctrl-C / SIGTERM (re-raised for the caller).
+
+        A study storage or tracking store lost on the way raises
+        :class:`~mlforecast_cli.errors.ServiceLost` once what can be done locally is done (the
+        search goes on without tracking; the refit model is kept on disk if it was not
+        logged)."""
+        from ..tracking.parent_run import MlflowTracker
+
+        if board is not None:
+            self.board = board
+        started = time.perf_counter()
+        self.tracker = tracker = MlflowTracker(
+            experiment=self.run.experiment,
+            tracking_uri=self.run.tracking_uri,
+            metric=self.config.metric,
+            sink=self.run.child_runs,
+            workers=self.config.n_jobs - 1,
+        )
+        try:
+            self.outcome = outcome = self._start()
+            outcome.warnings += self.search()
+            close_tracking(tracker, self.finish())
+        except KeyboardInterrupt:
+            tracker.close("KILLED" if tracker.parent_run_id else None)
+            raise
+        finally:
+            if not tracker.closed:  # an error: no half-open writer or run
+                with contextlib.suppress(Exception):
+                    tracker.close("FAILED" if tracker.parent_run_id else None)
+        if tracker.lost:
+            raise tracking_lost(tracker.tracking_uri, tracker.lost, outcome.kept_model)
+        if tracker.errors:
+            outcome.warnings.append(
+                f"{len(tracker.errors)} child run(s) not written to MLflow; first: "
+                f"{tracker.errors[0]}"
+            )
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    def _start(self) -> ModelOutcome:
+        """Create or resume the study, reap dead trials, start the parent run."""
+        from ..services.liveness import reap_dead_trials
+        from ..trials.objective import build_objective
+        from ..trials.optuna_study import create_study
+
+        self.objective = build_objective(self.entry, self.panel, self.config, self.split)
+        self.study, created = create_study(self.config, self.panel)
+        reaped = reap_dead_trials(self.study)
+        self.tracker.start(
+            self.study,
+            created=created,
+            parent_params=self.parent_params(),
+            parent_tags={"mlf.model": self.entry.name, "mlf.command": self.run.command},
+            space_yaml=self.config.space.to_yaml(),
+            pending=reaped,
+        )
+        outcome = ModelOutcome(
+            self.entry.name, self.config.study_name, parent_run_id=self.tracker.parent_run_id
+        )
+        if self.tracker.moved_from:
+            outcome.warnings.append(self.tracker.moved_from)
+        return outcome
+
+    def parent_params(self) -> dict[str, Any]:
+        """The parameters of the study's parent MLflow run."""
+        from .. import __version__
+        from ..services.storage import redact
+
+        entry, config = self.entry, self.config
+        return {
+            "model": entry.name,
+            "study_name": config.study_name,
+            "data": self.run.data_name,
+            "data_fingerprint": self.panel.fingerprint(),
+            "horizon": config.horizon,
+            "metric": config.metric,
+            "cv_windows": config.cv_windows,
+            "seed": config.seed,
+            "plugin": entry.plugin.name,
+            "plugin_distribution": entry.plugin.dist,
+            "plugin_version": entry.plugin.version,
+            "mlf_version": __version__,
+            "storage": redact(config.storage or "default"),
+        }
+
+    def search(self) -> list[str]:
+        """Add the run's trials to the study, with ``n_jobs - 1`` worker processes beside this
+        one; returns the workers' errors. On Ctrl-C the workers are stopped and the trials
+        that were running are logged KILLED before it is re-raised."""
+        from ..search.metrics import metric_label
+        from ..trials.objective import planned_trials, run_study
+        from . import workers
+
+        config, study, tracker = self.config, self.study, self.tracker
+        trials = planned_trials(config.space, study, self.run.trials)
+        progress = None
+        if self.board is not None:
+            progress = self.board.add(
+                self.entry.name, trials, metric_label(config.metric), study, metric=config.metric
+            )
+        # --n-jobs: every process pulls trials until the study holds `until` of them, so a
+        # process that starts late (imports, data) does not leave a fixed share for the end.
+        until = None
+        if config.n_jobs > 1:
+            until = len(study.get_trials(deepcopy=False)) + trials
+        jobs = [
+            workers.WorkerJob(
+                registry=workers.registry_settings(),
+                study=config.with_seed(config.seed + k),
+                split=self.split,
+                panel=self.panel,
+                until_total=until,
+                timeout=self.run.timeout,
+                tracking_uri=tracker.tracking_uri,
+                child_runs=self.run.child_runs,
+            )
+            for k in range(1, config.n_jobs if until is not None else 1)
+        ]
+        procs = workers.start(jobs, [tracker.worker_pipe() for _ in jobs])
+        tracker.release_worker_pipes()
+        callbacks: list[Any] = [tracker] if progress is None else [tracker, progress]
+        try:
+            if progress is not None and procs:
+                progress.poll()
+            run_study(
+                self.objective,
+                study,
+                n_trials=trials if until is None else None,
+                until_total=until,
+                timeout=self.run.timeout,
+                callbacks=callbacks,
+            )
+            errors = workers.wait(procs)
+        except KeyboardInterrupt:
+            workers.stop(procs)
+            workers.wait(procs)
+            tracker.log_unfinished(self.objective.started, status="KILLED")
+            raise
+        except Exception:  # the storage lost: the workers cannot go on either
+            workers.stop(procs)
+            workers.wait(procs)
+            raise
+        if progress is not None:
+            progress.finish()
+        tracker.flush()
+        return errors
+
+    def finish(self) -> str:
+        """Refit the best trial, test, save and log the model, its held-out forecasts and the
+        plots; the parent run's final status (FINISHED, or FAILED with ``outcome.error``)."""
+        from ..trials.optuna_study import failure_reasons, state_counts
+        from ..trials.reference import reference_scores
+        from ..trials.refit import refit_best
+
+        study, outcome, tracker = self.study, self.outcome, self.tracker
+        outcome.counts = state_counts(study)
+        outcome.failures = failure_reasons(study)
+        try:
+            outcome.reference = reference_scores(self.panel, self.split)
+        except Exception as exc:  # the reference row is a comparison, never a reason to fail
+            outcome.warnings.append(f"could not score the reference: {described(exc)}")
+        if outcome.counts.get("complete", 0) == 0:
+            errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
+            last = f"; last error: {errors[-1]}" if errors else ""
+            outcome.error = "no trial completed" + last
+            tracker.log_summary(
+                best_params=None,
+                best_value=None,
+                counts=outcome.counts,
+                reference=outcome.reference,
+            )
+            return "FAILED"
+        # the plain metric of the best trial, not its selection score (trials.objective)
+        best_metrics = study.best_trial.user_attrs.get("val_metrics") or {}
+        outcome.best_value = best_metrics.get(self.config.metric, study.best_value)
+        try:
+            refit = refit_best(self.entry, self.panel, self.config, self.split, study)
+        except MlfError as exc:
+            outcome.error = f"refit of the best trial failed: {exc}"
+            refit = None
+        outcome.best_params = refit.params if refit else None
+        forecasts = self.held_out_forecasts(refit) if refit is not None else None
+        with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
+            model_dir = None
+            if refit is not None:
+                outcome.test_metrics = refit.test_metrics
+                outcome.naive_fallback = refit.naive_fallback
+                conformal = forecasts.conformal if forecasts is not None else None
+                model_dir = self.save_model(refit, Path(tmp) / "model", conformal)
+            try:
+                return self.log_results(refit, model_dir, forecasts)
+            except Exception as exc:
+                reason = lost_reason(exc)
+                if reason is None:
+                    raise
+                tracker.mark_lost(reason)
+                if model_dir is not None:
+                    outcome.kept_model = keep_model(model_dir, self.config.study_name)
+        return "FAILED" if outcome.error else "FINISHED"
+
+    def log_results(
+        self,
+        refit: RefitResult | None,
+        model_dir: Path | None,
+        forecasts: StudyForecasts | None,
+    ) -> str:
+        """Log the summary, the held-out forecasts, the model and the plots on the parent run;
+        the run's final status. A lost tracking store is raised (the caller keeps the model on
+        disk)."""
+        outcome, tracker = self.outcome, self.tracker
+        status = "FAILED" if outcome.error else "FINISHED"
+        tracker.log_summary(
+            best_params=outcome.best_params or dict(self.study.best_params),
+            best_value=outcome.best_value,
+            test_metrics=outcome.test_metrics,
+            train_metrics=refit.train_metrics if refit else None,
+            counts=outcome.counts,
+            naive_fallback=outcome.naive_fallback,
+            reference=outcome.reference,
+        )
+        if forecasts is not None:
+            outcome.warnings += log_held_out(tracker, forecasts)
+        if model_dir is not None:
+            try:
+                tracker.log_model(
+                    model_dir, panel=self.panel, requirements=requirements(self.entry)
+                )
+            except Exception as exc:
+                if lost_reason(exc) is not None:
+                    raise
+                outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
+                status = "FAILED"
+        if self.run.draw_plots or self.run.plots_dir is not None:
+            outcome.warnings += self.log_plots(refit, forecasts)
+        return status
+
+    def held_out_forecasts(self, refit: RefitResult) -> StudyForecasts | None:
+        """The study's validation and test forecasts and conformal intervals, whose coverage
+        and MSIS join the test metrics; None (and a warning) if they cannot be computed."""
+        from ..ensembles.held_out import ensemble_windows
+        from ..ensembles.intervals import study_forecasts
+
+        outcome = self.outcome
+        try:
+            forecasts = study_forecasts(self.objective, self.study, refit)
+        except Exception as exc:  # the study stands without them
+            first = first_line(exc, typed=not isinstance(exc, MlfError))
+            outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
+            return None
+        refit.test_metrics.update(forecasts.test_metrics)
+        try:
+            windows = ensemble_windows(self.objective, self.study, forecasts.validation)
+        except Exception as exc:  # an ensemble then weighs this study on its validation windows
+            first = first_line(exc, typed=not isinstance(exc, MlfError))
+            outcome.warnings.append(
+                f"no forecasts on {self.config.ensemble_windows} windows for ensembles, only "
+                f"on the validation windows: {first}"
+            )
+            windows = forecasts.validation
+        return replace(forecasts, ensemble=windows)
+
+    def save_model(
+        self, refit: RefitResult, folder: Path, conformal: ConformalScores | None = None
+    ) -> Path:
+        """Save the refit model with what `mlf predict` needs to use it again."""
+        from .. import __version__
+        from ..forecasting.saved_model import SavedModel
+        from ..trials.fit import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE
+
+        entry, panel = self.entry, self.panel
+        saved = SavedModel(
+            model_name=entry.name,
+            plugin=entry.plugin.name,
+            plugin_version=entry.plugin.version,
+            params=refit.params,
+            task=refit.task,
+            columns=asdict(panel.columns),
+            freq=panel.freq,
+            series_ids=panel.id_labels,
+            window_size=int(refit.params.get("window_size", DEFAULT_WINDOW_SIZE)),
+            scaler=str(refit.params.get("scaler", DEFAULT_SCALER)),
+            forecaster=refit.result.model,
+            input=entry.spec.input,
+            study_name=self.config.study_name,
+            data_fingerprint=panel.fingerprint(),
+            test_metrics=refit.test_metrics,
+            mlf_version=__version__,
+            conformal=conformal,
+        )
+        return saved.save(folder)
+
+    def log_plots(
+        self, refit: RefitResult | None, forecasts: StudyForecasts | None = None
+    ) -> list[str]:
+        """Draw the study's plots, log them on the parent run and copy them to
+        ``run.plots_dir``; returns warnings (a plot never fails the study)."""
+        from ..views.plots import study_plots
+
+        warnings = []
+        with tempfile.TemporaryDirectory(prefix="mlf-plots-") as tmp:
+            folder = Path(tmp) / "plots"
+            drawn = study_plots(
+                self.study,
+                folder,
+                panel=self.panel,
+                result=refit.result if refit is not None else None,
+                model=self.entry.name,
+                metric=self.config.metric,
+                bounds=forecasts.test_bounds if forecasts is not None else None,
+            )
+            try:
+                self.tracker.log_plots(folder)
+            except Exception as exc:
+                warnings.append(f"could not log the plots in MLflow: {exc}")
+            if self.run.plots_dir is not None and drawn.files:
+                target = Path(self.run.plots_dir) / self.config.study_name
+                try:
+                    target.mkdir(parents=True, exist_ok=True)
+                    for path in drawn.files.values():
+                        shutil.copy2(path, target / path.name)
+                except OSError as exc:
+                    warnings.append(f"could not write the plots to {target}: {exc}")
+        return warnings
+
+
+def close_tracking(tracker: MlflowTracker, status: str) -> None:
+    """End the parent run with ``status``; a store lost by now is recorded, not raised."""
+    try:
+        tracker.close(status)
+    except Exception as exc:
+        reason = lost_reason(exc)
+        if reason is None:
+            raise
+        tracker.mark_lost(reason)
+
+
+def keep_model(model_dir: Path, study_name: str) -> Path:
+    """Copy a saved model folder that could not be logged to ``<project dir>/models/<study>``
+    (replacing an older one), so a lost tracking store does not lose the refit."""
+    from ..services.storage import project_dir
+
+    target = project_dir() / "models" / study_name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def log_held_out(tracker: MlflowTracker, forecasts: StudyForecasts) -> list[str]:
+    """Log the validation, ensemble-window and test forecasts on the parent run, and how many
+    ensemble windows it kept (``ensemble_windows``); returns warnings."""
+    from ..ensembles.held_out import (
+        ENSEMBLE_ARTIFACT,
+        TEST_ARTIFACT,
+        VALIDATION_ARTIFACT,
+        log_artifacts,
+    )
+
+    tables = {VALIDATION_ARTIFACT: forecasts.validation, TEST_ARTIFACT: forecasts.test}
+    kept = forecasts.ensemble if forecasts.ensemble is not None else forecasts.validation
+    if kept.windows > forecasts.validation.windows:
+        tables[ENSEMBLE_ARTIFACT] = kept
+    try:
+        log_artifacts(tracker.client, tracker.parent_run_id, tables)
+        tracker.client.log_param(tracker.parent_run_id, "ensemble_windows", kept.windows)
+    except Exception as exc:
+        return [f"could not log the held-out forecasts in MLflow: {first_line(exc, typed=True)}"]
+    return []
+
+
+def requirements(entry: ModelEntry) -> list[str]:
+    """Distributions the logged model needs besides mlf's own: the plugin's and its libraries."""
+    return (
+        [entry.plugin.dist, *entry.spec.requires] if entry.plugin.dist else [*entry.spec.requires]
+    )

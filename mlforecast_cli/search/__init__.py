@@ -1,0 +1,1 @@
+"""What a study searches and selects on: metrics and search spaces (sampler, pruner)."""

@@ -1,0 +1,152 @@
+"""Scoring one fit: forecasts in the data's units against the labels, every metric at once.
+
+Shared by the window path (:mod:`.fit`) and the whole-series path (:mod:`.fit_series`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ..data.panel import Panel
+from ..data.windows import inverse_scale, labels
+from ..errors import MlfError, described
+from ..models.contract import Windows
+from ..search.metrics import evaluate, mase_scale
+
+if TYPE_CHECKING:
+    from ..models.contract import TaskInfo
+    from ..models.registry import ModelEntry
+
+__all__ = [
+    "REFIT",
+    "SEARCH",
+    "FitData",
+    "FitOptions",
+    "FitResult",
+    "TrialFailed",
+    "fit_predict",
+    "mean_metrics",
+    "refit_params_of",
+    "row_weights",
+    "score",
+]
+
+
+class TrialFailed(MlfError):
+    """A trial's model raised or produced non-finite values; the study goes on."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How one fit runs, on either path (windows or whole series)."""
+
+    holdout: bool = True
+    """Hand the scored window to ``fit`` as validation data (search); off for the refit."""
+    report: Callable[[int, float], None] | None = None
+    """Receives per-epoch validation values (pruning)."""
+    train_metrics: bool = True
+    """Also score the training windows (window models)."""
+
+
+SEARCH = FitOptions()
+"""A search fit: the scored window is the model's validation data too."""
+REFIT = FitOptions(holdout=False)
+"""A refit: the model sees only its training data, and the scored window stays unseen."""
+
+
+class FitData(NamedTuple):
+    """What a model fits on, is validated on (or None) and predicts."""
+
+    train: Any
+    valid: Any
+    inputs: Any
+
+
+@dataclass
+class FitResult:
+    """One fit of one configuration on one cut of the panel, scored in original units."""
+
+    model: Any
+    metrics: dict[str, float]
+    train_metrics: dict[str, float]
+    predictions: np.ndarray
+    actuals: np.ndarray | None
+    windows: Windows
+    refit_params: dict[str, Any]
+    seconds: float
+    naive_fallback: int = 0
+    """Scored series forecast by the seasonal naive: too short to give a training sample."""
+    notes: list[str] = field(default_factory=list)
+    """What the model said about this fit (series that fell back to a simpler model...)."""
+
+
+def row_weights(panel: Panel, windows: Windows) -> np.ndarray | None:
+    """(n, h) metric weights of the windows' horizon steps (None when the panel has none)."""
+    if panel.weights is None or windows.step_offset is None:
+        return None
+    horizon = windows.horizon
+    out = np.ones((len(windows), horizon))
+    for s in np.unique(windows.series):
+        rows = np.flatnonzero(windows.series == s)
+        weights = panel.weights[s]
+        idx = windows.step_offset[rows, None] + np.arange(horizon)
+        inside = idx < len(weights)
+        out[rows] = np.where(inside, weights[np.minimum(idx, len(weights) - 1)], 1.0)
+    return out
+
+
+def score(
+    panel: Panel, windows: Windows, scaled_predictions: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Predictions in original units and every metric against the windows' labels."""
+    predictions = inverse_scale(np.asarray(scaled_predictions, dtype=float), windows)
+    actuals = labels(windows)
+    history = [panel.y[s][: int(end[s])] for s in range(panel.n_series)]
+    scales = mase_scale(history, panel.season_length)[windows.series]
+    metrics = evaluate(actuals, predictions, scale=scales, weights=row_weights(panel, windows))
+    return predictions, metrics
+
+
+def fit_predict(
+    entry: ModelEntry,
+    params: Mapping[str, Any],
+    task: TaskInfo,
+    data: FitData,
+    report: Callable[[int, float], None] | None,
+) -> tuple[Any, np.ndarray, float]:
+    """Build ``entry``'s model, fit it on ``data.train`` (``data.valid``) and predict
+    ``data.inputs``: ``(model, raw forecast, fit and predict seconds)``. What the model
+    raises fails the trial (:class:`TrialFailed`, one line); pruning and mlf's own errors
+    pass through."""
+    start = time.perf_counter()
+    try:
+        model = entry.create(params, task)
+        model.fit(data.train, data.valid, report)
+        raw = np.array(model.predict(data.inputs), dtype=float)
+    except MlfError:
+        raise
+    except Exception as exc:
+        import optuna
+
+        if isinstance(exc, optuna.TrialPruned):
+            raise
+        raise TrialFailed(f"{entry.name} raised {described(exc)}") from exc
+    return model, raw, time.perf_counter() - start
+
+
+def refit_params_of(model: Any) -> dict[str, Any]:
+    """What ``model`` asks the refit on train + valid to use (``refit_params()``); a model that
+    follows only the protocol may not have the method."""
+    refit_params = getattr(model, "refit_params", None)
+    return dict((refit_params() if callable(refit_params) else None) or {})
+
+
+def mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the CV folds (the metrics every fold has)."""
+    keys = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
+    return {k: float(np.mean([m[k] for m in per_fold])) for k in sorted(keys)}
