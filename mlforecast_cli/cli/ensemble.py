@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..ensembles import DEFAULT_ROUNDS
 from .options import DEFAULT_EXPERIMENT, METRICS_TEXT, ExperimentOpt, TrackingUriOpt
 from .output import print_json, print_table, say, warning_line
 
@@ -27,7 +28,7 @@ def ensemble(
     ] = "greedy",
     rounds: Annotated[
         int, typer.Option("--rounds", min=1, metavar="N", help="Rounds of greedy selection.")
-    ] = 25,
+    ] = DEFAULT_ROUNDS,
     top: Annotated[
         int, typer.Option("--top", min=1, metavar="K", help="Members of --method mean.")
     ] = 3,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..search.metrics import DEFAULT_METRIC
 from ..trials.reference import REFERENCE_HEADER
 from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
 from .output import print_json, print_table, with_ratio_text
@@ -9,7 +10,7 @@ from .output import print_json, print_table, with_ratio_text
 
 def leaderboard(
     experiment: ExperimentOpt = DEFAULT_EXPERIMENT,
-    metric: RankMetricOpt = "mape",
+    metric: RankMetricOpt = DEFAULT_METRIC,
     tracking_uri: TrackingUriOpt = None,
     json_output: JsonTableOpt = False,
 ) -> None:

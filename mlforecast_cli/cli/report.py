@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
+from ..search.metrics import DEFAULT_METRIC
 from .options import DEFAULT_EXPERIMENT, RankMetricOpt, TrackingUriOpt
 from .output import print_json, say
 
@@ -19,7 +20,7 @@ def report(
     experiment: Annotated[
         str, typer.Option("--experiment", metavar="NAME", help="MLflow experiment to report on.")
     ] = DEFAULT_EXPERIMENT,
-    metric: RankMetricOpt = "mape",
+    metric: RankMetricOpt = DEFAULT_METRIC,
     tracking_uri: TrackingUriOpt = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print what was written as JSON.")

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UsageError
+from . import DEFAULT_ROUNDS
 from .held_out import HeldOut
 
 __all__ = ["METHODS", "Selection", "combine", "greedy_weights", "select", "top_mean_weights"]
 
 METHODS = ("greedy", "mean")
 """``greedy``: Caruana's forward selection with replacement; ``mean``: mean of the top k."""
-DEFAULT_ROUNDS = 25
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def select(
     metric: str,
     method: str = "greedy",
     *,
-    rounds: int = 25,
+    rounds: int = DEFAULT_ROUNDS,
     top: int = 3,
 ) -> Selection:
     """The ensemble's weights by ``method`` (see :data:`METHODS`)."""

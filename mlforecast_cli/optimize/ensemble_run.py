@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ensembles import DEFAULT_ROUNDS
 from ..ensembles.held_out import (
     ENSEMBLE_ARTIFACT,
     TEST_ARTIFACT,
@@ -106,7 +107,7 @@ def build_ensemble(
     *,
     metric: str | None = None,
     method: str = "greedy",
-    rounds: int = 25,
+    rounds: int = DEFAULT_ROUNDS,
     top: int = 3,
 ) -> EnsembleOutcome:
     """Choose the members' weights on validation, score the ensemble once on test and log it

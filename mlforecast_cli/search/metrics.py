@@ -236,7 +236,6 @@ class Metric:
     fn: Callable[..., float]
     needs: str | None = None
     """Extra input: ``"scale"`` (MASE's in-sample naive MAE), ``"weights"`` (WMAE), or None."""
-    direction: str = "minimize"
 
     def __call__(self, *args, **kwargs) -> float:
         return self.fn(*args, **kwargs)

@@ -105,8 +105,10 @@ class LocalJournalBackend(BaseJournalBackend):
         self._fd = None
 
     def __del__(self) -> None:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (at shutdown `contextlib` and `os` may already be gone)
             self.close()
+        except Exception:
+            pass
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -32,14 +32,6 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def disk_error(exc: BaseException) -> OSError | None:
-    """The ``OSError`` in ``exc``'s chain that says the disk cannot take more, or None."""
-    for link in chain(exc):
-        if isinstance(link, OSError) and link.errno in DISK_ERRNOS:
-            return link
-    return None
-
-
 def lost_reason(exc: BaseException) -> str | None:
     """One line saying which service or disk went away, when ``exc``'s chain shows one: a
     refused or timed-out connection (HTTP, database), a database that dropped or cannot write

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MlfError, UsageError, first_line
-from ..search.metrics import mlflow_key
+from ..search.metrics import DEFAULT_METRIC, mlflow_key
 from ..services.liveness import WORKER_ATTR, pid_alive, wait_for_user_attr
 from ..services.mlflow_store import connect, quiet_mlflow_logs, use_wal_for_sqlite
 from ..trials.reference import TEST_PREFIX, VAL_PREFIX, ReferenceScores
@@ -55,7 +55,7 @@ class MlflowTracker:
         *,
         experiment: str,
         tracking_uri: str | None = None,
-        metric: str = "mape",
+        metric: str = DEFAULT_METRIC,
         worker: bool = False,
         sink: ChildRunSink | str = "process",
         workers: int = 0,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import first_line
+from ..search.metrics import DEFAULT_METRIC
 
 if TYPE_CHECKING:
     from ..data.panel import Panel
@@ -382,7 +383,7 @@ def study_plots(
     panel: Panel | None = None,
     result: FitResult | None = None,
     model: str = "",
-    metric: str = "mape",
+    metric: str = DEFAULT_METRIC,
     bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> PlotSet:
     """Draw every plot of ``study`` (the forecast one needs ``panel`` and the refit's

@@ -1,0 +1,111 @@
+"""One model's study as a library user runs it: ``StudyRun.plan(...).execute()``, no CLI.
+
+Real Optuna studies in a journal file, a real MLflow store in the test's folder, real fits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlforecast_cli.datasets import load_dataset
+from mlforecast_cli.errors import UsageError
+from mlforecast_cli.models.registry import get_model
+from mlforecast_cli.optimize.plan import OptimizeConfig
+from mlforecast_cli.optimize.study_run import StudyRun
+from mlforecast_cli.trials.optuna_study import StudyConfig, StudySettings
+
+HORIZON = 13
+
+
+def run_config(mlflow_uri: str, **settings) -> OptimizeConfig:
+    return OptimizeConfig(
+        study=StudySettings(horizon=HORIZON, **settings),
+        data_name="walmart",
+        experiment="library",
+        trials=3,
+        tracking_uri=mlflow_uri,
+    )
+
+
+@pytest.fixture
+def counted_splits(monkeypatch):
+    """Every call of ``split_panel`` from here on, counted."""
+    from mlforecast_cli.data import split as split_module
+
+    calls = []
+    real = split_module.split_panel
+
+    def counting(*args, **kwargs):
+        calls.append(args[1:])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(split_module, "split_panel", counting)
+    return calls
+
+
+def test_a_study_run_plans_its_split_once_and_runs_end_to_end(mlflow_uri, counted_splits):
+    from mlflow.tracking import MlflowClient
+
+    panel = load_dataset("walmart")
+    run = StudyRun.plan(get_model("ets"), run_config(mlflow_uri, cv_windows=2), panel)
+    assert run.config.study_name == "ets-walmart-h13-mape-cv2"
+    assert [len(f.train_end) for f in run.split.folds] == [panel.n_series] * 2
+    outcome = run.execute()
+    assert counted_splits == [(HORIZON, 2)]  # planned once; search, refit, tables take it
+    assert outcome.error is None
+    assert outcome.counts["complete"] == 3
+    assert math.isfinite(outcome.best_value) and math.isfinite(outcome.test_metrics["mape"])
+    assert "coverage_80" in outcome.test_metrics
+    assert outcome.reference is not None
+    parent = MlflowClient(mlflow_uri).get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["study_name"] == run.config.study_name
+    assert parent.data.params["cv_windows"] == "2"
+
+
+def test_the_reference_and_the_refit_use_the_planned_split(mlflow_uri):
+    from mlforecast_cli.trials.reference import reference_scores
+
+    panel = load_dataset("walmart")
+    run = StudyRun.plan(get_model("seasonal_naive"), run_config(mlflow_uri), panel)
+    outcome = run.execute()
+    expected = reference_scores(panel, run.split)
+    assert outcome.reference.test_metrics == pytest.approx(expected.test_metrics)
+    # the searched seasonal naive is the reference, scored on the same test window
+    assert outcome.test_metrics["mape"] == pytest.approx(expected.test_metrics["mape"])
+
+
+def test_a_resumed_study_adds_its_trials_to_the_first_run(mlflow_uri):
+    panel = load_dataset("walmart")
+    config = run_config(mlflow_uri)
+    first = StudyRun.plan(get_model("theta"), config, panel).execute()
+    again = StudyRun.plan(get_model("theta"), config, panel).execute()
+    assert first.study_name == again.study_name
+    assert sum(again.counts.values()) == sum(first.counts.values()) + 3
+
+
+def test_a_plan_is_checked_before_anything_is_written(mlflow_uri, tmp_path):
+    from mlforecast_cli.errors import DataError
+
+    panel = load_dataset("walmart")
+    config = OptimizeConfig(StudySettings(horizon=80), "walmart", "library", 3)
+    with pytest.raises(DataError, match="no series in .* is long enough"):
+        StudyRun.plan(get_model("ets"), config, panel)
+    assert not (tmp_path / ".mlf").exists()
+
+
+def test_settings_are_checked_when_made():
+    with pytest.raises(UsageError, match="--cv-windows 0 must be a whole number of at least 1"):
+        StudySettings(horizon=HORIZON, cv_windows=0)
+    with pytest.raises(UsageError, match="--device 'tpu' is not one of"):
+        StudySettings(horizon=HORIZON, device="tpu")
+
+
+def test_a_study_config_from_flat_values_sets_the_metric_in_its_space():
+    space = get_model("ets").load_space()
+    config = StudyConfig.of("ets", "s", space, horizon=8, metric="mae", cv_windows=2)
+    assert config.metric == "mae" == config.space.metric
+    assert (config.horizon, config.cv_windows, config.seed) == (8, 2, 42)
+    assert config.with_seed(7).seed == 7 and config.seed == 42
