@@ -1,5 +1,5 @@
 """docs/plugins.md cannot rot: every block is run, docs/example-plugin is its output, and
-docs/hooks.md is generated from hookspecs.py and contract.py.
+docs/hooks.md is generated from models/hookspecs.py and models/contract.py.
 
 Blocks of docs/plugins.md: ```bash runs (all of them, in order, in one shell, from an empty
 folder); a block with title="PATH" is written to PATH (relative to the shell's folder at that
@@ -329,7 +329,7 @@ def hooks_text() -> str:
 
 def test_hooks_doc_matches_hookspecs():
     assert HOOKS.read_text(encoding="utf-8") == hooks_text(), (
-        "docs/hooks.md is out of date with mlforecast_cli/hookspecs.py or contract.py: run "
+        "docs/hooks.md is out of date with mlforecast_cli/models/hookspecs.py or contract.py: run "
         "python tests/test_plugins_tutorial.py"
     )
 

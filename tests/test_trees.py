@@ -338,11 +338,12 @@ def test_log_transform_round_trips_and_padded_lags_are_missing(entries, panel):
 
     from mlforecast_cli.plugins._tabular import stacked_matrix
 
+    from mlforecast_cli.data.windows import make_windows
+
     model = entries["lightgbm"].create({"transform": "log"}, task_for(panel))
     values = np.array([[-3.0, 0.0, 0.5, 20.0]])
     np.testing.assert_allclose(model._from(model._to(values)), values)
     assert model._to(values)[0, 1] == 0.0 and model._to(values)[0, 0] < 0
-    from mlforecast_cli.data.windows import make_windows
 
     windows = make_windows(panel, np.full(panel.n_series, 20), 10, HORIZON, mode="eval")
     short = replace(windows, observed=np.full(len(windows), 3))
@@ -384,7 +385,7 @@ def test_huber_training_stops_on_the_huber_loss_with_the_delta_given(entries, pa
 def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
     entries, panel, split, monkeypatch
 ):
-    from mlforecast_cli.data.windows import make_windows
+    from mlforecast_cli.data.windows import Draw, train_windows
     from mlforecast_cli.trials import fit as fit_module
     from mlforecast_cli.trials.scoring import score
 
@@ -392,9 +393,7 @@ def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
     params = params_for(entries, "lightgbm")
     end = split.folds[0].train_end
     result = fit_module.fit_and_score(entries["lightgbm"], params, task_for(panel), panel, end)
-    drawn = make_windows(
-        panel, end, 10, HORIZON, mode="train", scaler="none", max_samples=50, seed=42
-    )
+    drawn = train_windows(panel, end, 10, HORIZON, scaler="none", draw=Draw(50, 42))
     assert len(drawn) == 50
     _, expected = score(panel, drawn, np.asarray(result.model.predict(drawn), dtype=float), end)
     assert result.train_metrics == pytest.approx(expected)

@@ -6,6 +6,8 @@ flat array, so no Python loop runs over rows.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -41,6 +43,13 @@ def _floor_scale(loc: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return loc, scale
 
 
+class Draw(NamedTuple):
+    """A seeded random draw of at most ``max_samples`` training samples."""
+
+    max_samples: int
+    seed: int = 0
+
+
 def make_windows(
     panel: Panel,
     end: np.ndarray,
@@ -49,33 +58,59 @@ def make_windows(
     *,
     mode: str,
     scaler: str = "window",
-    max_samples: int | None = None,
-    seed: int = 0,
 ) -> Windows:
     """Cut scaled samples out of ``panel``, seeing only ``[0, end_i)`` of series ``i``.
 
-    ``mode="train"``: every sample whose input and labels lie wholly in ``[0, end_i)``; a
-    series with fewer than ``window_size + horizon`` points there gives its one latest sample
-    (at least one input point), with a shorter input.
+    ``mode="train"``: every sample whose input and labels lie wholly in ``[0, end_i)``
+    (:func:`train_windows`, which can also draw a sample of them).
     ``mode="eval"``: one sample per series that has a point before ``end_i``, with input
     ``[end_i - window_size, end_i)`` and labels ``[end_i, end_i + horizon)``; ``y`` is None when
     a series has no such labels. An input that starts before its series repeats the series'
     first value over the missing steps; ``observed`` counts the real ones.
     ``seasonal[:, j]`` is the target ``lag_j = season * ceil((j + 1) / season)`` steps before
     label ``j`` (NaN before the series start). ``scaler``: ``"none"``, ``"series"`` (mean/std
-    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window). ``max_samples``
-    (train mode) keeps that many samples drawn at random (seeded by ``seed``) when there are
-    more, so that the cost of a fit stops growing with the panel.
+    of ``[0, end_i)``) or ``"window"`` (mean/std of each input window).
     """
+    if mode == "train":
+        return train_windows(panel, end, window_size, horizon, scaler=scaler)
     w, h = _check_sizes(mode, scaler, window_size, horizon)
     end = _check_end(panel, end)
-    if mode == "train":
-        sid, first = _train_samples(end, w, h, max_samples, seed)
-    else:  # every series with at least one point before `end`
-        sid = np.flatnonzero(end >= 1)
-        first = end[sid]
+    sid = np.flatnonzero(end >= 1)  # every series with at least one point before `end`
+    past_end = bool((end[sid] + h > panel.lengths[sid]).any())
+    return _assemble(panel, end, (sid, end[sid]), (w, h), scaler, past_end)
+
+
+def train_windows(
+    panel: Panel,
+    end: np.ndarray,
+    window_size: int,
+    horizon: int,
+    *,
+    scaler: str = "window",
+    draw: Draw | None = None,
+) -> Windows:
+    """Every training sample of ``panel`` before ``end`` (see :func:`make_windows`); a series
+    with fewer than ``window_size + horizon`` points there gives its one latest sample (at least
+    one input point), with a shorter input. With ``draw``, that many samples drawn at random
+    (seeded) when there are more, so that the cost of a fit stops growing with the panel."""
+    w, h = _check_sizes("train", scaler, window_size, horizon)
+    end = _check_end(panel, end)
+    rows = _train_samples(end, w, h, draw.max_samples if draw else None, draw.seed if draw else 0)
+    return _assemble(panel, end, rows, (w, h), scaler, False)
+
+
+def _assemble(
+    panel: Panel,
+    end: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray],
+    shape: tuple[int, int],
+    scaler: str,
+    past_end: bool,
+) -> Windows:
+    """The windows of series ``rows[0]`` whose labels start at ``rows[1]``: inputs of
+    ``shape[0]`` steps, ``shape[1]`` labels (none when ``past_end``), scaled by ``scaler``."""
+    (sid, first), (w, h) = rows, shape
     x, y, seasonal, observed = _cut(panel, sid, first, w, h)
-    past_end = mode == "eval" and bool((end[sid] + h > panel.lengths[sid]).any())
     features, calendar = _covariates(panel, sid, first, h, past_end)
     loc, scale = _scales(panel, scaler, x, end, sid)
     lo, sc = loc[:, None], scale[:, None]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -115,7 +115,8 @@ def point_forecast(
     windows = dataclasses.replace(windows, series=trained[windows.series])
     if columns.features:
         feats = _future_features(future, panel, columns, times, source)
-        windows = _with_features(saved, panel, windows, feats, times, h, fill_features, source)
+        fill = FeatureFill(feats, times, h, fill_features, source)
+        windows = _with_features(saved, panel, windows, fill)
     raw = _predict(saved, windows)
     values = saved.original_units(raw, windows)[:, :h]
     return panel, times[:, :h], values
@@ -215,17 +216,21 @@ def _day(t) -> str:
 # --------------------------------------------------------------------------- features
 
 
-def _with_features(
-    saved: SavedModel,
-    panel: Panel,
-    windows,
-    feats: np.ndarray,
-    times: np.ndarray,
-    h: int,
-    fill_features: str,
-    source: str,
-):
+class FeatureFill(NamedTuple):
+    """The future features of a forecast and how to fill the missing ones."""
+
+    feats: np.ndarray
+    """(n, full horizon, k) future feature values, NaN where the data has none."""
+    times: np.ndarray
+    h: int
+    """Steps output (the rest are filled quietly)."""
+    fill_features: str
+    source: str
+
+
+def _with_features(saved: SavedModel, panel: Panel, windows, fill: FeatureFill):
     """``windows`` with the future features; missing ones filled or refused."""
+    feats, times, h, fill_features, source = fill
     missing = np.isnan(feats)
     if not missing.any():
         return dataclasses.replace(windows, features=feats)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..data.panel import Panel
-from ..data.windows import labels, make_windows
+from ..data.windows import Draw, labels, make_windows, train_windows
 from ..models.baseline import seasonal_naive
 from ..models.contract import SERIES, TaskInfo, Windows
 from ..models.registry import ModelEntry
@@ -90,19 +90,11 @@ def fit_and_score(
     scaler = str(params.get("scaler", DEFAULT_SCALER))
     horizon = task.horizon
 
-    def train_windows(max_samples: int) -> Windows:
-        return make_windows(
-            panel,
-            end,
-            window_size,
-            horizon,
-            mode="train",
-            scaler=scaler,
-            max_samples=max_samples,
-            seed=task.seed,
-        )
+    def training(max_samples: int) -> Windows:
+        draw = Draw(max_samples, task.seed)
+        return train_windows(panel, end, window_size, horizon, scaler=scaler, draw=draw)
 
-    train = train_windows(MAX_TRAIN_WINDOWS)
+    train = training(MAX_TRAIN_WINDOWS)
     target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
     data = FitData(train, target if options.holdout else None, target)
     model, raw, seconds = fit_predict(entry, params, task, data, options.report)
@@ -120,7 +112,7 @@ def fit_and_score(
     fitted = {}
     if options.train_metrics:
         if len(train) > MAX_TRAIN_METRIC_WINDOWS:
-            train = train_windows(MAX_TRAIN_METRIC_WINDOWS)
+            train = training(MAX_TRAIN_METRIC_WINDOWS)
         _, fitted = score(panel, train, np.asarray(model.predict(train), dtype=float), end)
     return FitResult(
         model=model,
