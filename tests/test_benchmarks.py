@@ -180,3 +180,17 @@ def test_interval_backtest_scores_each_kept_window_on_the_next(
     assert got == pytest.approx(
         [logged[f"test_{k}"] for k in ("coverage_80", "coverage_95", "MSIS_95")], abs=0.051
     )
+
+
+def test_layout_prints_the_rooms_and_the_widest_functions(capsys):
+    import runpy
+    import sys
+
+    sys.argv = ["layout.py"]
+    runpy.run_path(
+        str(Path(__file__).resolve().parents[1] / "benchmarks" / "layout.py"), run_name="__main__"
+    )
+    out = capsys.readouterr().out
+    assert "| mlforecast_cli/trials |" in out
+    assert "rooms 16," in out
+    assert "| parameters | lines | function |" in out
