@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from ..trials.reference import REFERENCE_HEADER
-from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
+from .options import (
+    DEFAULT_EXPERIMENT,
+    ExperimentOpt,
+    JsonTableOpt,
+    RankMetricOpt,
+    TrackingUriOpt,
+    WideOpt,
+)
 from .output import print_json, print_table, with_ratio_text
 
 
@@ -12,6 +19,7 @@ def leaderboard(
     metric: RankMetricOpt = "mape",
     tracking_uri: TrackingUriOpt = None,
     json_output: JsonTableOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Rank an experiment's models: each one's best study by validation, with its test score."""
     from ..search.metrics import metric_label
@@ -31,5 +39,7 @@ def leaderboard(
             "vs_reference": REFERENCE_HEADER,
         },
         title=f"Leaderboard: {experiment}",
-        shrink=("study", "run_id"),
+        wrap=("model",),
+        optional=("study", "run_id"),
+        wide=wide,
     )

@@ -14,6 +14,9 @@ METRICS_TEXT = "mape, smape, mae, rmse, mase, wape or wmae"
 would load PyYAML for every ``--help``; a test keeps the two equal)."""
 
 JsonTableOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Show every column of the table, however wide.")
+]
 TrackingUriOpt = Annotated[
     str | None,
     typer.Option(
