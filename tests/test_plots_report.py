@@ -128,7 +128,9 @@ def test_forecast_plot_shows_the_test_window(tmp_path, drawn):
 
     result = Result()
     result.windows, result.predictions, result.actuals = windows, predictions, labels(windows)
-    path = plots.plot_test_forecast(panel, result, tmp_path / "f.png", model="naive")
+    path = plots.plot_test_forecast(
+        plots.RefitForecast(panel, result, model="naive"), tmp_path / "f.png"
+    )
     _check_png(path)
     [fig] = drawn
     assert "naive: forecast vs actuals on the test window (last 13 steps" in fig["suptitle"]
@@ -158,7 +160,8 @@ def test_forecast_plot_draws_the_interval_bands(tmp_path, drawn):
     result.predictions = result.actuals * 1.05
     p = result.predictions
     bounds = {80.0: (p - 100, p + 100), 95.0: (p - 300, p + 300)}
-    _check_png(plots.plot_test_forecast(panel, result, tmp_path / "f.png", bounds=bounds))
+    forecast = plots.RefitForecast(panel, result, bounds)
+    _check_png(plots.plot_test_forecast(forecast, tmp_path / "f.png"))
     [fig] = drawn
     for r, bands in enumerate(fig["bands"]):
         wide, narrow = bands  # the 95 % band first, under the 80 % one
