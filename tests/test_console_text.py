@@ -4,6 +4,7 @@ that reads at 80 columns, a progress clock that runs."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import textwrap
 import time
@@ -267,3 +268,97 @@ def test_elapsed_times_read_well():
         "0:01:05",
         "1:02:05",
     ]
+
+
+def test_progress_counts_an_enqueued_first_trial_and_the_studys_best():
+    """A space's enqueued first trial is this run's (the bar counts it, and it may be the
+    best); on resume the bar adds the study's earlier trials and shows the study's best, so the
+    bar agrees with the table after it. Once the search is over the bar says the refit runs."""
+    import optuna
+
+    from mlforecast_cli.trials.optuna_study import state_counts
+    from mlforecast_cli.views.progress import DONE_PHASE, REFIT_PHASE, ProgressBoard
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"x": 0.0})  # the best configuration, queued before the bar exists
+
+    def objective(trial):
+        return 1.0 + trial.suggest_float("x", 0, 1)
+
+    board = ProgressBoard(console=Console(file=io.StringIO(), width=80, color_system=None))
+    with board:
+        bar = board.add("ets", 3, "MAPE", study)
+        study.optimize(objective, n_trials=3, callbacks=[bar])
+        bar.finish()
+        first = board.progress.tasks[0]
+        assert first.fields["phase"] == REFIT_PHASE
+        assert (first.completed, first.total) == (3, 3)
+        assert _plain(first.fields["counts"]) == "3✓ 0✂ 0✗" and state_counts(study)["complete"] == 3
+        assert first.fields["best"] == "MAPE 1"
+        resumed = board.add("ets", 2, "MAPE", study)  # the same study again: 3 trials earlier
+        study.optimize(lambda t: 5.0 + t.suggest_float("x", 0, 1), n_trials=2, callbacks=[resumed])
+        resumed.finish()
+    assert board.progress.tasks[0].fields["phase"] == DONE_PHASE
+    second = board.progress.tasks[1]
+    assert (second.completed, second.total) == (2, 2)
+    assert _plain(second.fields["counts"]) == "2✓ 0✂ 0✗ +3 earlier"
+    assert second.fields["best"] == "MAPE 1"  # the study's best, as the table shows
+    assert second.fields["phase"] == DONE_PHASE
+
+
+def _plain(markup: str) -> str:
+    from rich.text import Text
+
+    return Text.from_markup(markup).plain
+
+
+# --------------------------------------------------------------------------- tables at 80 columns
+
+
+def _columns(monkeypatch, width: int) -> None:
+    monkeypatch.setattr(output, "console", output.MessageConsole(width=width, highlight=False))
+
+
+def test_a_table_drops_optional_columns_it_cannot_fit_and_never_cuts_a_number(capsys, monkeypatch):
+    rows = [
+        {"model": "seasonal_naive (reference)", "val": 123456.789, "test": 0.000123456,
+         "study": "seasonal_naive-walmart-h13-mape-with-a-long-name", "note": "x" * 3},
+        {"model": "lightgbm", "val": 8.311, "test": 9.561, "study": "lightgbm-walmart", "note": ""},
+    ]  # fmt: skip
+    columns = ["model", "val", "test", "study", "note"]
+    _columns(monkeypatch, 64)
+    output.print_table(rows, columns, wrap=("model",), optional=("study", "note"))
+    out = capsys.readouterr().out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 64, out
+    assert "1.235e+05" in out and "0.0001235" in out and "…" not in out
+    assert "study" not in _header(out) and "more columns with --wide: study" in out
+    assert "note" in _header(out)  # it fits beside them: shown
+    output.print_table(rows, columns, wrap=("model",), optional=("study", "note"), wide=True)
+    out = capsys.readouterr().out
+    assert "seasonal_naive-walmart-h13-mape-with-a-long-name" in out and "--wide" not in out
+    _columns(monkeypatch, 30)  # too narrow for the numbers: printed whole, the terminal folds
+    output.print_table(rows, ["model", "val", "test"], wrap=("model",))
+    out = capsys.readouterr().out
+    assert "1.235e+05" in out and "0.0001235" in out and "…" not in out
+
+
+def _header(table: str) -> str:
+    return next(line for line in table.splitlines() if line.startswith("┃"))
+
+
+def test_optimize_and_leaderboard_tables_read_at_80_columns(cli, monkeypatch, mlflow_uri):
+    _columns(monkeypatch, 80)
+    result = cli("optimize", "seasonal_naive", "--trials", "1", "--quiet")
+    assert result.code == 0, result
+    board = json.loads(cli("leaderboard", "--json").out)["models"]
+    [row] = board
+    for out in (result.out, cli("leaderboard").out):
+        lines = out.splitlines()
+        assert max(len(line.rstrip()) for line in lines) <= 80, out
+        assert "…" not in out
+        assert f"{row['val']:.4g}" in out and f"{row['test']:.4g}" in out
+        assert "1✓ 0✂ 0✗" in out and "vs ref" in out and "more columns with --wide" in out
+    assert "time" in _header(result.out) and "naive" not in _header(result.out)
+    wide = cli("leaderboard", "--wide").out
+    assert row["run_id"] in wide and row["study"] in wide and "--wide" not in wide

@@ -128,7 +128,9 @@ def test_forecast_plot_shows_the_test_window(tmp_path, drawn):
 
     result = Result()
     result.windows, result.predictions, result.actuals = windows, predictions, labels(windows)
-    path = plots.plot_test_forecast(panel, result, tmp_path / "f.png", model="naive")
+    path = plots.plot_test_forecast(
+        plots.RefitForecast(panel, result, model="naive"), tmp_path / "f.png"
+    )
     _check_png(path)
     [fig] = drawn
     assert "naive: forecast vs actuals on the test window (last 13 steps" in fig["suptitle"]
@@ -158,7 +160,8 @@ def test_forecast_plot_draws_the_interval_bands(tmp_path, drawn):
     result.predictions = result.actuals * 1.05
     p = result.predictions
     bounds = {80.0: (p - 100, p + 100), 95.0: (p - 300, p + 300)}
-    _check_png(plots.plot_test_forecast(panel, result, tmp_path / "f.png", bounds=bounds))
+    forecast = plots.RefitForecast(panel, result, bounds)
+    _check_png(plots.plot_test_forecast(forecast, tmp_path / "f.png"))
     [fig] = drawn
     for r, bands in enumerate(fig["bands"]):
         wide, narrow = bands  # the 95 % band first, under the 80 % one
@@ -296,19 +299,47 @@ def test_report_shows_the_reference_and_each_models_ratio_to_it(cli, registry, m
     assert "seasonal_naive: study" not in page  # and no section
 
 
+def test_report_shows_an_ensemble_with_its_weights(cli, studied, tmp_path):
+    """After `mlf ensemble` every row of the report is right: the ensemble's trials cell
+    says what it combines, its section shows the weights (no 'no plots' excuse), and no cell
+    prints None."""
+    ensemble = cli("ensemble", "--json")
+    assert ensemble.code == 0, ensemble
+    weights = {m["model"]: m["weight"] for m in json.loads(ensemble.out)["members"]}
+    assert cli("report", "--output", "report.html").code == 0
+    page = (tmp_path / "report.html").read_text()
+    assert ">None<" not in page and "None</" not in page
+    assert "older mlf" not in page
+    board = page[page.index("<h2>Leaderboard</h2>") : page.index('<h2 id="')]
+    assert "<td>ensemble of " in board
+    section = page[page.index('<h2 id="model-ensemble">') :]
+    section = section[: section.index("<h2", 4)] if "<h2" in section[4:] else section
+    assert "<h3>Weights" in section and "no search plots" in section
+    for model, weight in weights.items():
+        if weight > 0:
+            assert f'href="#model-{model.replace("_", "-")}">{model}</a>' in section
+            assert f'<td class="num">{weight:.3f}</td>' in section
+
+
 @pytest.mark.slow
 @needs_chromium
 def test_report_opens_in_headless_chromium_without_errors(cli, studied, tmp_path):
+    """At 1280 px, after `mlf ensemble`: every section there, the weights shown, nothing wider
+    than the page."""
+    assert cli("ensemble").code == 0
     assert cli("report", "--output", "report.html").code == 0
-    page = load_in_chromium(tmp_path / "report.html", tmp_path / "chromium")
+    page = load_in_chromium(tmp_path / "report.html", tmp_path / "chromium", width=1280)
     assert page["errors"] == []
     assert page["title"] == "mlf report: walmart_sales_forecasting"
-    assert page["tables"] >= 1 and page["leaderboard_rows"] == 2
+    assert page["tables"] >= 1 and page["leaderboard_rows"] == 3
     assert len(page["images"]) == 6
     for complete, width, height, alt in page["images"]:
         assert complete and width > 300 and height > 200, alt  # every image decodes
     assert "curve: study curve-walmart-h13-mape" in page["text"]
     assert "seasonal_naive: study seasonal_naive-walmart-h13-mape" in page["text"]
+    assert "ensemble: study ensemble-walmart-h13-mape" in page["text"]
+    assert "Weights (greedy)" in page["text"]
+    assert page["page_width"] <= 1280 and page["overflowing"] == [], page["overflowing"]
 
 
 @pytest.mark.slow
@@ -345,12 +376,15 @@ def test_report_bad_input(cli, mlflow_uri, tmp_path, args, message):
 # --------------------------------------------------------------------------- Chromium
 
 
-def load_in_chromium(page: Path, profile: Path, timeout: float = 60.0) -> dict:
-    """Open ``page`` in headless Chromium over the DevTools protocol (``--remote-debugging-
-    pipe``: JSON messages ending in NUL on fds 3 and 4) and report what it saw.
+def load_in_chromium(page: Path, profile: Path, timeout: float = 60.0, width: int = 1280) -> dict:
+    """Open ``page`` in headless Chromium, its window ``width`` px wide, over the DevTools
+    protocol (``--remote-debugging-pipe``: JSON messages ending in NUL on fds 3 and 4) and
+    report what it saw.
 
     ``errors``: uncaught exceptions, ``console.error`` calls and error log entries (failed
-    loads among them); ``images``: ``[complete, naturalWidth, naturalHeight, alt]`` of each.
+    loads among them); ``images``: ``[complete, naturalWidth, naturalHeight, alt]`` of each;
+    ``page_width``: the document's scroll width; ``overflowing``: elements whose content is
+    wider than their box (a table cut or scrolled sideways).
     """
     commands_r, commands_w = os.pipe()
     events_r, events_w = os.pipe()
@@ -366,6 +400,7 @@ def load_in_chromium(page: Path, profile: Path, timeout: float = 60.0) -> dict:
         "--no-first-run",
         "--remote-debugging-pipe",
         f"--user-data-dir={profile}",
+        f"--window-size={width},900",
         "about:blank",
     ]
     # a tiny Python launcher puts the pipe ends on fds 3 and 4, then becomes Chromium
@@ -402,7 +437,11 @@ def load_in_chromium(page: Path, profile: Path, timeout: float = 60.0) -> dict:
                 ? document.querySelectorAll('table')[0].querySelectorAll('tbody tr').length : 0,
             images: [...document.images].map(i => [i.complete, i.naturalWidth,
                                                    i.naturalHeight, i.alt]),
-            text: document.body.innerText})"""
+            text: document.body.innerText,
+            page_width: document.documentElement.scrollWidth,
+            overflowing: [...document.querySelectorAll('main, main *')]
+                .filter(el => el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+                .map(el => el.tagName + '.' + el.className)})"""
         value = cdp.call(
             "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session
         )["result"]["value"]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from ..search.metrics import DEFAULT_METRIC
 from ..trials.reference import REFERENCE_HEADER
-from .options import DEFAULT_EXPERIMENT, ExperimentOpt, JsonTableOpt, RankMetricOpt, TrackingUriOpt
+from .options import (
+    DEFAULT_EXPERIMENT,
+    ExperimentOpt,
+    JsonTableOpt,
+    RankMetricOpt,
+    TrackingUriOpt,
+    WideOpt,
+)
 from .output import print_json, print_table, with_ratio_text
 
 
@@ -13,6 +20,7 @@ def leaderboard(
     metric: RankMetricOpt = DEFAULT_METRIC,
     tracking_uri: TrackingUriOpt = None,
     json_output: JsonTableOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Rank an experiment's models: each one's best study by validation, with its test score."""
     from ..search.metrics import metric_label
@@ -32,5 +40,7 @@ def leaderboard(
             "vs_reference": REFERENCE_HEADER,
         },
         title=f"Leaderboard: {experiment}",
-        shrink=("study", "run_id"),
+        wrap=("model",),
+        optional=("study", "run_id"),
+        wide=wide,
     )

@@ -27,7 +27,7 @@ from .data_options import (
     load_data,
 )
 from .invocation import invocation
-from .options import METRICS_TEXT, TrackingUriOpt
+from .options import METRICS_TEXT, TrackingUriOpt, WideOpt
 from .output import (
     console,
     err_console,
@@ -124,6 +124,7 @@ def optimize(
     ] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
+    wide: WideOpt = False,
     plots: Annotated[
         Path | None,
         typer.Option(
@@ -188,7 +189,7 @@ def optimize(
         document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
         print_json(document)
     else:
-        _print_leaderboard(outcomes, metric)
+        _print_leaderboard(outcomes, metric, wide=wide)
     _exit_for_failures(outcomes, chosen.broken)
 
 
@@ -262,7 +263,7 @@ def _run(runs: list[StudyRun], *, quiet: bool, json_output: bool) -> list[ModelO
     return outcomes
 
 
-def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
+def _print_leaderboard(outcomes: list[ModelOutcome], metric: str, *, wide: bool = False) -> None:
     from ..search.metrics import metric_label
     from ..tracking.leaderboard import outcome_rows
     from ..trials.optuna_study import failures_text
@@ -279,7 +280,9 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str) -> None:
             "naive": "naive fallback",
         },
         title="Leaderboard",
-        shrink=("study",),
+        wrap=("model",),
+        optional=("naive", "study"),
+        wide=wide,
     )
     for o in outcomes:
         if o.failures:

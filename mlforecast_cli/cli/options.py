@@ -14,6 +14,9 @@ METRICS_TEXT = ", ".join(METRIC_NAMES[:-1]) + f" or {METRIC_NAMES[-1]}"
 """The metrics' names as help text reads them."""
 
 JsonTableOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Show every column of the table, however wide.")
+]
 TrackingUriOpt = Annotated[
     str | None,
     typer.Option(

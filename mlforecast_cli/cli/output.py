@@ -43,29 +43,80 @@ def print_table(
     headers: Mapping[str, str] | None = None,
     wrap: Sequence[str] = (),
     shrink: Sequence[str] = (),
+    optional: Sequence[str] = (),
+    wide: bool = False,
 ) -> None:
-    """Print ``rows`` as a Rich table, one line per row except in the ``wrap`` columns;
-    only the ``shrink`` columns are cut short (with an ellipsis) on a narrow terminal.
+    """Print ``rows`` as a Rich table, one line per row except in the ``wrap`` columns (which
+    wrap only when the table would not fit otherwise).
+
+    On a narrow terminal (80 columns when piped) the ``optional`` columns are shown only where
+    they fit whole, in their order, and a caption names those left out (``wide`` shows them
+    all); only the ``shrink`` columns are cut short (with an ellipsis). No other cell is ever
+    cut: a table that cannot fit is printed at its own width and the terminal folds it.
     A cell is printed as text; pass a ``rich.text.Text`` to style it."""
     from rich.table import Table
 
     cells = [[_text(row.get(key)) for key in columns] for row in rows]
     names = [(headers or {}).get(key, key) for key in columns]
-    widths = [max([len(n)] + [r[i].cell_len for r in cells]) for i, n in enumerate(names)]
-    fixed = sum(w for w, key in zip(widths, columns, strict=True) if key not in shrink)
-    room = console.width - fixed - 3 * len(columns) - 1
-    share = room // max(1, len(shrink))
-    keep = [i for i, key in enumerate(columns) if key not in shrink or share >= 10]
+    natural = {
+        key: max([len(name)] + [r[i].cell_len for r in cells])
+        for i, (key, name) in enumerate(zip(columns, names, strict=True))
+    }
+    least = {
+        key: _longest_word([names[i]] + [r[i].plain for r in cells]) if key in wrap else w
+        for i, (key, w) in enumerate(natural.items())
+    }
+    shown = fit_columns(columns, natural, console.width, optional=() if wide else optional)
+    left_out = [names[columns.index(key)] for key in columns if key not in shown]
+    fixed = sum(natural[key] for key in shown if key not in shrink)
+    room = console.width - fixed - 3 * len(shown) - 1
+    share = room // max(1, len([key for key in shown if key in shrink]))
+    keep = [columns.index(key) for key in shown if key not in shrink or share >= 10]
     for row in cells:
-        for i, key in enumerate(columns):
-            if key in shrink:
+        for i in keep:
+            if columns[i] in shrink:
                 row[i].truncate(max(share, 1), overflow="ellipsis")
-    table = Table(title=title, title_justify="left")
+    caption = f"more columns with --wide: {', '.join(left_out)}" if left_out else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for i in keep:
         table.add_column(names[i], no_wrap=columns[i] not in wrap, overflow="ellipsis")
     for row in cells:
         table.add_row(*(row[i] for i in keep))
-    console.print(table)
+    width = console.width
+    if wide or table_width([least[columns[i]] for i in keep]) > width:
+        width = max(width, table_width([natural[columns[i]] for i in keep]))
+    _print_at(table, width)
+
+
+def _print_at(renderable: Any, width: int) -> None:
+    """Print on stdout laid out to ``width`` columns, wider than the terminal if need be."""
+    terminal = console.width
+    console.width = width
+    try:
+        console.print(renderable, crop=False)
+    finally:
+        console.width = terminal
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """Columns a Rich table of cells this wide takes: a space each side and a rule between."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def fit_columns(
+    columns: Sequence[str], widths: Mapping[str, int], width: int, optional: Sequence[str] = ()
+) -> list[str]:
+    """The ``columns`` to show in ``width`` terminal columns: every one not ``optional``, then
+    each optional one, in order, that still fits whole beside them."""
+    shown = [key for key in columns if key not in optional]
+    for key in optional:
+        if table_width([widths[k] for k in [*shown, key]]) <= width:
+            shown.append(key)
+    return [key for key in columns if key in shown]
+
+
+def _longest_word(texts: Iterable[str]) -> int:
+    return max((len(word) for text in texts for word in text.split()), default=1)
 
 
 def _text(value: Any) -> Text:

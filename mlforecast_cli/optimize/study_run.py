@@ -390,20 +390,16 @@ class StudyRun:
     ) -> list[str]:
         """Draw the study's plots, log them on the parent run and copy them to
         ``run.plots_dir``; returns warnings (a plot never fails the study)."""
-        from ..views.plots import study_plots
+        from ..views.plots import RefitForecast, study_plots
 
         warnings = []
+        forecast = None
+        if refit is not None:
+            bounds = forecasts.test_bounds if forecasts is not None else None
+            forecast = RefitForecast(self.panel, refit.result, bounds, model=self.entry.name)
         with tempfile.TemporaryDirectory(prefix="mlf-plots-") as tmp:
             folder = Path(tmp) / "plots"
-            drawn = study_plots(
-                self.study,
-                folder,
-                panel=self.panel,
-                result=refit.result if refit is not None else None,
-                model=self.entry.name,
-                metric=self.config.metric,
-                bounds=forecasts.test_bounds if forecasts is not None else None,
-            )
+            drawn = study_plots(self.study, folder, forecast=forecast, metric=self.config.metric)
             try:
                 self.tracker.log_plots(folder)
             except Exception as exc:

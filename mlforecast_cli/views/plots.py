@@ -85,19 +85,29 @@ def _save(fig, path: Path) -> Path:
 # --------------------------------------------------------------------------- forecast
 
 
+@dataclass(frozen=True)
+class RefitForecast:
+    """What the forecast plot draws: the refit's ``result`` on the test window of ``panel``,
+    with the prediction intervals ``bounds`` (``{level: (lo, hi)}``, rows as the windows')."""
+
+    panel: Panel
+    result: FitResult
+    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None = None
+    model: str = ""
+    """The model's name, for the title."""
+
+
+TITLE_IN, LEGEND_IN = 0.3, 0.4
+"""Inches kept above the forecast figure's panels for its title, and under them for its legend."""
+
+
 def plot_test_forecast(
-    panel: Panel,
-    result: FitResult,
-    path: str | Path,
-    *,
-    model: str = "",
-    max_series: int = 4,
-    context: int | None = None,
-    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None = None,
+    forecast: RefitForecast, path: str | Path, *, max_series: int = 4, context: int | None = None
 ) -> Path:
     """Actuals and forecast of up to ``max_series`` series over the test window, with
-    ``context`` steps of history before it (default: two horizons, at least a season) and
-    the prediction intervals ``bounds`` (``{level: (lo, hi)}``, rows as the windows')."""
+    ``context`` steps of history before it (default: two horizons, at least a season) and the
+    interval bands; the title on top, the legend under the panels."""
+    panel, result = forecast.panel, forecast.result
     windows, predictions, actuals = result.windows, result.predictions, result.actuals
     if actuals is None or windows.step_offset is None:
         raise PlotSkipped("the refit has no test actuals to compare with")
@@ -107,17 +117,19 @@ def plot_test_forecast(
     n = len(rows)
     ncols = 1 if n == 1 else 2
     nrows = math.ceil(n / ncols)
+    height = 3.0 * nrows + TITLE_IN + LEGEND_IN
     with _pyplot() as plt:
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=(6.2 * ncols, 3.0 * nrows + 0.6), squeeze=False
-        )
+        fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, height), squeeze=False)
         for ax in axes.flat[n:]:
             ax.set_visible(False)
         for ax, r in zip(axes.flat, rows, strict=False):
-            _draw_test_series(ax, panel, result, r, context, bounds)
-        handles = _forecast_legend(plt, h, bounds)
-        fig.legend(handles=handles, loc="upper right", ncol=5, fontsize=9, frameon=False)
+            _draw_test_series(ax, panel, result, r, context, forecast.bounds)
+        handles = _forecast_legend(plt, h, forecast.bounds)
+        fig.legend(
+            handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False
+        )
         more = f", first {n} of {len(windows)} series" if len(windows) > n else ""
+        model = forecast.model
         fig.suptitle(
             f"{model + ': ' if model else ''}forecast vs actuals on the test window "
             f"(last {h} steps{more})",
@@ -125,7 +137,7 @@ def plot_test_forecast(
             ha="left",
             fontsize=12,
         )
-        fig.tight_layout(rect=(0, 0, 1, 0.97 if nrows > 1 else 0.93))
+        fig.tight_layout(rect=(0, LEGEND_IN / height, 1, 1 - TITLE_IN / height))
         return _save(fig, Path(path))
 
 
@@ -380,14 +392,11 @@ def study_plots(
     study,
     folder: str | Path,
     *,
-    panel: Panel | None = None,
-    result: FitResult | None = None,
-    model: str = "",
+    forecast: RefitForecast | None = None,
     metric: str = DEFAULT_METRIC,
-    bounds: Mapping[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> PlotSet:
-    """Draw every plot of ``study`` (the forecast one needs ``panel`` and the refit's
-    ``result``) into ``folder``; a plot that fails or cannot be drawn is skipped with why."""
+    """Draw every plot of ``study`` into ``folder`` (the forecast one needs the refit's
+    ``forecast``); a plot that fails or cannot be drawn is skipped with why."""
     from ..search.metrics import metric_label
 
     target = f"validation {metric_label(metric)}"
@@ -397,11 +406,8 @@ def study_plots(
         IMPORTANCES: lambda p: plot_importances(study, p, target_name=target),
         INTERMEDIATE: lambda p: plot_intermediate(study, p, target_name=target),
     }
-    if panel is not None and result is not None:
-        jobs = {
-            FORECAST: lambda p: plot_test_forecast(panel, result, p, model=model, bounds=bounds),
-            **jobs,
-        }
+    if forecast is not None:
+        jobs = {FORECAST: lambda p: plot_test_forecast(forecast, p), **jobs}
     else:
         out.skipped[FORECAST] = "no refit model"
     try:

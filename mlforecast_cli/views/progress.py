@@ -1,7 +1,9 @@
 """Rich progress as Optuna callbacks: one live bar per model on one board.
 
-A bar's clock runs from the start of its model's search until the model's work is over (its
-refit, test and logging included): until the next model's bar starts or the board closes.
+A bar counts the trials this run adds (an enqueued first trial among them) and shows the best
+value of the whole study, as the table after it does. Its clock runs from the start of its
+model's search until the model's work is over (its refit, test and logging included, labelled
+on the bar): until the next model's bar starts or the board closes.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ class ElapsedColumn(ProgressColumn):
         return Text(format_elapsed(elapsed), style="progress.elapsed")
 
 
+REFIT_PHASE = "refit, test…"
+"""What a bar shows once its search is over, while the model is refit, tested and logged."""
+DONE_PHASE = "done"
+
+
+class PhaseColumn(ProgressColumn):
+    """``eta 0:01:05`` while the search runs, then the model's phase (refit and test, done)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.remaining = TimeRemainingColumn()
+
+    def render(self, task: Task) -> Text:
+        phase = task.fields.get("phase")
+        if phase:
+            return Text(phase, style="progress.remaining")
+        return Text.assemble("eta ", self.remaining.render(task))
+
+
 def format_elapsed(seconds: float) -> str:
     """``0.4s``, ``12.3s``, then ``0:01:05``."""
     if seconds < 60:
@@ -57,8 +78,7 @@ class ProgressBoard:
             TextColumn("{task.fields[counts]}"),
             TextColumn("best {task.fields[best]}"),
             ElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
+            PhaseColumn(),
             console=console,
             transient=False,
             refresh_per_second=4,
@@ -78,24 +98,28 @@ class ProgressBoard:
         for task in self.progress.tasks:
             if task.stop_time is None:
                 self.progress.stop_task(task.id)
+                if task.fields.get("phase") == REFIT_PHASE:
+                    self.progress.update(task.id, phase=DONE_PHASE)
 
     def add(
         self, model: str, n_trials: int | None, metric_label: str, study, metric: str | None = None
     ) -> ModelProgress:
         """Add a bar for ``model``'s ``study`` (showing the board on the first); returns the
-        bar's Optuna callback. Trials already in the study are not counted. With ``metric``
+        bar's Optuna callback. It counts the trials this run adds: those already finished or
+        running in the study are not counted, a waiting (enqueued) one is. With ``metric``
         the best trial shows that plain metric (its ``val_metrics``), not its selection score."""
         if not self._started:
             self.progress.start()
             self._started = True
         self._stop_clocks()  # the model before is done
-        task = self.progress.add_task(escape(model), total=n_trials, counts="", best="-")
+        task = self.progress.add_task(escape(model), total=n_trials, counts="", best="-", phase="")
         return ModelProgress(self.progress, task, metric_label, study, metric)
 
 
 class ModelProgress:
-    """Optuna callback updating one bar from the study: trials done (by any worker process),
-    complete/pruned/failed, best value so far."""
+    """Optuna callback updating one bar from the study: this run's trials done (by any worker
+    process), complete/pruned/failed, and the study's best value so far (earlier runs' trials
+    included, as in the table)."""
 
     def __init__(
         self, progress: Progress, task, metric_label: str, study, metric: str | None = None
@@ -105,7 +129,10 @@ class ModelProgress:
         self.metric_label = metric_label
         self.metric = metric
         self.study = study
-        self.skip = {t.number for t in study.get_trials(deepcopy=False)}
+        # a waiting trial (the space's enqueued first one) is this run's to run
+        self.skip = {
+            t.number for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"
+        }
         self.counts: Counter[str] = Counter()
         self.best: float | None = None
         self._lock = threading.Lock()
@@ -115,13 +142,14 @@ class ModelProgress:
         self.refresh()
 
     def refresh(self) -> None:
-        """Recount this run's trials from the study's storage."""
+        """Recount this run's trials, and the study's best, from the study's storage."""
         with self._lock:
-            trials = [t for t in self.study.get_trials(deepcopy=False) if t.number not in self.skip]
+            every = self.study.get_trials(deepcopy=False)
+            trials = [t for t in every if t.number not in self.skip]
             self.counts = Counter(t.state.name for t in trials if t.state.is_finished())
             done = [
                 t
-                for t in trials
+                for t in every
                 if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
             ]
             if done:
@@ -158,7 +186,18 @@ class ModelProgress:
         return trials_text(counts, styles=("green", "yellow", "red"))
 
     def finish(self, note: str = "") -> None:
+        """The search is over: the bar ends at the trials run, counts the study's earlier
+        finished trials (``+20 earlier``) so its sums match the table, and shows the refit."""
         self.stop_polling()
         self.refresh()
         task = self.progress.tasks[[t.id for t in self.progress.tasks].index(self.task)]
-        self.progress.update(self.task, total=task.completed, counts=self._counts_text() + note)
+        earlier = sum(
+            1
+            for t in self.study.get_trials(deepcopy=False)
+            if t.number in self.skip and t.state.is_finished()
+        )
+        if earlier:
+            note = f" +{earlier} earlier" + note
+        self.progress.update(
+            self.task, total=task.completed, counts=self._counts_text() + note, phase=REFIT_PHASE
+        )

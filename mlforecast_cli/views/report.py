@@ -22,9 +22,21 @@ from ..trials.reference import REFERENCE_HEADER
 from .plots import INDEX, ORDER, TITLES
 
 
+@dataclass(frozen=True)
+class EnsembleInfo:
+    """How an ensemble's run combined its members (from the run's parameters)."""
+
+    weights: dict[str, float]
+    """Member model → weight, as `mlf ensemble` chose them on validation."""
+    method: str = ""
+    windows: int | None = None
+    """How many rolling windows the weights were chosen on."""
+
+
 @dataclass
 class StudySection:
-    """One model's best study: its leaderboard row, best parameters and plots."""
+    """One model's best study: its leaderboard row, best parameters and plots (an ensemble's:
+    its members' weights)."""
 
     row: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
@@ -32,6 +44,7 @@ class StudySection:
     """Plot file name → PNG bytes, in :data:`mlforecast_cli.views.plots.ORDER`."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Plot file name → why it is not there."""
+    ensemble: EnsembleInfo | None = None
 
 
 @dataclass
@@ -63,7 +76,7 @@ def collect(experiment: str, metric: str, tracking_uri: str | None) -> ReportDat
                 sections.append(StudySection(row=row))
                 continue
             run = client.get_run(row["run_id"])
-            section = StudySection(row=row, params=_best_params(run))
+            section = StudySection(row=row, params=_best_params(run), ensemble=_ensemble(run))
             _plots(client, row["run_id"], section)
             sections.append(section)
     return ReportData(experiment, metric, uri, sections)
@@ -80,10 +93,29 @@ def _best_params(run) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _ensemble(run) -> EnsembleInfo | None:
+    """The weights of an ensemble's run (`mlf ensemble` logs them as the ``members``
+    parameter); None for a study's run."""
+    text = run.data.params.get("members")
+    if text is None:
+        return None
+    try:
+        weights = json.loads(text)
+    except ValueError:
+        weights = {}
+    windows = run.data.params.get("ensemble_windows")
+    return EnsembleInfo(
+        weights={str(k): float(v) for k, v in weights.items()} if isinstance(weights, dict) else {},
+        method=run.data.params.get("method", ""),
+        windows=int(windows) if windows and windows.isdigit() else None,
+    )
+
+
 def _plots(client, run_id: str, section: StudySection) -> None:
     names = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run_id, "plots")}
     if not names:
-        section.skipped = dict.fromkeys(ORDER, "the study logged no plots (an older mlf?)")
+        if section.ensemble is None:  # an ensemble runs no search: it has none to log
+            section.skipped = dict.fromkeys(ORDER, "the study logged no plots (an older mlf?)")
         return
     with tempfile.TemporaryDirectory(prefix="mlf-report-") as tmp:
         local = Path(client.download_artifacts(run_id, "plots", tmp))
@@ -113,7 +145,10 @@ h3 { font-size: 1.0em; margin: 18px 0 6px; color: #444; }
 table { border-collapse: collapse; background: white; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 5px 10px; text-align: left; }
 th { background: #f0f0f0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.name { overflow-wrap: anywhere; }
+.wide { max-width: 100%; overflow-x: auto; }
+.note { color: #666; font-size: 0.85em; margin: 4px 0 0; }
 tr.reference td { color: #666; font-style: italic; }
 figure { margin: 8px 0 20px; background: white; border: 1px solid #e4e4e4; padding: 8px; }
 figure img { max-width: 100%; height: auto; display: block; }
@@ -145,6 +180,7 @@ def render(data: ReportData) -> str:
     ]
     if data.sections:
         parts.append(_leaderboard(data, label))
+        parts.append(_test_metrics(data, label))
     else:
         parts.append(
             f'<p class="skipped">No study with a validation {e(label)} in this experiment '
@@ -158,38 +194,78 @@ def render(data: ReportData) -> str:
 
 
 def _leaderboard(data: ReportData, label: str) -> str:
+    """The ranked table: the columns a reader compares, each model linked to its section."""
     e = html.escape
-    extra = sorted(
-        {k for s in data.sections for k in s.row.get("test_metrics", {})} - {label},
-        key=lambda k: k.lower(),
-    )
-    head = ["rank", "model", f"best val {label}", f"test {label}", REFERENCE_HEADER]
-    head += [f"test {k}" for k in extra]
-    head += [f"trials ({TRIALS_LEGEND})", "study", "MLflow run"]
-    rows = ["<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>"]
-    rows.append("<tbody>")
+    head = ["rank", "model", f"best val {label}", f"test {label}", REFERENCE_HEADER, "trials"]
+    head.append("study")
+    rows = [_table_head(head), "<tbody>"]
     for s in data.sections:
         r = s.row
-        reference = is_reference(r["model"])
-        model = e(model_label(r["model"]))
-        if r.get("run_id") is not None:
-            model = f'<a href="#{_anchor(r)}">{model}</a>'
         ratio = r.get("vs_reference")
         cells = [
             f'<td class="num">{r.get("rank", "")}</td>',
-            f"<td>{model}</td>",
+            f"<td>{_model_cell(r)}</td>",
             _num(r.get("val")),
             _num(r.get("test")),
             _num(None if ratio is None else f"{ratio:.2f}"),
-            *(_num(r.get("test_metrics", {}).get(k)) for k in extra),
-            f"<td>{e(str(r.get('trials', '')))}</td>",
-            f"<td>{e(str(r.get('study', '')))}</td>",
-            f"<td><code>{e(str(r.get('run_id', '')))}</code></td>",
+            f"<td>{_fmt(_trials(s))}</td>",
+            f'<td class="name">{_fmt(r.get("study"))}</td>',
         ]
-        cls = ' class="reference"' if reference else ""
+        cls = ' class="reference"' if is_reference(r["model"]) else ""
         rows.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    rows.append("</tbody></table>")
+    rows.append("</tbody></table></div>")
+    note = (
+        f'<p class="note">trials: {e(TRIALS_LEGEND)}; an ensemble runs none, its weights are '
+        "in its section. The reference row without a study is the seasonal naive scored on "
+        "the top study's split.</p>"
+    )
+    return "\n".join(rows) + "\n" + note
+
+
+def _test_metrics(data: ReportData, label: str) -> str:
+    """Every test metric but the ranked one (``label``) of each model that logged them
+    (intervals' coverage and MSIS among them), or ''."""
+    names = sorted(
+        {k for s in data.sections for k in s.row.get("test_metrics", {})} - {label},
+        key=lambda k: k.lower(),
+    )
+    if not names:
+        return ""
+    rows = [
+        "<h3>Every test metric</h3>",
+        _table_head(["model", *(f"test {k.replace('_', ' ')}" for k in names)]),
+        "<tbody>",
+    ]
+    for s in data.sections:
+        metrics = s.row.get("test_metrics") or {}
+        if not metrics:  # the reference scored by the studies keeps only the ranked metric
+            continue
+        cells = [f"<td>{_model_cell(s.row)}</td>", *(_num(metrics.get(k)) for k in names)]
+        cls = ' class="reference"' if is_reference(s.row["model"]) else ""
+        rows.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    rows.append("</tbody></table></div>")
     return "\n".join(rows)
+
+
+def _table_head(head: list[str]) -> str:
+    e = html.escape
+    cells = "".join(f"<th>{e(h)}</th>" for h in head)
+    return f'<div class="wide"><table><thead><tr>{cells}</tr></thead>'
+
+
+def _model_cell(row: dict[str, Any]) -> str:
+    model = html.escape(model_label(row["model"]))
+    if row.get("run_id") is None:  # the reference scored by the studies: no section
+        return model
+    return f'<a href="#{_anchor(row)}">{model}</a>'
+
+
+def _trials(section: StudySection) -> str:
+    """The trials cell: the counts, or what an ensemble combines."""
+    if section.ensemble is not None:
+        method = f", {section.ensemble.method}" if section.ensemble.method else ""
+        return f"ensemble of {len(section.ensemble.weights)}{method}"
+    return str(section.row.get("trials") or "")
 
 
 def _section(section: StudySection, label: str) -> str:
@@ -199,9 +275,11 @@ def _section(section: StudySection, label: str) -> str:
         f'<h2 id="{_anchor(r)}">{r.get("rank", "")}. {e(r["model"])}: study '
         f"{e(str(r.get('study', '')))}</h2>",
         f'<p class="meta">best validation {e(label)} {_fmt(r.get("val"))}, test {e(label)} '
-        f"{_fmt(r.get('test'))}; trials {e(str(r.get('trials', '')))}; MLflow run "
-        f"<code>{e(str(r.get('run_id', '')))}</code></p>",
+        f"{_fmt(r.get('test'))}; {'' if section.ensemble else 'trials '}"
+        f"{_fmt(_trials(section))}; MLflow run <code>{_fmt(r.get('run_id'))}</code></p>",
     ]
+    if section.ensemble is not None:
+        parts.append(_weights(section.ensemble))
     if section.params:
         cells = "".join(
             f"<tr><td>{e(str(k))}</td><td>{e(_param(v))}</td></tr>"
@@ -212,6 +290,12 @@ def _section(section: StudySection, label: str) -> str:
             f"<table><thead><tr><th>parameter</th><th>value</th></tr></thead>"
             f"<tbody>{cells}</tbody></table></details>"
         )
+    if section.ensemble is not None and not section.images:
+        parts.append(
+            '<p class="skipped">An ensemble runs no search, so it has no search plots; '
+            "its members' sections show theirs.</p>"
+        )
+        return "\n".join(parts)
     for name in ORDER:
         title = TITLES[name]
         if name in section.images:
@@ -226,12 +310,31 @@ def _section(section: StudySection, label: str) -> str:
     return "\n".join(parts)
 
 
+def _weights(ensemble: EnsembleInfo) -> str:
+    """An ensemble's members and their weights, heaviest first, each linked to its section."""
+    e = html.escape
+    on = f" on {ensemble.windows} validation windows" if ensemble.windows else " on validation"
+    rows = "".join(
+        f'<tr><td><a href="#{_anchor({"model": model})}">{e(model)}</a></td>'
+        f'<td class="num">{weight:.3f}</td></tr>'
+        for model, weight in sorted(ensemble.weights.items(), key=lambda kv: -kv[1])
+    )
+    if not rows:
+        return '<p class="skipped">Weights: not available (the run logged none).</p>'
+    method = f" ({e(ensemble.method)})" if ensemble.method else ""
+    return (
+        f"<h3>Weights{method}, chosen{e(on)}</h3>"
+        "<table><thead><tr><th>member</th><th>weight</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _anchor(row: dict[str, Any]) -> str:
     return "model-" + "".join(c if c.isalnum() else "-" for c in str(row["model"]))
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "–"
     if isinstance(value, float):
         return f"{value:.4g}"
