@@ -205,12 +205,12 @@ def make_case(
 def _series_inputs(panel, horizon: int) -> tuple[Histories, Histories, Histories]:
     """(train, valid, future) histories as a search and ``mlf predict`` give them."""
     from .data.histories import make_histories
-    from .data.windows import labels
+    from .data.windows import actuals
     from .trials.fit_series import scored_horizon
 
     end = panel.lengths - int(horizon)
     train = make_histories(panel, end, horizon)
-    valid = replace(train, y=labels(scored_horizon(panel, end, horizon)))
+    valid = replace(train, y=actuals(panel, scored_horizon(panel, end, horizon)))
     return train, valid, make_histories(panel, panel.lengths, horizon)
 
 
