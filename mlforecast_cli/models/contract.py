@@ -26,6 +26,9 @@ WINDOWS = "windows"
 SERIES = "series"
 """``ModelSpec.input`` of a whole-series model: it is given :class:`Histories`."""
 INPUTS = (WINDOWS, SERIES)
+CORE_PARAMS = ("window_size", "scaler")
+"""Parameters the core reads to cut a windows model's samples: every windows model accepts
+them; a whole-series model only when it declares them (it is handed unscaled histories)."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,12 @@ class ModelSpec:
     ``requires`` lists import names that must be installed; ``install`` is the pip command
     that brings them (defaults to ``pip install <missing>``). ``input`` says what the model
     is given: ``"windows"`` (:class:`Windows`) or ``"series"`` (:class:`Histories`).
+
+    The parameters a model accepts are the names its shipped ``space`` gives (under
+    ``params`` or ``fixed``), the names in ``extra_params`` (read by the factory but not in the
+    shipped space) and, for a windows model, :data:`CORE_PARAMS`. A space, ``--set`` or the
+    contract suite's ``params`` naming any other parameter is refused (a misspelling would
+    otherwise be passed on and silently ignored).
     """
 
     name: str
@@ -234,3 +243,4 @@ class ModelSpec:
     install: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     input: str = WINDOWS
+    extra_params: tuple[str, ...] = ()

@@ -129,14 +129,12 @@ def plan_study(
     panel, the one time a study does (every step of the study takes this split)."""
     from .. import __version__
     from ..data.split import split_panel
-    from ..search.space import build_pruner, build_sampler, load_space
+    from ..search.space import build_pruner, build_sampler
     from ..trials.fit import min_train
     from ..trials.optuna_study import StudyConfig
 
     settings = config.study
-    space = load_space(config.space_file) if config.space_file else entry.load_space()
-    if config.assignments:
-        space = space.override(list(config.assignments))
+    space = entry.effective_space(config.space_file, list(config.assignments or ()))
     if settings.metric is not None:
         space = space.override([f"optimizer.metric={settings.metric}"])
     build_sampler(space, seed=settings.seed)

@@ -20,7 +20,7 @@ import inspect
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -390,6 +390,26 @@ class SearchSpace:
         values = {name: param.suggest(trial) for name, param in self.params.items()}
         values.update(copy.deepcopy(dict(self.fixed)))
         return values
+
+    def check_declared(self, declared: Collection[str], model: str, source: str = "") -> None:
+        """Raise a one-line SpaceError for the first name under ``params``, ``fixed`` or
+        ``optimizer.first_trial`` that is not in ``declared`` (what ``model`` accepts), with
+        the closest declared name; ``source`` names where it came from (default the file)."""
+        first = self.optimizer.get("first_trial") or {}
+        names = [
+            *((f"params.{k}", k) for k in self.params),
+            *((f"fixed.{k}", k) for k in self.fixed),
+            *((f"optimizer.first_trial.{k}", k) for k in first),
+        ]
+        for where, name in names:
+            if name not in declared:
+                known = sorted(declared)
+                _fail(
+                    source or self.source,
+                    "" if source else where,
+                    f"model '{model}' has no parameter {name!r}; {_suggest(name, known)}"
+                    f"its parameters: {', '.join(known)} (see mlf show-space {model})",
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """The effective space as plain data (a fresh copy): ``parse_space`` reads it back."""
