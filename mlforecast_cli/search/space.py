@@ -474,8 +474,9 @@ class SearchSpace:
         else:
             bounds = _parse_range(raw)
             value = None if bounds else _load_value(raw, label)
+            assignment = _Assignment(key, raw, bounds, value, label)
             if key in params:
-                _override_param(params, fixed, key, raw, bounds, value, label)
+                _override_param(params, fixed, assignment)
             else:
                 _override_fixed(params, fixed, key, bounds, value)
         result = parse_space(data, label)
@@ -523,9 +524,29 @@ def _load_value(raw: str, label: str) -> Any:
         _fail(label, "", f"the value {raw!r} is not valid YAML ({problem}); quote it")
 
 
-def _override_param(
-    params: dict, fixed: dict, key: str, raw: str, bounds: tuple | None, value: Any, label: str
-) -> None:
+@dataclass(frozen=True)
+class _Assignment:
+    """One ``KEY=VALUE`` of ``--set``: the raw text, read as a range or as YAML."""
+
+    key: str
+    raw: str
+    bounds: tuple | None
+    """``(low, high)`` when the value is ``LOW..HIGH``."""
+    value: Any
+    """The value read as YAML (None for a range)."""
+    label: str
+    """Where it came from, for messages (``--set KEY``)."""
+
+
+def _override_param(params: dict, fixed: dict, assignment: _Assignment) -> None:
+    """Apply ``assignment`` to the searched param it names (see :meth:`SearchSpace.override`)."""
+    key, raw, bounds, value, label = (
+        assignment.key,
+        assignment.raw,
+        assignment.bounds,
+        assignment.value,
+        assignment.label,
+    )
     spec = params[key]
     if bounds is not None:
         if spec["type"] == "categorical":
