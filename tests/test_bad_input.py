@@ -106,6 +106,11 @@ CASES = {
         "params.num_leavs: model 'lightgbm' has no parameter 'num_leavs'; did you mean "
         "'num_leaves'?",
     ),  # fmt: skip
+    "misspelt parameter in --set for several models": (
+        lambda t: ["optimize", "seasonal_naive", "tcn", "--set", "epoch=1"],
+        "none of the models seasonal_naive, tcn has a parameter 'epoch'; did you mean "
+        "'epochs' (tcn)?",
+    ),
     "window_size for a whole-series model": (
         lambda t: ["optimize", "ets", "--set", "window_size=4..20"],
         "model 'ets' has no parameter 'window_size'",
@@ -254,6 +259,21 @@ def test_show_space_refuses_a_misspelt_parameter(args, cli):
 def test_show_space_takes_what_a_model_declares_beyond_its_space(cli):
     result = cli("show-space", "lightgbm", "--set", "huber_delta=2.0")  # extra_params
     assert result.code == 0 and "huber_delta: 2.0" in result.out, result
+
+
+def test_with_several_models_a_set_goes_to_those_that_declare_it(registry):
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.optimize.plan import OptimizeConfig, plan_study
+    from mlforecast_cli.trials.optuna_study import StudySettings
+
+    settings = StudySettings(horizon=4, device="cpu")
+    config = OptimizeConfig(settings, "walmart", "e", assignments=("epochs=1", "window_size=9"))
+    panel = load_dataset("walmart")
+    tcn, _ = plan_study(registry.get("tcn"), config, panel, several=True)
+    naive, _ = plan_study(registry.get("seasonal_naive"), config, panel, several=True)
+    assert tcn.space.fixed["epochs"] == 1 and tcn.space.fixed["window_size"] == 9
+    assert "epochs" not in naive.space.to_dict()["fixed"]
+    assert naive.space.fixed["window_size"] == 9
 
 
 def test_the_matrix_is_big_enough():

@@ -93,7 +93,11 @@ class Histories:
     Series ``i`` is ``values[offsets[i]:offsets[i + 1]]``: every history lies in one flat
     array, oldest first, without padding (like Nixtla mlforecast's ``GroupedArray``). Values
     are in the data's own units (nothing is scaled). A forecast covers the ``h`` steps right
-    after the end of each history, at ``future_times``.
+    after the end of each history, at ``future_times``. A history may be as short as one value
+    (a series that starts late, a validation cut early in a short series): the model forecasts
+    it all the same (the contract suite checks 1 and 2 values, less than a season, and a panel
+    of one series). Nothing is windowed or scaled for it, so ``window_size`` and ``scaler``
+    mean nothing to it unless it declares them (``ModelSpec.extra_params``).
     """
 
     values: np.ndarray
@@ -229,7 +233,8 @@ class ModelSpec:
 
     The parameters a model accepts are the names its shipped ``space`` gives (under
     ``params`` or ``fixed``), the names in ``extra_params`` (read by the factory but not in the
-    shipped space) and, for a windows model, :data:`CORE_PARAMS`. A space, ``--set`` or the
+    shipped space) and, for a windows model, ``window_size`` and ``scaler`` (read by the core
+    to cut its windows, :data:`CORE_PARAMS`). A space, ``--set`` or the
     contract suite's ``params`` naming any other parameter is refused (a misspelling would
     otherwise be passed on and silently ignored).
     """

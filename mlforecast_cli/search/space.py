@@ -58,7 +58,7 @@ DEFAULT_OPTIMIZER: dict[str, Any] = {
 
 PARAM_TYPES = ("int", "float", "categorical")
 TOP_LEVEL_KEYS = ("params", "fixed", "optimizer", "description")
-OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial", "ape_cap")
+OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial")
 _NUMERIC_KEYS = ("low", "high", "step", "log")
 _PARAM_KEYS = ("type", "low", "high", "step", "log", "choices")
 _RANGE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+?)\s*$")
@@ -372,12 +372,6 @@ class SearchSpace:
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each searched param as an Optuna distribution."""
         return {name: param.distribution() for name, param in self.params.items()}
-
-    @property
-    def ape_cap(self) -> float | None:
-        """``optimizer.ape_cap``: with MAPE, the study selects on each point's APE capped at this
-        percent (:func:`metrics.selection_score`); None: on the plain MAPE."""
-        return self.optimizer.get("ape_cap")
 
     def first_trial(self) -> dict[str, Any]:
         """The values ``optimizer.first_trial`` asks to try first, for the params still searched
@@ -713,6 +707,13 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
             f"expected a mapping (metric, direction, sampler, pruner), got a {_type_name(block)}",
         )
     for key, value in block.items():
+        if key == "ape_cap":
+            _fail(
+                source,
+                "optimizer.ape_cap",
+                "the MAPE cap is one rule for every model of a run, not a space's; remove it "
+                "and pass mlf optimize --ape-cap PCT (default 100, 0 for the plain MAPE)",
+            )
         if key not in OPTIMIZER_KEYS:
             _fail(
                 source,
@@ -766,15 +767,6 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
                 f"expected a mapping of param: value (tried first), got {_short(first)}",
             )
         optimizer["first_trial"] = dict(first)
-    cap = optimizer.get("ape_cap")
-    if cap is not None:
-        if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap > 0:
-            _fail(
-                source,
-                "optimizer.ape_cap",
-                f"expected a positive number of percent (e.g. 100), got {_short(cap)}",
-            )
-        optimizer["ape_cap"] = float(cap)
     return optimizer
 
 
