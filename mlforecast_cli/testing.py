@@ -222,13 +222,12 @@ def _case_options(options: CaseOptions | None, changes: Mapping[str, Any]) -> Ca
 def _check_declared(entry: ModelEntry, params: Mapping[str, Any] | None) -> None:
     """The pinned ``params`` name only parameters the model declares."""
     __tracebackhide__ = True
-    import difflib
+    from .search.space import did_you_mean
 
     declared = _declared(entry)
     for name in params or {}:
         if name not in declared:
-            close = difflib.get_close_matches(str(name), sorted(declared), 1, 0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(str(name), sorted(declared))
             raise ContractError(
                 f"{entry.name}: params names {name!r}, which the model does not declare; "
                 f"{hint}declare it in the shipped space or ModelSpec(extra_params=...)"

@@ -44,6 +44,7 @@ __all__ = [
     "SearchSpace",
     "build_pruner",
     "build_sampler",
+    "did_you_mean",
     "load_space",
     "parse_space",
 ]
@@ -78,7 +79,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _suggest(word: str, options: Sequence[str]) -> str:
+def did_you_mean(word: str, options: Sequence[str]) -> str:
     """``"did you mean 'x'? "`` for the closest option, or ``""``."""
     close = difflib.get_close_matches(str(word).lower(), [o.lower() for o in options], 1, 0.6)
     if not close:
@@ -216,7 +217,7 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
             _fail(
                 source,
                 f"{where}.{key}",
-                f"unknown key; {_suggest(str(key), _PARAM_KEYS)}"
+                f"unknown key; {did_you_mean(str(key), _PARAM_KEYS)}"
                 f"valid keys: {', '.join(_PARAM_KEYS)}",
             )
     if "type" not in spec:
@@ -230,7 +231,7 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
         _fail(
             source,
             f"{where}.type",
-            f"unknown type {_short(ptype)}; {_suggest(str(ptype), PARAM_TYPES)}"
+            f"unknown type {_short(ptype)}; {did_you_mean(str(ptype), PARAM_TYPES)}"
             f"use one of {', '.join(PARAM_TYPES)}",
         )
     if ptype == "categorical":
@@ -401,7 +402,7 @@ class SearchSpace:
                 _fail(
                     source or self.source,
                     "" if source else where,
-                    f"model '{model}' has no parameter {name!r}; {_suggest(name, known)}"
+                    f"model '{model}' has no parameter {name!r}; {did_you_mean(name, known)}"
                     f"its parameters: {', '.join(known)} (see mlf show-space {model})",
                 )
 
@@ -642,7 +643,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         )
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            hint = _suggest(str(key), TOP_LEVEL_KEYS) or (
+            hint = did_you_mean(str(key), TOP_LEVEL_KEYS) or (
                 "model parameters go under params: (searched) or fixed: (constant); "
             )
             _fail(
@@ -718,7 +719,7 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
             _fail(
                 source,
                 f"optimizer.{key}",
-                f"unknown key; {_suggest(str(key), OPTIMIZER_KEYS)}"
+                f"unknown key; {did_you_mean(str(key), OPTIMIZER_KEYS)}"
                 f"valid keys: {', '.join(OPTIMIZER_KEYS)}",
             )
         optimizer[key] = copy.deepcopy(value)
@@ -728,7 +729,7 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
             source,
             "optimizer.metric",
             f"unknown metric {_short(metric)}; "
-            f"{_suggest(str(metric), METRIC_NAMES)}use one of {', '.join(METRIC_NAMES)}",
+            f"{did_you_mean(str(metric), METRIC_NAMES)}use one of {', '.join(METRIC_NAMES)}",
         )
     optimizer["metric"] = metric.lower()
     direction = optimizer["direction"]
@@ -872,7 +873,7 @@ def _find_class(module: Any, base: type, spec: Mapping, key: str, space: SearchS
         _fail(
             space.source,
             f"{key}.type",
-            f"unknown {kind} {_short(name)}; {_suggest(str(name), sorted(classes))}"
+            f"unknown {kind} {_short(name)}; {did_you_mean(str(name), sorted(classes))}"
             f"use one of {', '.join(sorted(classes))}",
         )
     return cls
@@ -888,7 +889,7 @@ def _build(module: Any, base: type, spec: dict, key: str, space: SearchSpace) ->
             _fail(
                 source,
                 f"{key}.{arg}",
-                f"{cls.__name__} has no argument {arg!r}; {_suggest(arg, list(accepted))}"
+                f"{cls.__name__} has no argument {arg!r}; {did_you_mean(arg, list(accepted))}"
                 f"its arguments: {', '.join(accepted) or 'none'}",
             )
         if arg == "wrapped_pruner" and isinstance(value, Mapping):
