@@ -37,6 +37,7 @@ from .models.contract import SERIES, Forecaster, ForecasterProtocol, Histories, 
 from .models.registry import FAMILIES, ModelEntry, Registry
 
 __all__ = [
+    "CaseOptions",
     "ContractCase",
     "ContractError",
     "Fitted",
@@ -58,6 +59,8 @@ __all__ = [
     "check_report_calls",
     "check_requires",
     "check_shape",
+    "check_short_histories",
+    "short_history_cases",
     "check_space",
     "check_spec",
     "check_spec_fields",
@@ -140,50 +143,52 @@ def draw_params(entry: ModelEntry, seed: int = DEFAULT_SEED) -> dict[str, Any]:
         optuna.logging.set_verbosity(verbosity)
 
 
+@dataclass(frozen=True)
+class CaseOptions:
+    """How :func:`make_case` builds the contract data: the first ``n_series`` series of a
+    built-in ``dataset``, a ``horizon``, the task's ``seed``, ``device`` and ``n_threads``
+    (None: as ``mlf optimize`` gives one trial), and the tolerance when two predictions must
+    agree (determinism, pickling, row independence), in the windows' scaled units."""
+
+    horizon: int = DEFAULT_HORIZON
+    n_series: int = DEFAULT_N_SERIES
+    seed: int = DEFAULT_SEED
+    dataset: str = "walmart"
+    device: str = "cpu"
+    n_threads: int | None = None
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+
 def make_case(
     entry: ModelEntry,
     params: Mapping[str, Any] | None = None,
-    *,
-    horizon: int = DEFAULT_HORIZON,
-    n_series: int = DEFAULT_N_SERIES,
-    seed: int = DEFAULT_SEED,
-    dataset: str = "walmart",
-    device: str = "cpu",
-    n_threads: int | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
+    options: CaseOptions | None = None,
+    **changes: Any,
 ) -> ContractCase:
     """The contract data for ``entry``: the first ``n_series`` series of a built-in dataset.
 
     ``params`` are laid over one configuration drawn from the model's space (see
     :func:`draw_params`), so a test may pin only what it cares about (a small
-    ``epochs``...). ``window_size`` and ``scaler`` shape the windows as in the runner.
+    ``epochs``...); a name the model does not declare is refused. ``window_size`` and
+    ``scaler`` shape the windows as in the runner. ``options`` (:class:`CaseOptions`), with
+    ``changes`` to its fields laid over (``make_case(entry, seed=7)``).
     """
     __tracebackhide__ = True
     from .data.split import split_panel
     from .data.windows import make_windows
-    from .datasets import load_dataset
-    from .trials.fit import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE, task_info
+    from .trials.fit import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE
 
-    full = {**draw_params(entry, seed), **dict(params or {})}
-    panel = load_dataset(dataset)
-    keep = list(range(min(int(n_series), panel.n_series)))
-    panel = replace(
-        panel,
-        ids=[panel.ids[i] for i in keep],
-        times=[panel.times[i] for i in keep],
-        y=[panel.y[i] for i in keep],
-        features=[panel.features[i] for i in keep],
-        weights=None if panel.weights is None else [panel.weights[i] for i in keep],
-    )
-    task = task_info(panel, horizon, seed=seed, device=device, n_jobs=1)
-    if n_threads is not None:
-        task = replace(task, n_threads=int(n_threads))
+    opts = _case_options(options, changes)
+    _check_declared(entry, params)
+    full = {**draw_params(entry, opts.seed), **dict(params or {})}
+    panel = _first_series(opts.dataset, opts.n_series)
+    task = _task(panel, opts)
+    tolerance = {"rtol": opts.rtol, "atol": opts.atol, "panel": panel}
+    horizon = opts.horizon
     if entry.spec.input == SERIES:
         train, valid, future = _series_inputs(panel, horizon)
-        return ContractCase(
-            entry, full, task, train, valid, future, rtol=rtol, atol=atol, panel=panel
-        )
+        return ContractCase(entry, full, task, train, valid, future, **tolerance)
     window_size = int(full.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(full.get("scaler", DEFAULT_SCALER))
     try:
@@ -199,18 +204,82 @@ def make_case(
             f"{entry.name}: cannot cut contract windows with window_size={window_size}, "
             f"scaler={scaler!r}, horizon={horizon}: {exc}; pin smaller values in params"
         ) from None
-    return ContractCase(entry, full, task, train, valid, future, rtol=rtol, atol=atol, panel=panel)
+    return ContractCase(entry, full, task, train, valid, future, **tolerance)
+
+
+def _case_options(options: CaseOptions | None, changes: Mapping[str, Any]) -> CaseOptions:
+    __tracebackhide__ = True
+    names = {f.name for f in fields(CaseOptions)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ContractError(
+            f"make_case got unknown option(s) {', '.join(unknown)}; "
+            f"CaseOptions has {', '.join(sorted(names))}"
+        )
+    return replace(options or CaseOptions(), **changes)
+
+
+def _check_declared(entry: ModelEntry, params: Mapping[str, Any] | None) -> None:
+    """The pinned ``params`` name only parameters the model declares."""
+    __tracebackhide__ = True
+    from .search.space import did_you_mean
+
+    declared = _declared(entry)
+    for name in params or {}:
+        if name not in declared:
+            hint = did_you_mean(str(name), sorted(declared))
+            raise ContractError(
+                f"{entry.name}: params names {name!r}, which the model does not declare; "
+                f"{hint}declare it in the shipped space or ModelSpec(extra_params=...)"
+            )
+
+
+def _declared(entry: ModelEntry) -> frozenset[str]:
+    __tracebackhide__ = True
+    try:
+        return entry.declared_params
+    except MlfError as exc:
+        raise ContractError(f"{entry.name}: invalid space: {exc}") from None
+
+
+def _first_series(dataset: str, n_series: int):
+    """The first ``n_series`` series of built-in ``dataset`` (a Panel)."""
+    from .datasets import load_dataset
+
+    panel = load_dataset(dataset)
+    return _subpanel(panel, range(min(int(n_series), panel.n_series)))
+
+
+def _subpanel(panel, keep, lengths: Mapping[int, int] | None = None):
+    """The series ``keep`` of ``panel``, those in ``lengths`` cut to their first points."""
+    keep = list(keep)
+    cut = {k: slice(0, (lengths or {}).get(k)) for k in keep}
+    return replace(
+        panel,
+        ids=[panel.ids[i] for i in keep],
+        times=[panel.times[i][cut[i]] for i in keep],
+        y=[panel.y[i][cut[i]] for i in keep],
+        features=[panel.features[i][cut[i]] for i in keep],
+        weights=None if panel.weights is None else [panel.weights[i][cut[i]] for i in keep],
+    )
+
+
+def _task(panel, opts: CaseOptions) -> TaskInfo:
+    from .trials.fit import task_info
+
+    task = task_info(panel, opts.horizon, seed=opts.seed, device=opts.device, n_jobs=1)
+    return task if opts.n_threads is None else replace(task, n_threads=int(opts.n_threads))
 
 
 def _series_inputs(panel, horizon: int) -> tuple[Histories, Histories, Histories]:
     """(train, valid, future) histories as a search and ``mlf predict`` give them."""
     from .data.histories import make_histories
-    from .data.windows import labels
+    from .data.windows import actuals
     from .trials.fit_series import scored_horizon
 
     end = panel.lengths - int(horizon)
     train = make_histories(panel, end, horizon)
-    valid = replace(train, y=labels(scored_horizon(panel, end, horizon)))
+    valid = replace(train, y=actuals(panel, scored_horizon(panel, end, horizon)))
     return train, valid, make_histories(panel, panel.lengths, horizon)
 
 
@@ -602,6 +671,7 @@ def check_model(
     check_predict_any_windows(case, fitted.model)
     check_unchanged(case, fitted.snapshot)
     check_intervals_and_ensemble(case)
+    check_short_histories(case)
     return case
 
 
@@ -675,6 +745,59 @@ def check_intervals_and_ensemble(case: ContractCase) -> None:
             f"{case.name}: the greedy ensemble's validation MAE {ensemble:.6g} is worse than "
             "its best member's, which greedy selection can always match"
         )
+
+
+def short_history_cases(case: ContractCase) -> list[tuple[str, int | None]]:
+    """(label, points before the cut) of each short-history case :func:`check_short_histories`
+    runs; None points: the first series alone, whole (a one-series panel)."""
+    window = case.params.get("window_size")
+    season = case.task.season_length
+    lengths: list[tuple[str, int | None]] = []
+    if isinstance(window, int) and window > 2:
+        lengths.append(
+            (
+                f"a series shorter than its window ({window - 1} points, window_size {window})",
+                window - 1,
+            )
+        )
+    if season > 2:
+        lengths.append(
+            (f"a series shorter than one season ({season - 1} points, season {season})", season - 1)
+        )
+    lengths += [("a series of 2 points", 2), ("a series of 1 point", 1)]
+    return [*lengths, ("a one-series panel", None)]
+
+
+def check_short_histories(case: ContractCase) -> None:
+    """The model copes with what real panels hold: a trial (fit on the validation cut, forecast
+    and scored as a study does) on the case's series with the first one cut short (shorter than
+    the model's window, than one season, 2 points, 1 point before the cut), and on that series
+    alone. A model that raises or forecasts NaN there would fail every trial of such a panel;
+    the message names the case."""
+    __tracebackhide__ = True
+    from .trials.fit import FitOptions, fit_and_score
+
+    if case.panel is None:
+        raise ContractError(f"{case.name}: the case has no panel; build it with make_case")
+    horizon = case.task.horizon
+    full = case.panel
+    for label, points in short_history_cases(case):
+        if points is None:
+            panel = _subpanel(full, [0])
+        else:
+            panel = _subpanel(full, range(full.n_series), {0: points + horizon})
+        task = replace(case.task, n_series=panel.n_series)
+        end = panel.lengths - horizon
+        try:
+            with global_random_state(1):
+                fit_and_score(
+                    case.entry, case.params, task, panel, end, FitOptions(train_metrics=False)
+                )
+        except MlfError as exc:
+            raise ContractError(
+                f"{case.name} fails on {label}: {exc}; real panels hold such series: forecast "
+                "them (a whole-series model gets each history as it is, however short)"
+            ) from exc
 
 
 @dataclass
@@ -794,19 +917,12 @@ class ForecasterContract:
     def case(self) -> ContractCase:
         return self._memo(
             "case",
-            lambda: make_case(
-                self.entry,
-                self.params,
-                horizon=self.horizon,
-                n_series=self.n_series,
-                seed=self.seed,
-                dataset=self.dataset,
-                device=self.device,
-                n_threads=self.n_threads,
-                rtol=self.rtol,
-                atol=self.atol,
-            ),
+            lambda: make_case(self.entry, self.params, self.case_options()),
         )
+
+    def case_options(self) -> CaseOptions:
+        """The :class:`CaseOptions` of the class attributes."""
+        return CaseOptions(**{f.name: getattr(self, f.name) for f in fields(CaseOptions)})
 
     @property
     def fitted(self) -> Fitted:
@@ -861,6 +977,9 @@ class ForecasterContract:
 
     def test_gets_intervals_and_joins_ensembles(self) -> None:
         check_intervals_and_ensemble(self.case)
+
+    def test_copes_with_short_histories_and_one_series(self) -> None:
+        check_short_histories(self.case)
 
     def test_leaves_inputs_unchanged(self) -> None:
         fitted = self.fitted

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
+from ._params import STATS_PARAMS
 from ._stats import STATS_INSTALL, StatsForecaster
 
 LIMITS = ("max_p", "max_q", "max_P", "max_Q", "max_d", "max_D", "nmodels")
@@ -52,6 +53,7 @@ def register_models(register):
             space="mlforecast_cli.spaces:arima.yaml",
             requires=("statsforecast",),
             install=STATS_INSTALL,
+            extra_params=STATS_PARAMS,
             input="series",
         )
     )

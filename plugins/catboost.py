@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
+from ._params import TREE_PARAMS
 from ._tabular import TREES_INSTALL, TreeForecaster
 
 
@@ -117,5 +118,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:catboost.yaml",
             requires=("catboost",),
             install=TREES_INSTALL,
+            extra_params=TREE_PARAMS,
         )
     )

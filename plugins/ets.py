@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
+from ._params import STATS_PARAMS
 from ._stats import STATS_INSTALL, StatsForecaster
 
 ERRORS = ("Z", "A", "M")
@@ -93,6 +94,7 @@ def register_models(register):
             space="mlforecast_cli.spaces:ets.yaml",
             requires=("statsforecast",),
             install=STATS_INSTALL,
+            extra_params=STATS_PARAMS,
             input="series",
         )
     )

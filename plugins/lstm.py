@@ -10,6 +10,7 @@ when a model is fit or loaded, never when models are listed.
 from __future__ import annotations
 
 from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
+from mlforecast_cli.plugins._params import TRAINING_PARAMS
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -64,5 +65,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:lstm.yaml",
             requires=("torch",),
             install=TORCH_INSTALL,
+            extra_params=TRAINING_PARAMS,
         )
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
+from ._params import TREE_PARAMS
 from ._tabular import TREES_INSTALL, TreeForecaster
 
 
@@ -76,5 +77,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:random_forest.yaml",
             requires=("sklearn",),
             install=TREES_INSTALL,
+            extra_params=(*TREE_PARAMS, "criterion"),
         )
     )

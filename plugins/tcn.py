@@ -11,6 +11,7 @@ transformer (``_torch_training``); torch is imported only when a model is fit or
 from __future__ import annotations
 
 from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
+from mlforecast_cli.plugins._params import TRAINING_PARAMS
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -125,5 +126,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:tcn.yaml",
             requires=("torch",),
             install=TORCH_INSTALL,
+            extra_params=TRAINING_PARAMS,
         )
     )

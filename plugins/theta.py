@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
+from ._params import STATS_PARAMS
 from ._stats import STATS_INSTALL, StatsForecaster
 
 VARIANTS = ("auto", "STM", "OTM", "DSTM", "DOTM")
@@ -63,6 +64,7 @@ def register_models(register):
             space="mlforecast_cli.spaces:theta.yaml",
             requires=("statsforecast",),
             install=STATS_INSTALL,
+            extra_params=STATS_PARAMS,
             input="series",
         )
     )

@@ -14,6 +14,7 @@ model is fit or loaded.
 from __future__ import annotations
 
 from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
+from mlforecast_cli.plugins._params import TRAINING_PARAMS
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -108,5 +109,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:transformer.yaml",
             requires=("torch",),
             install=TORCH_INSTALL,
+            extra_params=TRAINING_PARAMS,
         )
     )

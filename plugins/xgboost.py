@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mlforecast_cli import ModelSpec, hookimpl
 
+from ._params import TREE_PARAMS
 from ._tabular import TREES_INSTALL, TreeForecaster
 
 
@@ -96,5 +97,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:xgboost.yaml",
             requires=("xgboost",),
             install=TREES_INSTALL,
+            extra_params=TREE_PARAMS,
         )
     )

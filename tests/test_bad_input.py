@@ -92,6 +92,29 @@ CASES = {
         lambda t: ["optimize", "seasonal_naive", "--ensemble-windows", "0"],
         "--ensemble-windows",
     ),
+    "misspelt parameter in --set": (
+        lambda t: ["optimize", "lightgbm", "--set", "num_leavs=1..5"],
+        "--set num_leavs: model 'lightgbm' has no parameter 'num_leavs'; did you mean "
+        "'num_leaves'?",
+    ),
+    "misspelt parameter in a space file": (
+        lambda t: [
+            "optimize",
+            "lightgbm",
+            *space(t, "params:\n  num_leavs: {type: int, low: 4, high: 64}\n"),
+        ],
+        "params.num_leavs: model 'lightgbm' has no parameter 'num_leavs'; did you mean "
+        "'num_leaves'?",
+    ),  # fmt: skip
+    "misspelt parameter in --set for several models": (
+        lambda t: ["optimize", "seasonal_naive", "tcn", "--set", "epoch=1"],
+        "none of the models seasonal_naive, tcn has a parameter 'epoch'; did you mean "
+        "'epochs' (tcn)?",
+    ),
+    "window_size for a whole-series model": (
+        lambda t: ["optimize", "ets", "--set", "window_size=4..20"],
+        "model 'ets' has no parameter 'window_size'",
+    ),
     "unknown dataset": (lambda t: ["optimize", "seasonal_naive", "--dataset", "m5"], "'m5'"),
     "mapping without --data": (
         lambda t: ["optimize", "seasonal_naive", "--target", "sales"],
@@ -218,6 +241,39 @@ def test_bad_input(name, cli, mlflow_uri, tmp_path):
     assert not journal.exists() or journal.stat().st_size == 0
     client = MlflowClient(mlflow_uri)
     assert not any(client.search_runs([e.experiment_id]) for e in client.search_experiments())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "num_leavs=10"],
+        ["--set", "optimizer.first_trial={num_leavs: 10}"],
+    ],
+)
+def test_show_space_refuses_a_misspelt_parameter(args, cli):
+    result = cli("show-space", "lightgbm", *args)
+    assert result.code == 2 and result.out == "", result
+    assert "did you mean 'num_leaves'?" in result.err and len(result.err.splitlines()) == 1
+
+
+def test_show_space_takes_what_a_model_declares_beyond_its_space(cli):
+    result = cli("show-space", "lightgbm", "--set", "huber_delta=2.0")  # extra_params
+    assert result.code == 0 and "huber_delta: 2.0" in result.out, result
+
+
+def test_with_several_models_a_set_goes_to_those_that_declare_it(registry):
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.optimize.plan import OptimizeConfig, plan_study
+    from mlforecast_cli.trials.optuna_study import StudySettings
+
+    settings = StudySettings(horizon=4, device="cpu")
+    config = OptimizeConfig(settings, "walmart", "e", assignments=("epochs=1", "window_size=9"))
+    panel = load_dataset("walmart")
+    tcn, _ = plan_study(registry.get("tcn"), config, panel, several=True)
+    naive, _ = plan_study(registry.get("seasonal_naive"), config, panel, several=True)
+    assert tcn.space.fixed["epochs"] == 1 and tcn.space.fixed["window_size"] == 9
+    assert "epochs" not in naive.space.to_dict()["fixed"]
+    assert naive.space.fixed["window_size"] == 9
 
 
 def test_the_matrix_is_big_enough():

@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+from mlforecast_cli import Forecaster, ModelSpec, SeriesForecaster, hookimpl
 from mlforecast_cli.models.registry import Registry
 from mlforecast_cli.testing import (
     ContractError,
@@ -30,9 +30,11 @@ from mlforecast_cli.testing import (
     check_refit,
     check_report,
     check_requires,
+    check_short_histories,
     check_space,
     check_spec_fields,
     make_case,
+    short_history_cases,
 )
 
 pytest_plugins = ["pytester"]
@@ -323,7 +325,7 @@ def test_the_test_class_reports_a_broken_model_as_failures(pytester):
         test_broken=textwrap.dedent(
             """
             import numpy as np
-            from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+            from mlforecast_cli import Forecaster, ModelSpec, SeriesForecaster, hookimpl
             from mlforecast_cli.testing import ForecasterContract
 
 
@@ -373,3 +375,81 @@ def test_the_test_class_reports_a_broken_model_as_failures(pytester):
     assert outcomes["failed"] >= 5 + 10
     assert outcomes.get("passed", 0) >= 4
     assert outcomes.get("skipped", 0) >= 2
+
+
+# --------------------------------------------------------------------------- real panels
+
+YEAR_SPACE = InlineYaml("fixed: {shift: 0.0}\n", "year.yaml")
+
+
+class LastYear(SeriesForecaster):
+    """Whole-series: the value 53 weeks back; passes every other rule on Walmart's 143 weeks."""
+
+    def fit(self, train, valid=None, report=None):
+        return self
+
+    def predict(self, histories):
+        rows = [
+            np.repeat(histories.history(i)[-53], histories.horizon) for i in range(len(histories))
+        ]
+        return np.array(rows, dtype=float) + self.params["shift"]
+
+
+class LastYearOrLast(LastYear):
+    """The same, falling back to the last value where the history is shorter than a year."""
+
+    def predict(self, histories):
+        out = []
+        for i in range(len(histories)):
+            y = histories.history(i)
+            h = histories.horizon
+            out.append(np.repeat(y[-53] if len(y) >= 53 else y[-1], h))
+        return np.array(out, dtype=float) + self.params["shift"]
+
+
+def test_a_plugin_that_reads_a_year_back_fails_on_a_short_history_and_says_which():
+    entry = entry_for(LastYear, space=YEAR_SPACE, input="series")
+    case = make_case(entry)
+    check_fit_predict(case)  # the rules on whole series pass
+    with pytest.raises(ContractError, match=r"shorter than one season \(51 points") as info:
+        check_short_histories(case)
+    assert "IndexError" in str(info.value)
+    check_short_histories(make_case(entry_for(LastYearOrLast, space=YEAR_SPACE, input="series")))
+
+
+def test_the_short_history_cases_cover_window_season_two_points_one_point_and_one_series():
+    labels = [
+        label for label, _ in short_history_cases(make_case(entry_for(Blend), {"window_size": 8}))
+    ]
+    assert [label.split(" (")[0] for label in labels] == [
+        "a series shorter than its window",
+        "a series shorter than one season",
+        "a series of 2 points",
+        "a series of 1 point",
+        "a one-series panel",
+    ]
+
+
+def test_a_misspelt_pinned_parameter_is_refused_with_the_closest_name():
+    with pytest.raises(ContractError, match=r"'windw_size'.*did you mean 'window_size'"):
+        make_case(entry_for(Blend), {"windw_size": 8})
+    with pytest.raises(ContractError, match="unknown option"):
+        make_case(entry_for(Blend), horizn=3)
+
+
+def test_a_whole_series_model_is_not_given_window_size_unless_it_declares_it():
+    assert (
+        "window_size" not in entry_for(LastYear, space=YEAR_SPACE, input="series").declared_params
+    )
+    declared = entry_for(
+        LastYear, space=YEAR_SPACE, input="series", extra_params=("window_size",)
+    ).declared_params
+    assert {"window_size", "shift"} <= declared and "scaler" not in declared
+    assert {"window_size", "scaler", "lr", "epochs"} <= entry_for(Blend).declared_params
+
+
+def test_a_spec_with_a_bad_extra_params_is_a_plugin_problem():
+    registry = Registry(entry_points=False)
+    registry.add_plugin(plugin_for(Blend, extra_params="lr"), name="bad")
+    assert not registry.models
+    assert any("extra_params must be a tuple" in p for p in registry.problems)

@@ -1,6 +1,6 @@
-"""A space with ``optimizer.ape_cap`` (the tree models') selects on MAPE with each point capped
-(100 %: the error of forecasting zero), so a few series whose actuals fall near zero cannot
-decide the search; the reported metric stays the plain one. Without it, plain MAPE selects."""
+"""Every study of a run selects on MAPE with each point capped (``--ape-cap``, default 100 %:
+the error of forecasting zero), so a few series whose actuals fall near zero cannot decide the
+search; the reported metric stays the plain one. With ``--ape-cap 0``, plain MAPE selects."""
 
 from __future__ import annotations
 
@@ -36,22 +36,23 @@ def test_selection_score_caps_only_mape_and_only_with_a_cap():
     assert np.isnan(selection_score("mase", y, yhat, metrics))  # not computed: not finite
 
 
-@pytest.mark.parametrize("cap", [0, -5, "high", True])
+@pytest.mark.parametrize("cap", [0, -5, float("inf"), True])
 def test_a_bad_ape_cap_is_one_clear_line(cap):
+    from mlforecast_cli.errors import UsageError
+    from mlforecast_cli.trials.optuna_study import StudySettings
+
+    with pytest.raises(UsageError, match="--ape-cap"):
+        StudySettings(horizon=4, ape_cap=cap)
+
+
+def test_the_cap_is_the_runs_not_a_spaces():
     from mlforecast_cli.errors import SpaceError
     from mlforecast_cli.search.space import parse_space
+    from mlforecast_cli.trials.optuna_study import StudySettings
 
-    with pytest.raises(SpaceError, match="optimizer.ape_cap"):
-        parse_space({"params": {}, "optimizer": {"ape_cap": cap}}, "s.yaml")
-
-
-def test_tree_spaces_cap_and_others_do_not():
-    from mlforecast_cli.models.registry import Registry
-
-    registry = Registry()
-    for name in ("lightgbm", "xgboost", "catboost", "random_forest"):
-        assert registry.get(name).load_space().ape_cap == APE_CAP
-    assert registry.get("seasonal_naive").load_space().ape_cap is None
+    assert StudySettings(horizon=4).ape_cap == APE_CAP  # every model of a run, by default
+    with pytest.raises(SpaceError, match=r"optimizer\.ape_cap: .*--ape-cap PCT"):
+        parse_space({"params": {}, "optimizer": {"ape_cap": 100}}, "s.yaml")
 
 
 @pytest.fixture
@@ -83,13 +84,12 @@ def test_search_selects_on_capped_mape_and_reports_the_plain_one(
     registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
     sets = ["shrink=[0.0, 0.9]", "window_size=6", "scaler=none"]
     sets.append("optimizer.first_trial={shrink: 0.9}")
-    if cap:
-        sets.append("optimizer.ape_cap=100")
     result = cli(
         "optimize",
         "tiny",
         *("--data", str(dip_csv), "--target", "value", "--time-col", "date", "--id-col", "id"),
         *("--horizon", str(HORIZON), "--trials", "8", "--json"),
+        *(() if cap else ("--ape-cap", "0")),
         *[arg for s in sets for arg in ("--set", s)],
     )
     assert result.code == 0, result

@@ -74,10 +74,6 @@ def show_space(
     ] = None,
 ) -> None:
     """Print the effective search space of MODEL as YAML, ready to copy and edit."""
-    from ..search.space import load_space
-
     entry = get_model(model)
-    effective = load_space(space) if space else entry.load_space()
-    if assignments:
-        effective = effective.override(assignments)
+    effective = entry.effective_space(space, assignments or ())
     console.print(effective.to_yaml(), end="", markup=False, highlight=False, soft_wrap=True)

@@ -81,6 +81,16 @@ def optimize(
     cv_windows: Annotated[
         int, typer.Option("--cv-windows", min=1, metavar="K", help="Rolling validation windows.")
     ] = 1,
+    ape_cap: Annotated[
+        float,
+        typer.Option(
+            "--ape-cap",
+            min=0,
+            metavar="PCT",
+            help="With MAPE, every model selects on each point's error capped at PCT percent "
+            "(100: the error of forecasting zero); 0 selects on the plain MAPE.",
+        ),
+    ] = 100.0,
     ensemble_windows: Annotated[
         int,
         typer.Option(
@@ -139,7 +149,7 @@ def optimize(
 
     limit_native_threads(n_jobs)  # before NumPy or a model library starts its thread pools
     from ..models.registry import get_registry
-    from ..optimize.plan import OptimizeConfig, select_models
+    from ..optimize.plan import OptimizeConfig, check_assignments, select_models
     from ..optimize.study_run import StudyRun
     from ..search.metrics import check_metric
     from ..services.storage import check_storage_url
@@ -157,6 +167,7 @@ def optimize(
     settings = StudySettings(
         horizon=horizon,
         cv_windows=cv_windows,
+        ape_cap=ape_cap or None,
         ensemble_windows=ensemble_windows,
         storage=storage,
         seed=seed,
@@ -178,6 +189,8 @@ def optimize(
         command=shlex.join(["mlf", *invocation()]),
     )
     several = len(entries) + len(chosen.broken) > 1
+    if several:
+        check_assignments(entries, config.assignments)
     runs = [StudyRun.plan(entry, config, choice.panel, several=several) for entry in entries]
     for error in chosen.broken.values():
         warning_line(f"{error}; it is left out, the other models run")

@@ -24,6 +24,7 @@ _NAMES = {
     "Split": "split",
     "split_panel": "split",
     "SCALERS": "windows",
+    "actuals": "windows",
     "inverse_scale": "windows",
     "labels": "windows",
     "make_windows": "windows",

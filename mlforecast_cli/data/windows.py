@@ -17,7 +17,7 @@ from .calendar_features import calendar_features
 from .frequency import NS, future_block
 from .panel import Panel
 
-__all__ = ["SCALERS", "inverse_scale", "labels", "make_windows", "seasonal_lags"]
+__all__ = ["SCALERS", "actuals", "inverse_scale", "labels", "make_windows", "seasonal_lags"]
 
 SCALERS = ("none", "series", "window")
 """Names accepted by :func:`make_windows` ``scaler``."""
@@ -254,3 +254,17 @@ def labels(windows: Windows) -> np.ndarray:
     if windows.y is None:
         raise ValueError("these windows forecast past the end of the data: they have no labels")
     return inverse_scale(windows.y, windows)
+
+
+def actuals(panel: Panel, windows: Windows) -> np.ndarray:
+    """The (n, h) target of ``windows``' horizon steps as read from ``panel``: the data's own
+    values, what every metric scores. :func:`labels` gives them back through the scaler,
+    where a zero may return as 1e-14 (which MAPE would then divide by)."""
+    if windows.y is None:
+        raise ValueError("these windows forecast past the end of the data: they have no labels")
+    if windows.step_offset is None:
+        return labels(windows)
+    lengths = panel.lengths
+    start = np.cumsum(lengths) - lengths  # flat index of each series' first value
+    idx = start[windows.series, None] + windows.step_offset[:, None] + np.arange(windows.horizon)
+    return np.concatenate(panel.y).astype(np.float64, copy=False)[idx]

@@ -26,6 +26,9 @@ WINDOWS = "windows"
 SERIES = "series"
 """``ModelSpec.input`` of a whole-series model: it is given :class:`Histories`."""
 INPUTS = (WINDOWS, SERIES)
+CORE_PARAMS = ("window_size", "scaler")
+"""Parameters the core reads to cut a windows model's samples: every windows model accepts
+them; a whole-series model only when it declares them (it is handed unscaled histories)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,11 @@ class Histories:
     Series ``i`` is ``values[offsets[i]:offsets[i + 1]]``: every history lies in one flat
     array, oldest first, without padding (like Nixtla mlforecast's ``GroupedArray``). Values
     are in the data's own units (nothing is scaled). A forecast covers the ``h`` steps right
-    after the end of each history, at ``future_times``.
+    after the end of each history, at ``future_times``. A history may be as short as one value
+    (a series that starts late, a validation cut early in a short series): the model forecasts
+    it all the same (the contract suite checks 1 and 2 values, less than a season, and a panel
+    of one series). Nothing is windowed or scaled for it, so ``window_size`` and ``scaler``
+    mean nothing to it unless it declares them (``ModelSpec.extra_params``).
     """
 
     values: np.ndarray
@@ -223,6 +230,13 @@ class ModelSpec:
     ``requires`` lists import names that must be installed; ``install`` is the pip command
     that brings them (defaults to ``pip install <missing>``). ``input`` says what the model
     is given: ``"windows"`` (:class:`Windows`) or ``"series"`` (:class:`Histories`).
+
+    The parameters a model accepts are the names its shipped ``space`` gives (under
+    ``params`` or ``fixed``), the names in ``extra_params`` (read by the factory but not in the
+    shipped space) and, for a windows model, ``window_size`` and ``scaler`` (read by the core
+    to cut its windows, :data:`CORE_PARAMS`). A space, ``--set`` or the
+    contract suite's ``params`` naming any other parameter is refused (a misspelling would
+    otherwise be passed on and silently ignored).
     """
 
     name: str
@@ -234,3 +248,4 @@ class ModelSpec:
     install: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     input: str = WINDOWS
+    extra_params: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -24,7 +24,7 @@ import pluggy
 
 from ..errors import MlfError, PluginError, UnknownModelError, UsageError, described, first_line
 from . import hookspecs
-from .contract import INPUTS, ModelSpec, TaskInfo
+from .contract import CORE_PARAMS, INPUTS, WINDOWS, ModelSpec, TaskInfo
 
 ENTRY_POINT_GROUP = "mlf"
 FAMILIES = ("baseline", "tree", "neural", "statistical", "other")
@@ -96,6 +96,28 @@ class ModelEntry:
         from ..search.space import load_space
 
         return load_space(self.spec.space)
+
+    @cached_property
+    def declared_params(self) -> frozenset[str]:
+        """Every parameter the model accepts: its shipped space's names, its spec's
+        ``extra_params`` and, for a windows model, the core's ``window_size`` and ``scaler``."""
+        shipped = self.load_space()
+        core = CORE_PARAMS if self.spec.input == WINDOWS else ()
+        return frozenset([*shipped.params, *shipped.fixed, *self.spec.extra_params, *core])
+
+    def effective_space(self, space_file: Any = None, assignments: Sequence[str] = ()):
+        """The space a study of this model searches: ``space_file`` (or the shipped space)
+        with ``assignments`` (``--set KEY=VALUE``) applied; a name the model does not declare
+        (:attr:`declared_params`) is refused with one line and the closest name."""
+        from ..search.space import load_space
+
+        space = load_space(space_file) if space_file else self.load_space()
+        space.check_declared(self.declared_params, self.name)
+        for assignment in assignments:
+            space = space.override([assignment])
+            key = str(assignment).split("=", 1)[0].strip()
+            space.check_declared(self.declared_params, self.name, source=f"--set {key}")
+        return space
 
     def factory(self) -> Callable[..., Any]:
         factory = self.spec.factory
@@ -324,6 +346,9 @@ def _check_spec(spec: Any) -> str | None:
         return f"family must be one of {', '.join(FAMILIES)}"
     if spec.space is None:
         return "a search space is required"
+    extra = spec.extra_params
+    if isinstance(extra, str) or not all(isinstance(n, str) and n for n in extra):
+        return f"extra_params must be a tuple of parameter names, not {extra!r}"
     if spec.input not in INPUTS:
         return f"input must be one of {', '.join(INPUTS)}, not {spec.input!r}"
     return None

@@ -121,6 +121,37 @@ def not_ready(entry: ModelEntry) -> UsageError | None:
     return None
 
 
+def model_key(assignment: str) -> str | None:
+    """The model parameter a ``--set KEY=VALUE`` names, or None for a dotted or block key
+    (``optimizer.metric=mae``, ``fixed={...}``)."""
+    from ..search.space import TOP_LEVEL_KEYS
+
+    key = str(assignment).split("=", 1)[0].strip()
+    return None if "." in key or key in TOP_LEVEL_KEYS or "=" not in assignment else key
+
+
+def check_assignments(entries: Sequence[ModelEntry], assignments: Sequence[str]) -> None:
+    """With several models, each ``--set`` of a model parameter applies to the models that
+    declare it; one that none of them declares is refused with the closest name."""
+    import difflib
+
+    from ..errors import SpaceError
+
+    declared = {name for e in entries for name in e.declared_params}
+    for assignment in assignments:
+        key = model_key(assignment)
+        if key is None or key in declared:
+            continue
+        close = difflib.get_close_matches(key, sorted(declared), 1, 0.6)
+        owners = [e.name for e in entries if close and close[0] in e.declared_params]
+        hint = f"did you mean '{close[0]}' ({', '.join(owners)})? " if close else ""
+        names = ", ".join(e.name for e in entries)
+        raise SpaceError(
+            f"--set {key}: none of the models {names} has a parameter {key!r}; {hint}"
+            "see mlf show-space MODEL"
+        )
+
+
 def plan_study(
     entry: ModelEntry, config: OptimizeConfig, panel: Panel, *, several: bool = False
 ) -> tuple[StudyConfig, Split]:
@@ -129,14 +160,17 @@ def plan_study(
     panel, the one time a study does (every step of the study takes this split)."""
     from .. import __version__
     from ..data.split import split_panel
-    from ..search.space import build_pruner, build_sampler, load_space
+    from ..search.space import build_pruner, build_sampler
     from ..trials.fit import min_train
     from ..trials.optuna_study import StudyConfig
 
     settings = config.study
-    space = load_space(config.space_file) if config.space_file else entry.load_space()
-    if config.assignments:
-        space = space.override(list(config.assignments))
+    assignments = [
+        a
+        for a in config.assignments
+        if not several or model_key(a) in (None, *entry.declared_params)
+    ]  # with several models, a parameter is set on those that declare it
+    space = entry.effective_space(config.space_file, assignments)
     if settings.metric is not None:
         space = space.override([f"optimizer.metric={settings.metric}"])
     build_sampler(space, seed=settings.seed)

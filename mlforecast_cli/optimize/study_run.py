@@ -171,6 +171,7 @@ class StudyRun:
             "horizon": config.horizon,
             "metric": config.metric,
             "cv_windows": config.cv_windows,
+            "ape_cap": config.ape_cap,
             "seed": config.seed,
             "plugin": entry.plugin.name,
             "plugin_distribution": entry.plugin.dist,

@@ -293,8 +293,8 @@ def selection_score(
     ape_cap: float | None = None,
 ) -> float:
     """What a study minimises for metric ``name`` on one fold: ``metrics[name]`` (the fold's
-    :func:`evaluate`), except MAPE when ``ape_cap`` is given (a space's ``optimizer.ape_cap``):
-    then each point's APE is capped there (:func:`capped_mape`).
+    :func:`evaluate`), except MAPE when ``ape_cap`` is given (the run's ``--ape-cap``, one
+    rule for every model): then each point's APE is capped there (:func:`capped_mape`).
 
     On a panel where a few series' actuals fall near zero, their APEs of thousands of percent
     would make the mean: the search would pick whatever forecasts those few points low. Capped

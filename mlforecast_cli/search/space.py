@@ -20,7 +20,7 @@ import inspect
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -44,6 +44,7 @@ __all__ = [
     "SearchSpace",
     "build_pruner",
     "build_sampler",
+    "did_you_mean",
     "load_space",
     "parse_space",
 ]
@@ -58,7 +59,7 @@ DEFAULT_OPTIMIZER: dict[str, Any] = {
 
 PARAM_TYPES = ("int", "float", "categorical")
 TOP_LEVEL_KEYS = ("params", "fixed", "optimizer", "description")
-OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial", "ape_cap")
+OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial")
 _NUMERIC_KEYS = ("low", "high", "step", "log")
 _PARAM_KEYS = ("type", "low", "high", "step", "log", "choices")
 _RANGE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+?)\s*$")
@@ -78,7 +79,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _suggest(word: str, options: Sequence[str]) -> str:
+def did_you_mean(word: str, options: Sequence[str]) -> str:
     """``"did you mean 'x'? "`` for the closest option, or ``""``."""
     close = difflib.get_close_matches(str(word).lower(), [o.lower() for o in options], 1, 0.6)
     if not close:
@@ -216,7 +217,7 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
             _fail(
                 source,
                 f"{where}.{key}",
-                f"unknown key; {_suggest(str(key), _PARAM_KEYS)}"
+                f"unknown key; {did_you_mean(str(key), _PARAM_KEYS)}"
                 f"valid keys: {', '.join(_PARAM_KEYS)}",
             )
     if "type" not in spec:
@@ -230,7 +231,7 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
         _fail(
             source,
             f"{where}.type",
-            f"unknown type {_short(ptype)}; {_suggest(str(ptype), PARAM_TYPES)}"
+            f"unknown type {_short(ptype)}; {did_you_mean(str(ptype), PARAM_TYPES)}"
             f"use one of {', '.join(PARAM_TYPES)}",
         )
     if ptype == "categorical":
@@ -373,12 +374,6 @@ class SearchSpace:
         """Each searched param as an Optuna distribution."""
         return {name: param.distribution() for name, param in self.params.items()}
 
-    @property
-    def ape_cap(self) -> float | None:
-        """``optimizer.ape_cap``: with MAPE, the study selects on each point's APE capped at this
-        percent (:func:`metrics.selection_score`); None: on the plain MAPE."""
-        return self.optimizer.get("ape_cap")
-
     def first_trial(self) -> dict[str, Any]:
         """The values ``optimizer.first_trial`` asks to try first, for the params still searched
         whose range holds them (an override can take a param out of the search)."""
@@ -390,6 +385,26 @@ class SearchSpace:
         values = {name: param.suggest(trial) for name, param in self.params.items()}
         values.update(copy.deepcopy(dict(self.fixed)))
         return values
+
+    def check_declared(self, declared: Collection[str], model: str, source: str = "") -> None:
+        """Raise a one-line SpaceError for the first name under ``params``, ``fixed`` or
+        ``optimizer.first_trial`` that is not in ``declared`` (what ``model`` accepts), with
+        the closest declared name; ``source`` names where it came from (default the file)."""
+        first = self.optimizer.get("first_trial") or {}
+        names = [
+            *((f"params.{k}", k) for k in self.params),
+            *((f"fixed.{k}", k) for k in self.fixed),
+            *((f"optimizer.first_trial.{k}", k) for k in first),
+        ]
+        for where, name in names:
+            if name not in declared:
+                known = sorted(declared)
+                _fail(
+                    source or self.source,
+                    "" if source else where,
+                    f"model '{model}' has no parameter {name!r}; {did_you_mean(name, known)}"
+                    f"its parameters: {', '.join(known)} (see mlf show-space {model})",
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """The effective space as plain data (a fresh copy): ``parse_space`` reads it back."""
@@ -454,8 +469,9 @@ class SearchSpace:
         else:
             bounds = _parse_range(raw)
             value = None if bounds else _load_value(raw, label)
+            assignment = _Assignment(key, raw, bounds, value, label)
             if key in params:
-                _override_param(params, fixed, key, raw, bounds, value, label)
+                _override_param(params, fixed, assignment)
             else:
                 _override_fixed(params, fixed, key, bounds, value)
         result = parse_space(data, label)
@@ -503,9 +519,29 @@ def _load_value(raw: str, label: str) -> Any:
         _fail(label, "", f"the value {raw!r} is not valid YAML ({problem}); quote it")
 
 
-def _override_param(
-    params: dict, fixed: dict, key: str, raw: str, bounds: tuple | None, value: Any, label: str
-) -> None:
+@dataclass(frozen=True)
+class _Assignment:
+    """One ``KEY=VALUE`` of ``--set``: the raw text, read as a range or as YAML."""
+
+    key: str
+    raw: str
+    bounds: tuple | None
+    """``(low, high)`` when the value is ``LOW..HIGH``."""
+    value: Any
+    """The value read as YAML (None for a range)."""
+    label: str
+    """Where it came from, for messages (``--set KEY``)."""
+
+
+def _override_param(params: dict, fixed: dict, assignment: _Assignment) -> None:
+    """Apply ``assignment`` to the searched param it names (see :meth:`SearchSpace.override`)."""
+    key, raw, bounds, value, label = (
+        assignment.key,
+        assignment.raw,
+        assignment.bounds,
+        assignment.value,
+        assignment.label,
+    )
     spec = params[key]
     if bounds is not None:
         if spec["type"] == "categorical":
@@ -607,7 +643,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         )
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            hint = _suggest(str(key), TOP_LEVEL_KEYS) or (
+            hint = did_you_mean(str(key), TOP_LEVEL_KEYS) or (
                 "model parameters go under params: (searched) or fixed: (constant); "
             )
             _fail(
@@ -672,11 +708,18 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
             f"expected a mapping (metric, direction, sampler, pruner), got a {_type_name(block)}",
         )
     for key, value in block.items():
+        if key == "ape_cap":
+            _fail(
+                source,
+                "optimizer.ape_cap",
+                "the MAPE cap is one rule for every model of a run, not a space's; remove it "
+                "and pass mlf optimize --ape-cap PCT (default 100, 0 for the plain MAPE)",
+            )
         if key not in OPTIMIZER_KEYS:
             _fail(
                 source,
                 f"optimizer.{key}",
-                f"unknown key; {_suggest(str(key), OPTIMIZER_KEYS)}"
+                f"unknown key; {did_you_mean(str(key), OPTIMIZER_KEYS)}"
                 f"valid keys: {', '.join(OPTIMIZER_KEYS)}",
             )
         optimizer[key] = copy.deepcopy(value)
@@ -686,7 +729,7 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
             source,
             "optimizer.metric",
             f"unknown metric {_short(metric)}; "
-            f"{_suggest(str(metric), METRIC_NAMES)}use one of {', '.join(METRIC_NAMES)}",
+            f"{did_you_mean(str(metric), METRIC_NAMES)}use one of {', '.join(METRIC_NAMES)}",
         )
     optimizer["metric"] = metric.lower()
     direction = optimizer["direction"]
@@ -725,15 +768,6 @@ def _parse_optimizer(block: Any, source: str) -> dict[str, Any]:
                 f"expected a mapping of param: value (tried first), got {_short(first)}",
             )
         optimizer["first_trial"] = dict(first)
-    cap = optimizer.get("ape_cap")
-    if cap is not None:
-        if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap > 0:
-            _fail(
-                source,
-                "optimizer.ape_cap",
-                f"expected a positive number of percent (e.g. 100), got {_short(cap)}",
-            )
-        optimizer["ape_cap"] = float(cap)
     return optimizer
 
 
@@ -839,7 +873,7 @@ def _find_class(module: Any, base: type, spec: Mapping, key: str, space: SearchS
         _fail(
             space.source,
             f"{key}.type",
-            f"unknown {kind} {_short(name)}; {_suggest(str(name), sorted(classes))}"
+            f"unknown {kind} {_short(name)}; {did_you_mean(str(name), sorted(classes))}"
             f"use one of {', '.join(sorted(classes))}",
         )
     return cls
@@ -855,7 +889,7 @@ def _build(module: Any, base: type, spec: dict, key: str, space: SearchSpace) ->
             _fail(
                 source,
                 f"{key}.{arg}",
-                f"{cls.__name__} has no argument {arg!r}; {_suggest(arg, list(accepted))}"
+                f"{cls.__name__} has no argument {arg!r}; {did_you_mean(arg, list(accepted))}"
                 f"its arguments: {', '.join(accepted) or 'none'}",
             )
         if arg == "wrapped_pruner" and isinstance(value, Mapping):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..data.panel import Panel
-from ..data.windows import Draw, labels, make_windows, train_windows
+from ..data.windows import Draw, actuals, make_windows, train_windows
 from ..models.baseline import seasonal_naive
 from ..models.contract import SERIES, TaskInfo, Windows
 from ..models.registry import ModelEntry
@@ -119,7 +119,7 @@ def fit_and_score(
         metrics=metrics,
         train_metrics=fitted,
         predictions=predictions,
-        actuals=labels(target) if target.y is not None else None,
+        actuals=actuals(panel, target) if target.y is not None else None,
         windows=target,
         refit_params=refit_params_of(model),
         seconds=seconds,

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.histories import make_histories
 from ..data.panel import Panel
-from ..data.windows import labels, make_windows
+from ..data.windows import actuals, make_windows
 from ..models.contract import Histories, TaskInfo, Windows
 from ..models.registry import ModelEntry
 from .scoring import (
@@ -55,9 +55,9 @@ def fit_and_score_series(
     target = scored_horizon(panel, end, task.horizon)
     # a series with no point before `end` is neither fitted nor scored there
     train = make_histories(panel, end, task.horizon, series=target.series)
-    actuals = labels(target) if target.y is not None else None
-    holdout = options.holdout and actuals is not None
-    valid = dataclasses.replace(train, y=actuals) if holdout else None
+    truth = actuals(panel, target) if target.y is not None else None
+    holdout = options.holdout and truth is not None
+    valid = dataclasses.replace(train, y=truth) if holdout else None
     data = FitData(train, valid, train)
     model, raw, seconds = fit_predict(entry, params, task, data, options.report)
     check_forecast(entry.name, raw, train)
@@ -67,7 +67,7 @@ def fit_and_score_series(
         metrics=metrics,
         train_metrics={},
         predictions=predictions,
-        actuals=actuals,
+        actuals=truth,
         windows=target,
         refit_params=refit_params_of(model),
         seconds=seconds,

@@ -40,8 +40,8 @@ COLLECT_EVERY = 5.0
 
 class Objective:
     """The Optuna objective of one study: the mean validation selection score over the CV folds
-    (the metric itself; MAPE capped per point where the space sets ``optimizer.ape_cap``:
-    :func:`metrics.selection_score`); the plain metrics are kept in the trial's
+    (the metric itself; MAPE capped per point at the run's ``ape_cap``, one rule for every
+    model: :func:`metrics.selection_score`); the plain metrics are kept in the trial's
     ``val_metrics``."""
 
     def __init__(
@@ -143,7 +143,7 @@ class Objective:
                             f.actuals,
                             f.predictions,
                             f.metrics,
-                            self.config.space.ape_cap,
+                            self.config.ape_cap,
                         )
                         for f in folds
                     ]

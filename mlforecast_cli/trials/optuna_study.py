@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..search.metrics import check_metric
+from ..search.metrics import APE_CAP, check_metric
 from ..search.space import SearchSpace, build_pruner, build_sampler
 from ..services.liveness import wait_for_user_attr
 from ..services.outages import storage_errors
@@ -50,6 +50,9 @@ class StudySettings:
     device: str = "auto"
     metric: str | None = None
     study_name: str | None = None
+    ape_cap: float | None = APE_CAP
+    """With MAPE, every study of the run selects on each point's APE capped at this percent
+    (:func:`~mlforecast_cli.search.metrics.selection_score`); None: on the plain MAPE."""
 
     def __post_init__(self) -> None:
         for flag, value in (
@@ -62,6 +65,9 @@ class StudySettings:
                 raise UsageError(f"{flag} {value!r} must be a whole number of at least 1")
         if self.metric is not None:
             check_metric(self.metric)
+        cap = self.ape_cap
+        if cap is not None and (isinstance(cap, bool) or not 0 < cap < float("inf")):
+            raise UsageError(f"--ape-cap {cap!r} must be a positive number of percent (e.g. 100)")
         if self.device.lower() not in DEVICES:
             raise UsageError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
 
@@ -117,6 +123,10 @@ class StudyConfig:
     @property
     def n_jobs(self) -> int:
         return self.settings.n_jobs
+
+    @property
+    def ape_cap(self) -> float | None:
+        return self.settings.ape_cap
 
     def with_seed(self, seed: int) -> StudyConfig:
         """The same study with another sampler seed (each worker process has its own)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..data.panel import Panel
-from ..data.windows import inverse_scale, labels
+from ..data.windows import actuals, inverse_scale
 from ..errors import MlfError, described
 from ..models.contract import Windows
 from ..search.metrics import evaluate, mase_scale
@@ -103,12 +103,13 @@ def row_weights(panel: Panel, windows: Windows) -> np.ndarray | None:
 def score(
     panel: Panel, windows: Windows, scaled_predictions: np.ndarray, end: np.ndarray
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """Predictions in original units and every metric against the windows' labels."""
+    """Predictions in original units and every metric against the data's own actuals
+    (:func:`~mlforecast_cli.data.windows.actuals`, never the labels back through a scaler)."""
     predictions = inverse_scale(np.asarray(scaled_predictions, dtype=float), windows)
-    actuals = labels(windows)
+    truth = actuals(panel, windows)
     history = [panel.y[s][: int(end[s])] for s in range(panel.n_series)]
     scales = mase_scale(history, panel.season_length)[windows.series]
-    metrics = evaluate(actuals, predictions, scale=scales, weights=row_weights(panel, windows))
+    metrics = evaluate(truth, predictions, scale=scales, weights=row_weights(panel, windows))
     return predictions, metrics
 
 
