@@ -132,6 +132,14 @@ def optimize(
             help="Also save each study's plots (PNG) in DIR/<study name>/.",
         ),
     ] = None,
+    final_refit: Annotated[
+        bool,
+        typer.Option(
+            "--final-refit/--no-final-refit",
+            help="After the test, refit the best on the whole history and save that model "
+            "for 'mlf predict' (--no-final-refit: save the model refit on train + valid).",
+        ),
+    ] = True,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..services.threads import limit_native_threads
@@ -174,6 +182,7 @@ def optimize(
         assignments=tuple(assignments or ()),
         tracking_uri=tracking_uri,
         plots_dir=plots,
+        final_refit=final_refit,
         command=shlex.join(["mlf", *invocation()]),
     )
     several = len(entries) + len(chosen.broken) > 1
@@ -318,6 +327,10 @@ def _document(
                 "naive_fallback": o.naive_fallback,
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
+                "trained_on": o.trained_on,
+                "final_refit_seconds": (
+                    None if o.final_refit_seconds is None else round(o.final_refit_seconds, 3)
+                ),
                 "error": o.error,
                 "failures": [
                     {

@@ -56,6 +56,9 @@ class OptimizeConfig:
     """``process`` (a writer process) or ``inline``; default from ``MLF_CHILD_RUNS``."""
     draw_plots: bool = field(default_factory=_plots_default)
     """Draw and log the study plots; ``MLF_PLOTS=0`` turns them off."""
+    final_refit: bool = True
+    """After the test, fit the tested configuration on the whole history and save that as
+    the model `mlf predict` uses (``--no-final-refit``: save the train + valid refit)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.trials, int) or self.trials < 1:
