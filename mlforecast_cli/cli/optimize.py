@@ -328,9 +328,8 @@ def _document(
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
                 "trained_on": o.trained_on,
-                "final_refit_seconds": (
-                    None if o.final_refit_seconds is None else round(o.final_refit_seconds, 3)
-                ),
+                "refit_seconds": _rounded(o.refit_seconds),
+                "final_refit_seconds": _rounded(o.final_refit_seconds),
                 "error": o.error,
                 "failures": [
                     {
@@ -346,3 +345,7 @@ def _document(
             for o in outcomes
         ],
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

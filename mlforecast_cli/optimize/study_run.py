@@ -59,6 +59,8 @@ class ModelOutcome:
     """Where the refit model was saved when the tracking store was lost before it was logged."""
     trained_on: str | None = None
     """What the saved model was fitted on (``SavedModel.trained_on``); None without a model."""
+    refit_seconds: float | None = None
+    """What the refit on train + valid cost (samples, fit, test forecast and its scores)."""
     final_refit_seconds: float | None = None
     """What fitting the tested configuration on the whole history cost (None: not done)."""
 
@@ -273,12 +275,14 @@ class StudyRun:
         # the plain metric of the best trial, not its selection score (trials.objective)
         best_metrics = study.best_trial.user_attrs.get("val_metrics") or {}
         outcome.best_value = best_metrics.get(self.config.metric, study.best_value)
+        started = time.perf_counter()
         try:
             refit = refit_best(self.entry, self.panel, self.config, self.split, study)
         except MlfError as exc:
             outcome.error = f"refit of the best trial failed: {exc}"
             refit = None
         outcome.best_params = refit.params if refit else None
+        outcome.refit_seconds = time.perf_counter() - started if refit else None
         forecasts = self.held_out_forecasts(refit) if refit is not None else None
         with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
             models = None
@@ -338,11 +342,14 @@ class StudyRun:
 
         outcome, tracker = self.outcome, self.tracker
         status = "FAILED" if outcome.error else "FINISHED"
-        seconds = {}
-        if refit is not None:
-            seconds["refit"] = refit.result.seconds
-        if outcome.final_refit_seconds is not None:
-            seconds["final_refit"] = outcome.final_refit_seconds
+        seconds = {
+            name: value
+            for name, value in (
+                ("refit", outcome.refit_seconds),
+                ("final_refit", outcome.final_refit_seconds),
+            )
+            if value is not None
+        }
         tracker.log_summary(
             StudySummary(
                 best_params=outcome.best_params or dict(self.study.best_params),
