@@ -107,6 +107,7 @@ class StudyRun:
         search goes on without tracking; the refit model is kept on disk if it was not
         logged)."""
         from ..tracking.parent_run import MlflowTracker
+        from .plan import child_runs_for
 
         if board is not None:
             self.board = board
@@ -115,7 +116,7 @@ class StudyRun:
             experiment=self.run.experiment,
             tracking_uri=self.run.tracking_uri,
             metric=self.config.metric,
-            sink=self.run.child_runs,
+            sink=child_runs_for(self.run, self.config),
             workers=self.config.n_jobs - 1,
         )
         try:
@@ -195,6 +196,7 @@ class StudyRun:
         from ..search.metrics import metric_label
         from ..trials.objective import planned_trials, run_study
         from . import workers
+        from .plan import child_runs_for
 
         config, study, tracker = self.config, self.study, self.tracker
         trials = planned_trials(config.space, study, self.run.trials)
@@ -217,7 +219,7 @@ class StudyRun:
                 until_total=until,
                 timeout=self.run.timeout,
                 tracking_uri=tracker.tracking_uri,
-                child_runs=self.run.child_runs,
+                child_runs=child_runs_for(self.run, config),
             )
             for k in range(1, config.n_jobs if until is not None else 1)
         ]
