@@ -11,8 +11,8 @@ Each run is a fresh process in a fresh folder (its own ``MLF_HOME`` and SQLite s
 ``--repeats`` rounds alternate the systems, and the table shows the median, min and max wall
 seconds and the median CPU seconds (user + sys of the process and its children: the MLflow
 writer included), which say how much of the wall time was waiting for a busy machine. mlf
-runs twice: in a fresh folder (the MLflow store created by the run: its schema migrations)
-and in a folder whose store exists (a user's every later run).
+runs in a fresh folder (the MLflow store created by the run: its schema migrations) and in a
+folder whose store exists (a user's every later run), then with one part off at a time.
 
 The refit table runs ``--refit-models`` (default ``lightgbm``, ``--refit-trials`` trials) and
 reads ``refit_seconds`` and ``final_refit_seconds`` from ``--json``.
@@ -40,13 +40,18 @@ DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "m1_monthly.csv"
 HORIZON, SEASON, FREQ = 18, 12, "MS"
 
 
-def timed(argv: list[str], folder: Path) -> tuple[float, float, str]:
-    """Run ``argv`` in ``folder`` (isolated env): wall seconds, CPU seconds of it and its
-    children, stdout; raises with the last stderr line if it fails."""
+def timed(argv: list[str], folder: Path, env: dict[str, str] | None = None):
+    """Run ``argv`` in ``folder`` (isolated env, plus ``env``): wall seconds, CPU seconds of it
+    and its children, stdout; raises with the last stderr line if it fails."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        argv, cwd=folder, env=isolated_env(folder), capture_output=True, text=True, timeout=900
+        argv,
+        cwd=folder,
+        env={**isolated_env(folder), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -93,23 +98,32 @@ def create_store(folder: Path) -> None:
     )
 
 
+VARIANTS = (
+    # label, create the store first, extra environment
+    ("mlf seasonal_naive, fresh store", False, {}),
+    ("mlf seasonal_naive, existing store", True, {}),
+    ("... with the writer process (MLF_CHILD_RUNS=process)", True, {"MLF_CHILD_RUNS": "process"}),
+    ("... without the plots (MLF_PLOTS=0)", True, {"MLF_PLOTS": "0"}),
+    ("... without the final refit (--no-final-refit)", True, {}),
+)
+
+
 def fixed_cost(data: Path, repeats: int) -> str:
     runs: dict[str, list[tuple[float, float]]] = {}
     for _ in range(repeats):
-        with scratch("mlf-bench-fixed-") as folder:
-            wall, cpu, _ = timed(mlf_optimize(data, "seasonal_naive", 1), folder)
-            runs.setdefault("mlf seasonal_naive, fresh store", []).append((wall, cpu))
-        with scratch("mlf-bench-fixed-") as folder:
-            create_store(folder)
-            wall, cpu, _ = timed(mlf_optimize(data, "seasonal_naive", 1), folder)
-            runs.setdefault("mlf seasonal_naive, existing store", []).append((wall, cpu))
+        for label, existing, env in VARIANTS:
+            extra = ["--no-final-refit"] if "no-final-refit" in label else []
+            with scratch("mlf-bench-fixed-") as folder:
+                if existing:
+                    create_store(folder)
+                argv = mlf_optimize(data, "seasonal_naive", 1, *extra)
+                runs.setdefault(label, []).append(timed(argv, folder, env)[:2])
         with scratch("mlf-bench-fixed-") as folder:
             train = write_train(data, folder / "train.csv")
             argv = [sys.executable, str(REPO / "benchmarks" / "peers.py"), "--fit"]
             argv += ["seasonalnaive", "--train", str(train), "--out", str(folder / "f.csv")]
             argv += ["--horizon", str(HORIZON), "--season", str(SEASON), "--freq", FREQ]
-            wall, cpu, _ = timed(argv, folder)
-            runs.setdefault("statsforecast SeasonalNaive", []).append((wall, cpu))
+            runs.setdefault("statsforecast SeasonalNaive", []).append(timed(argv, folder)[:2])
     rows = []
     for name, values in runs.items():
         walls = [w for w, _ in values]
