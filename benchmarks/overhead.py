@@ -33,7 +33,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
     from mlforecast_cli.data.split import split_panel
     from mlforecast_cli.datasets import load_dataset
     from mlforecast_cli.models.registry import get_model
-    from mlforecast_cli.tracking.parent_run import MlflowTracker
+    from mlforecast_cli.tracking.parent_run import MlflowTracker, ParentRun
     from mlforecast_cli.trials.objective import build_objective, run_study
     from mlforecast_cli.trials.optuna_study import StudyConfig, create_study
     from mlforecast_cli.views.progress import ProgressBoard
@@ -51,7 +51,7 @@ def run(model: str, trials: int, storage: str | None, tracked: bool, folder: Pat
         tracker = MlflowTracker(
             experiment="bench", tracking_uri=f"sqlite:///{folder / 'mlflow.db'}"
         )
-        tracker.start(study, parent_params={"model": model})
+        tracker.start(study, parent=ParentRun(params={"model": model}))
         board = ProgressBoard(console=Console(file=io.StringIO(), force_terminal=True))
         board.__enter__()
         callbacks = [tracker, board.add(model, trials, "MAPE", study)]

@@ -39,7 +39,8 @@ def study_trials(name: str):
 
 @pytest.mark.slow  # a second process (workers or the MLflow writer)
 @pytest.mark.full_optimize  # the writer process and the plots, as a user runs it
-def test_seasonal_naive_one_trial_tracked_in_mlflow(cli, mlflow_uri):
+def test_seasonal_naive_one_trial_tracked_in_mlflow(cli, mlflow_uri, monkeypatch):
+    monkeypatch.setenv("MLF_CHILD_RUNS", "process")  # a one-trial study would write inline
     result = cli("optimize", "seasonal_naive", "--trials", "3", "--quiet")
     assert result.code == 0, result
     assert "seasonal_naive (reference)" in result.out
@@ -424,3 +425,30 @@ def test_resuming_under_another_experiment_says_so(cli, mlflow_uri):
     [old] = runs(mlflow_uri, "study", "first")
     [new] = runs(mlflow_uri, "study", "second")
     assert old.info.run_id != new.info.run_id == model["mlflow_parent_run_id"]
+
+
+def test_short_studies_write_their_child_runs_inline(monkeypatch):
+    """``auto``: the writer process only where it pays for its start (more than 10 trials in
+    one process); ``MLF_CHILD_RUNS`` still decides when set."""
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.models.registry import get_registry
+    from mlforecast_cli.optimize.plan import OptimizeConfig, child_runs_for, plan_study
+    from mlforecast_cli.trials.optuna_study import StudySettings
+
+    monkeypatch.delenv("MLF_CHILD_RUNS")
+    panel, registry = load_dataset("walmart"), get_registry()
+
+    def sink(model: str, trials: int, n_jobs: int = 1, **env: str) -> str:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        run = OptimizeConfig(
+            StudySettings(horizon=13, n_jobs=n_jobs), "walmart", "e", trials=trials
+        )
+        study, _ = plan_study(registry.get(model), run, panel)
+        return child_runs_for(run, study)
+
+    assert sink("seasonal_naive", 50) == "inline"  # nothing to search: one trial
+    assert sink("lightgbm", 10) == "inline"
+    assert sink("lightgbm", 11) == "process"
+    assert sink("lightgbm", 5, n_jobs=2) == "process"
+    assert sink("seasonal_naive", 1, MLF_CHILD_RUNS="process") == "process"

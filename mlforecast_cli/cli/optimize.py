@@ -143,6 +143,14 @@ def optimize(
             help="Also save each study's plots (PNG) in DIR/<study name>/.",
         ),
     ] = None,
+    final_refit: Annotated[
+        bool,
+        typer.Option(
+            "--final-refit/--no-final-refit",
+            help="After the test, refit the best on the whole history and save that model "
+            "for 'mlf predict' (--no-final-refit: save the model refit on train + valid).",
+        ),
+    ] = True,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..services.threads import limit_native_threads
@@ -186,6 +194,7 @@ def optimize(
         assignments=tuple(assignments or ()),
         tracking_uri=tracking_uri,
         plots_dir=plots,
+        final_refit=final_refit,
         command=shlex.join(["mlf", *invocation()]),
     )
     several = len(entries) + len(chosen.broken) > 1
@@ -334,6 +343,9 @@ def _document(
                 "naive_fallback": o.naive_fallback,
                 "mlflow_parent_run_id": o.parent_run_id,
                 "seconds": round(o.seconds, 3),
+                "trained_on": o.trained_on,
+                "refit_seconds": _rounded(o.refit_seconds),
+                "final_refit_seconds": _rounded(o.final_refit_seconds),
                 "error": o.error,
                 "failures": [
                     {
@@ -349,3 +361,7 @@ def _document(
             for o in outcomes
         ],
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

@@ -139,6 +139,7 @@ def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, o
             {
                 "model": saved.model_name,
                 "study_name": saved.study_name,
+                "trained_on": saved.trained_on,
                 "run_id": run.info.run_id,
                 "model_uri": model_uri(run),
                 "experiment": experiment,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,19 +165,28 @@ def _logging_to(uri: str | None, experiment_id: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@dataclass(frozen=True)
+class RunTarget:
+    """The MLflow run a model is logged to, and where it lives."""
+
+    run_id: str
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    """Saves MLflow probing for the run's experiment (Databricks notebooks) to find it."""
+
+
 def log_model(
     model_dir: str | Path,
+    target: RunTarget,
     *,
-    run_id: str,
-    tracking_uri: str | None = None,
-    experiment_id: str | None = None,
     panel: Panel | None = None,
     pip_requirements: Sequence[str] = (),
     signature=None,
 ) -> str:
-    """Log the saved model folder as an MLflow pyfunc model of ``run_id``; returns its URI.
+    """Log the saved model folder as an MLflow pyfunc model of ``target``'s run; returns its
+    URI.
 
-    The model is a logged model named ``model`` whose source run is ``run_id`` (so
+    The model is a logged model named ``model`` whose source run is ``target.run_id`` (so
     ``runs:/<run_id>/model`` and the returned ``models:/<model_id>`` both load it). With
     the training ``panel`` it gets an input example (its last steps) and a signature; else
     ``signature`` if given (an ensemble takes its members').
@@ -187,14 +197,14 @@ def log_model(
 
     saved = SavedModel.load(model_dir)
     example = input_example(saved, panel) if panel is not None else None
-    with _logging_to(tracking_uri, experiment_id), quiet_mlflow():
+    with _logging_to(target.tracking_uri, target.experiment_id), quiet_mlflow():
         if example is not None:
             signature = signature_for(saved, example)
         info = Model.log(
             artifact_path=None,
             name=MODEL_NAME,
             flavor=mlflow.pyfunc,
-            run_id=run_id,
+            run_id=target.run_id,
             python_model=MlfForecastModel(),
             artifacts={ARTIFACT: str(model_dir)},
             signature=signature,
@@ -255,5 +265,6 @@ def describe(saved: SavedModel) -> dict[str, Any]:
         "window_size": saved.window_size,
         "scaler": saved.scaler,
         "params": saved.params,
+        "trained_on": saved.trained_on,
         "test_metrics": saved.test_metrics,
     }

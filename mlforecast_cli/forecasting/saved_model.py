@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 PICKLE = "model.pkl"
 META = "mlf_model.json"
+WHOLE_HISTORY = "whole history"
+"""``SavedModel.trained_on`` of a model fitted on every step of the data (the default)."""
+TRAIN_VALID = "train + valid"
+"""``SavedModel.trained_on`` of the refit scored on the test window (``--no-final-refit``)."""
 
 
 @dataclass
@@ -46,6 +50,9 @@ class SavedModel:
     """Scaled validation residuals per horizon step: the model's prediction intervals."""
     members: list[tuple[float, SavedModel]] = field(default_factory=list)
     """An ensemble's weighted members (``forecaster`` is then None)."""
+    trained_on: str = TRAIN_VALID
+    """What the forecaster was fitted on: :data:`WHOLE_HISTORY` or :data:`TRAIN_VALID` (then
+    the test window was never seen). ``test_metrics`` are the train + valid refit's either way."""
 
     @property
     def horizon(self) -> int:

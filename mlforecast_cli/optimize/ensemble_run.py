@@ -258,7 +258,7 @@ def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, confor
     from mlflow.entities import Metric, Param, RunTag
 
     from ..ensembles.held_out import log_artifacts
-    from ..forecasting.pyfunc import MODEL_URI_TAG, log_model
+    from ..forecasting.pyfunc import MODEL_URI_TAG, RunTarget, log_model
 
     first = outcome.members[0].run.data.params
     tags = {"mlf.role": "study", "mlf.study": outcome.study_name, "mlf.model": ENSEMBLE}
@@ -293,9 +293,7 @@ def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, confor
             folder = save_ensemble(client, tracking_uri, outcome, conformal, Path(tmp) / "model")
             outcome.model_uri = log_model(
                 folder,
-                run_id=run_id,
-                tracking_uri=tracking_uri,
-                experiment_id=exp_id,
+                RunTarget(run_id, tracking_uri, exp_id),
                 pip_requirements=sorted(
                     {m.run.data.params.get("plugin_distribution") or "" for m in outcome.members}
                     - {"", "None"}

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..trials.objective import Objective
     from ..trials.optuna_study import FailureReason, StudyConfig
     from ..trials.reference import ReferenceScores
-    from ..trials.refit import RefitResult
+    from ..trials.refit import FinalFit, RefitResult
     from ..views.progress import ProgressBoard
     from .plan import OptimizeConfig
 
@@ -57,6 +57,12 @@ class ModelOutcome:
     """The seasonal naive's metrics on the same split (the leaderboard's reference row)."""
     kept_model: Path | None = None
     """Where the refit model was saved when the tracking store was lost before it was logged."""
+    trained_on: str | None = None
+    """What the saved model was fitted on (``SavedModel.trained_on``); None without a model."""
+    refit_seconds: float | None = None
+    """What the refit on train + valid cost (samples, fit, test forecast and its scores)."""
+    final_refit_seconds: float | None = None
+    """What fitting the tested configuration on the whole history cost (None: not done)."""
 
 
 @dataclass
@@ -101,6 +107,7 @@ class StudyRun:
         search goes on without tracking; the refit model is kept on disk if it was not
         logged)."""
         from ..tracking.parent_run import MlflowTracker
+        from .plan import child_runs_for
 
         if board is not None:
             self.board = board
@@ -109,7 +116,7 @@ class StudyRun:
             experiment=self.run.experiment,
             tracking_uri=self.run.tracking_uri,
             metric=self.config.metric,
-            sink=self.run.child_runs,
+            sink=child_runs_for(self.run, self.config),
             workers=self.config.n_jobs - 1,
         )
         try:
@@ -136,6 +143,7 @@ class StudyRun:
     def _start(self) -> ModelOutcome:
         """Create or resume the study, reap dead trials, start the parent run."""
         from ..services.liveness import reap_dead_trials
+        from ..tracking.parent_run import ParentRun
         from ..trials.objective import build_objective
         from ..trials.optuna_study import create_study
 
@@ -145,9 +153,11 @@ class StudyRun:
         self.tracker.start(
             self.study,
             created=created,
-            parent_params=self.parent_params(),
-            parent_tags={"mlf.model": self.entry.name, "mlf.command": self.run.command},
-            space_yaml=self.config.space.to_yaml(),
+            parent=ParentRun(
+                params=self.parent_params(),
+                tags={"mlf.model": self.entry.name, "mlf.command": self.run.command},
+                space_yaml=self.config.space.to_yaml(),
+            ),
             pending=reaped,
         )
         outcome = ModelOutcome(
@@ -187,6 +197,7 @@ class StudyRun:
         from ..search.metrics import metric_label
         from ..trials.objective import planned_trials, run_study
         from . import workers
+        from .plan import child_runs_for
 
         config, study, tracker = self.config, self.study, self.tracker
         trials = planned_trials(config.space, study, self.run.trials)
@@ -209,7 +220,7 @@ class StudyRun:
                 until_total=until,
                 timeout=self.run.timeout,
                 tracking_uri=tracker.tracking_uri,
-                child_runs=self.run.child_runs,
+                child_runs=child_runs_for(self.run, config),
             )
             for k in range(1, config.n_jobs if until is not None else 1)
         ]
@@ -243,8 +254,10 @@ class StudyRun:
         return errors
 
     def finish(self) -> str:
-        """Refit the best trial, test, save and log the model, its held-out forecasts and the
-        plots; the parent run's final status (FINISHED, or FAILED with ``outcome.error``)."""
+        """Refit the best trial, test it, fit it on the whole history (``run.final_refit``),
+        save and log the model, its held-out forecasts and the plots; the parent run's final
+        status (FINISHED, or FAILED with ``outcome.error``)."""
+        from ..tracking.parent_run import StudySummary
         from ..trials.optuna_study import failure_reasons, state_counts
         from ..trials.reference import reference_scores
         from ..trials.refit import refit_best
@@ -260,67 +273,107 @@ class StudyRun:
             errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
             last = f"; last error: {errors[-1]}" if errors else ""
             outcome.error = "no trial completed" + last
-            tracker.log_summary(
-                best_params=None,
-                best_value=None,
-                counts=outcome.counts,
-                reference=outcome.reference,
-            )
+            tracker.log_summary(StudySummary(counts=outcome.counts, reference=outcome.reference))
             return "FAILED"
         # the plain metric of the best trial, not its selection score (trials.objective)
         best_metrics = study.best_trial.user_attrs.get("val_metrics") or {}
         outcome.best_value = best_metrics.get(self.config.metric, study.best_value)
+        started = time.perf_counter()
         try:
             refit = refit_best(self.entry, self.panel, self.config, self.split, study)
         except MlfError as exc:
             outcome.error = f"refit of the best trial failed: {exc}"
             refit = None
         outcome.best_params = refit.params if refit else None
+        outcome.refit_seconds = time.perf_counter() - started if refit else None
         forecasts = self.held_out_forecasts(refit) if refit is not None else None
         with tempfile.TemporaryDirectory(prefix="mlf-model-") as tmp:
-            model_dir = None
+            models = None
             if refit is not None:
                 outcome.test_metrics = refit.test_metrics
                 outcome.naive_fallback = refit.naive_fallback
                 conformal = forecasts.conformal if forecasts is not None else None
-                model_dir = self.save_model(refit, Path(tmp) / "model", conformal)
+                models = self.save_models(refit, Path(tmp), conformal)
             try:
-                return self.log_results(refit, model_dir, forecasts)
+                return self.log_results(refit, models, forecasts)
             except Exception as exc:
                 reason = lost_reason(exc)
                 if reason is None:
                     raise
                 tracker.mark_lost(reason)
-                if model_dir is not None:
-                    outcome.kept_model = keep_model(model_dir, self.config.study_name)
+                if models is not None:
+                    outcome.kept_model = keep_model(models.production, self.config.study_name)
         return "FAILED" if outcome.error else "FINISHED"
+
+    def save_models(
+        self, refit: RefitResult, folder: Path, conformal: ConformalScores | None
+    ) -> SavedModels:
+        """Save the tested refit and, with ``run.final_refit``, the same configuration fitted
+        on the whole history (the production model) in ``folder``. A final fit that fails
+        leaves the tested refit as the production model, with a warning."""
+        from ..forecasting.saved_model import TRAIN_VALID, WHOLE_HISTORY
+        from ..trials.refit import refit_final
+
+        outcome = self.outcome
+        tested = self.save_model(refit, folder / "tested", conformal)
+        outcome.trained_on = TRAIN_VALID
+        if not self.run.final_refit:
+            return SavedModels(production=tested, tested=None)
+        try:
+            final = refit_final(self.entry, self.panel, refit)
+        except MlfError as exc:
+            outcome.warnings.append(
+                f"the fit on the whole history failed, so the saved model is the one refit on "
+                f"train + valid: {exc}"
+            )
+            return SavedModels(production=tested, tested=None)
+        outcome.final_refit_seconds = final.seconds
+        outcome.trained_on = WHOLE_HISTORY
+        production = self.save_model(refit, folder / "model", conformal, final=final)
+        return SavedModels(production=production, tested=tested)
 
     def log_results(
         self,
         refit: RefitResult | None,
-        model_dir: Path | None,
+        models: SavedModels | None,
         forecasts: StudyForecasts | None,
     ) -> str:
-        """Log the summary, the held-out forecasts, the model and the plots on the parent run;
-        the run's final status. A lost tracking store is raised (the caller keeps the model on
-        disk)."""
+        """Log the summary, the held-out forecasts, the models and the plots on the parent
+        run; the run's final status. A lost tracking store is raised (the caller keeps the
+        model on disk)."""
+        from ..tracking.parent_run import TESTED_MODEL_ARTIFACT, StudySummary
+
         outcome, tracker = self.outcome, self.tracker
         status = "FAILED" if outcome.error else "FINISHED"
+        seconds = {
+            name: value
+            for name, value in (
+                ("refit", outcome.refit_seconds),
+                ("final_refit", outcome.final_refit_seconds),
+            )
+            if value is not None
+        }
         tracker.log_summary(
-            best_params=outcome.best_params or dict(self.study.best_params),
-            best_value=outcome.best_value,
-            test_metrics=outcome.test_metrics,
-            train_metrics=refit.train_metrics if refit else None,
-            counts=outcome.counts,
-            naive_fallback=outcome.naive_fallback,
-            reference=outcome.reference,
+            StudySummary(
+                best_params=outcome.best_params or dict(self.study.best_params),
+                best_value=outcome.best_value,
+                test_metrics=outcome.test_metrics,
+                train_metrics=refit.train_metrics if refit else {},
+                counts=outcome.counts,
+                naive_fallback=outcome.naive_fallback,
+                reference=outcome.reference,
+                trained_on=outcome.trained_on,
+                seconds=seconds,
+            )
         )
         if forecasts is not None:
             outcome.warnings += log_held_out(tracker, forecasts)
-        if model_dir is not None:
+        if models is not None:
             try:
+                if models.tested is not None:
+                    tracker.log_folder(models.tested, TESTED_MODEL_ARTIFACT)
                 tracker.log_model(
-                    model_dir, panel=self.panel, requirements=requirements(self.entry)
+                    models.production, panel=self.panel, requirements=requirements(self.entry)
                 )
             except Exception as exc:
                 if lost_reason(exc) is not None:
@@ -357,11 +410,17 @@ class StudyRun:
         return replace(forecasts, ensemble=windows)
 
     def save_model(
-        self, refit: RefitResult, folder: Path, conformal: ConformalScores | None = None
+        self,
+        refit: RefitResult,
+        folder: Path,
+        conformal: ConformalScores | None = None,
+        final: FinalFit | None = None,
     ) -> Path:
-        """Save the refit model with what `mlf predict` needs to use it again."""
+        """Save the refit model with what `mlf predict` needs to use it again; with ``final``
+        (the same configuration fitted on the whole history) that model instead, with the
+        refit's test metrics and intervals."""
         from .. import __version__
-        from ..forecasting.saved_model import SavedModel
+        from ..forecasting.saved_model import TRAIN_VALID, WHOLE_HISTORY, SavedModel
         from ..trials.fit import DEFAULT_SCALER, DEFAULT_WINDOW_SIZE
 
         entry, panel = self.entry, self.panel
@@ -376,13 +435,14 @@ class StudyRun:
             series_ids=panel.id_labels,
             window_size=int(refit.params.get("window_size", DEFAULT_WINDOW_SIZE)),
             scaler=str(refit.params.get("scaler", DEFAULT_SCALER)),
-            forecaster=refit.result.model,
+            forecaster=final.model if final is not None else refit.result.model,
             input=entry.spec.input,
             study_name=self.config.study_name,
             data_fingerprint=panel.fingerprint(),
             test_metrics=refit.test_metrics,
             mlf_version=__version__,
             conformal=conformal,
+            trained_on=WHOLE_HISTORY if final is not None else TRAIN_VALID,
         )
         return saved.save(folder)
 
@@ -414,6 +474,16 @@ class StudyRun:
                 except OSError as exc:
                     warnings.append(f"could not write the plots to {target}: {exc}")
         return warnings
+
+
+@dataclass(frozen=True)
+class SavedModels:
+    """The saved model folders of a study: the one `mlf predict` uses (``production``, the
+    pyfunc model ``model``) and, when that one was fitted on the whole history, the tested
+    refit (logged as the artifact folder ``tested_model/``)."""
+
+    production: Path
+    tested: Path | None
 
 
 def close_tracking(tracker: MlflowTracker, status: str) -> None:

@@ -13,6 +13,7 @@ import math
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,39 @@ from .child_runs import (
 )
 
 PARENT_ATTR = "mlflow_parent_run_id"
+TESTED_MODEL_ARTIFACT = "tested_model"
+"""Artifact folder of the parent run holding the refit scored on the test window (a saved
+model folder) when the logged model was fitted on the whole history."""
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """What a new parent run is created with: its parameters, tags and search space."""
+
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    space_yaml: str | None = None
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study's results for its parent run (:meth:`MlflowTracker.log_summary`)."""
+
+    best_params: Mapping[str, Any] | None = None
+    best_value: float | None = None
+    test_metrics: Mapping[str, float] = field(default_factory=dict)
+    """The train + valid refit's, scored once on the test window."""
+    train_metrics: Mapping[str, float] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    naive_fallback: int | None = None
+    """Test series the seasonal naive forecast: the metric ``naive_fallback_series``."""
+    reference: ReferenceScores | None = None
+    """The seasonal naive on the same split: metrics ``reference_val_*``, ``reference_test_*``."""
+    trained_on: str | None = None
+    """What the logged model was fitted on (the tag ``mlf.trained_on``)."""
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    """Costs of the study's steps, logged as the metrics ``<name>_seconds``
+    (``refit``, ``final_refit``)."""
 
 
 def count_key(state: str) -> str:
@@ -109,17 +143,16 @@ class MlflowTracker:
         study,
         *,
         created: bool = True,
-        parent_params: Mapping[str, Any] | None = None,
-        parent_tags: Mapping[str, str] | None = None,
-        space_yaml: str | None = None,
+        parent: ParentRun | None = None,
         parent_wait_s: float = 60.0,
         pending=(),
     ) -> str:
         """Open (or reopen) the study's parent run and start logging; returns its run id.
 
-        The process that ``created`` the study creates the parent run; the others wait for its
-        id to appear in the study (up to ``parent_wait_s``), so all share one parent.
-        ``pending`` trials (failed here for a dead worker) are logged at once.
+        The process that ``created`` the study creates the parent run (with ``parent``'s
+        params, tags and space); the others wait for its id to appear in the study (up to
+        ``parent_wait_s``), so all share one parent. ``pending`` trials (failed here for a dead
+        worker) are logged at once.
         """
         self.study = study
         self._logged = {
@@ -128,16 +161,16 @@ class MlflowTracker:
         if not created and not study.user_attrs.get(PARENT_ATTR):
             wait_for_user_attr(study, PARENT_ATTR, parent_wait_s)
         if self.worker:
-            parent = study.user_attrs.get(PARENT_ATTR)
-            if not parent:
+            run_id = study.user_attrs.get(PARENT_ATTR)
+            if not run_id:
                 raise MlfError(
                     f"study '{study.study_name}' has no MLflow parent run after "
                     f"{parent_wait_s:.0f} s: the process that created it did not start tracking"
                 )
         else:
-            parent = self._parent(parent_params or {}, parent_tags or {}, space_yaml)
-        self._writer.start(self.tracking_uri, self.experiment_id, parent, study.study_name)
-        self.parent_run_id = parent  # from here on, finished trials go to the writer
+            run_id = self._parent(parent or ParentRun())
+        self._writer.start(self.tracking_uri, self.experiment_id, run_id, study.study_name)
+        self.parent_run_id = run_id  # from here on, finished trials go to the writer
         if not self.worker:
             self.repair_children()
         for trial in pending:
@@ -145,7 +178,7 @@ class MlflowTracker:
         return self.parent_run_id
 
     # ---- parent run ----------------------------------------------------------------------
-    def _parent(self, params: Mapping[str, Any], tags: Mapping[str, str], space_yaml) -> str:
+    def _parent(self, spec: ParentRun) -> str:
         from mlflow.entities import Param, RunTag
 
         run_id = self.study.user_attrs.get(PARENT_ATTR)
@@ -162,17 +195,17 @@ class MlflowTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.study.study_name,
-            tags={"mlf.role": "study", "mlf.study": self.study.study_name, **tags},
+            tags={"mlf.role": "study", "mlf.study": self.study.study_name, **spec.tags},
         )
         run_id = run.info.run_id
         self.study.set_user_attr(PARENT_ATTR, run_id)
         self.client.log_batch(
             run_id,
-            params=[Param(k, param_text(v)) for k, v in params.items()],
-            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+            params=[Param(k, param_text(v)) for k, v in spec.params.items()],
+            tags=[RunTag(k, str(v)) for k, v in spec.tags.items()],
         )
-        if space_yaml is not None:
-            self.client.log_text(run_id, space_yaml, "space.yaml")
+        if spec.space_yaml is not None:
+            self.client.log_text(run_id, spec.space_yaml, "space.yaml")
         self.client.log_dict(run_id, package_versions(), "environment.json")
         return run_id
 
@@ -282,49 +315,46 @@ class MlflowTracker:
         self.flush()
 
     # ---- the end ---------------------------------------------------------------------------
-    def log_summary(
-        self,
-        *,
-        best_params: Mapping[str, Any] | None,
-        best_value: float | None,
-        test_metrics: Mapping[str, float] | None = None,
-        train_metrics: Mapping[str, float] | None = None,
-        counts: Mapping[str, int] | None = None,
-        naive_fallback: int | None = None,
-        reference: ReferenceScores | None = None,
-    ) -> None:
-        """Write the best result (after refit also its test metrics) on the parent run; the
-        model itself is logged by :meth:`log_model`. ``naive_fallback`` (test series the
-        seasonal naive forecast) becomes the metric ``naive_fallback_series``; ``reference``
-        (the seasonal naive on the same split) the metrics ``reference_val_*`` and
-        ``reference_test_*``."""
+    def log_summary(self, summary: StudySummary) -> None:
+        """Write the study's results on the parent run (see :class:`StudySummary`); the model
+        itself is logged by :meth:`log_model`."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
+
+        def metric(key: str, value: float) -> Metric:
+            return Metric(key, float(value), now, 0)
+
         metrics = []
-        tags = []
-        if best_value is not None and math.isfinite(best_value):
-            metrics.append(Metric(mlflow_key("best_val", self.metric), best_value, now, 0))
-        for name, value in (test_metrics or {}).items():
-            if math.isfinite(value):
-                metrics.append(Metric(mlflow_key("test", name), value, now, 0))
-        for name, value in (train_metrics or {}).items():
-            if math.isfinite(value):
-                metrics.append(Metric(mlflow_key("refit_train", name), value, now, 0))
-        for name, value in (counts or {}).items():
-            metrics.append(Metric(count_key(name), float(value), now, 0))
-        if reference is not None:
+        if summary.best_value is not None and math.isfinite(summary.best_value):
+            metrics.append(metric(mlflow_key("best_val", self.metric), summary.best_value))
+        for prefix, scores in (
+            ("test", summary.test_metrics),
+            ("refit_train", summary.train_metrics),
+        ):
+            metrics.extend(
+                metric(mlflow_key(prefix, name), value)
+                for name, value in scores.items()
+                if math.isfinite(value)
+            )
+        metrics.extend(metric(count_key(name), value) for name, value in summary.counts.items())
+        if summary.reference is not None:
             for prefix, scores in (
-                (VAL_PREFIX, reference.val_metrics),
-                (TEST_PREFIX, reference.test_metrics),
+                (VAL_PREFIX, summary.reference.val_metrics),
+                (TEST_PREFIX, summary.reference.test_metrics),
             ):
                 metrics.extend(
-                    Metric(mlflow_key(prefix, name), value, now, 0)
+                    metric(mlflow_key(prefix, name), value)
                     for name, value in scores.items()
                     if math.isfinite(value)
                 )
-        if naive_fallback is not None:
-            metrics.append(Metric("naive_fallback_series", float(naive_fallback), now, 0))
+        if summary.naive_fallback is not None:
+            metrics.append(metric("naive_fallback_series", summary.naive_fallback))
+        metrics.extend(metric(f"{name}_seconds", v) for name, v in summary.seconds.items())
+        tags = []
+        if summary.trained_on is not None:
+            tags.append(RunTag("mlf.trained_on", summary.trained_on))
+        best_params = summary.best_params
         if best_params is not None:
             tags.append(RunTag("mlf.best_params", json.dumps(best_params, default=str)[:5000]))
             tags.extend(RunTag(f"best.{k}", param_text(v)) for k, v in best_params.items())
@@ -335,18 +365,16 @@ class MlflowTracker:
     def log_model(self, model_dir: Path, *, panel=None, requirements: Sequence[str] = ()) -> str:
         """Log a saved model folder as the pyfunc model ``model`` of the parent run, tag the run
         with its URI (``mlf.model_uri``) and return it."""
-        from ..forecasting.pyfunc import MODEL_URI_TAG, log_model
+        from ..forecasting.pyfunc import MODEL_URI_TAG, RunTarget, log_model
 
-        uri = log_model(
-            model_dir,
-            run_id=self.parent_run_id,
-            tracking_uri=self.tracking_uri,
-            experiment_id=self.experiment_id,
-            panel=panel,
-            pip_requirements=requirements,
-        )
+        target = RunTarget(self.parent_run_id, self.tracking_uri, self.experiment_id)
+        uri = log_model(model_dir, target, panel=panel, pip_requirements=requirements)
         self.client.set_tag(self.parent_run_id, MODEL_URI_TAG, uri)
         return uri
+
+    def log_folder(self, folder: Path, artifact_path: str) -> None:
+        """Log the files of ``folder`` under ``artifact_path`` on the parent run."""
+        self.client.log_artifacts(self.parent_run_id, str(folder), artifact_path)
 
     def log_plots(self, folder: Path) -> None:
         """Log the plots in ``folder`` (PNG files, plots.json) under ``plots/`` on the parent."""

@@ -22,6 +22,7 @@ from .scoring import (
     FitOptions,
     FitResult,
     TrialFailed,
+    fit_only,
     fit_predict,
     refit_params_of,
     score,
@@ -34,6 +35,7 @@ __all__ = [
     "SEARCH",
     "FitOptions",
     "fit_and_score",
+    "fit_whole_history",
     "min_train",
     "task_info",
 ]
@@ -125,6 +127,36 @@ def fit_and_score(
         seconds=seconds,
         naive_fallback=int(fallback.sum()),
     )
+
+
+def fit_whole_history(
+    entry: ModelEntry, params: Mapping[str, Any], task: TaskInfo, panel: Panel
+) -> tuple[Any, float]:
+    """Fit ``params`` on every series' whole history, the production model: no window is
+    left after it, so nothing is scored. A window model trains on every sample of the
+    panel (drawn as in :func:`fit_and_score` beyond ``MAX_TRAIN_WINDOWS``), a whole-series
+    model on the whole histories. Returns ``(model, seconds)``; a model that raises fails
+    it with :class:`TrialFailed`."""
+    end = panel.lengths
+    if entry.spec.input == SERIES:
+        from ..data.histories import make_histories
+
+        return fit_only(entry, params, task, make_histories(panel, end, task.horizon))
+    train = make_windows(
+        panel,
+        end,
+        int(params.get("window_size", DEFAULT_WINDOW_SIZE)),
+        task.horizon,
+        mode="train",
+        scaler=str(params.get("scaler", DEFAULT_SCALER)),
+        max_samples=MAX_TRAIN_WINDOWS,
+        seed=task.seed,
+    )
+    if len(train) == 0:
+        raise TrialFailed(
+            f"no series has {task.horizon + 1} points, so {entry.name} has no sample to fit on"
+        )
+    return fit_only(entry, params, task, train)
 
 
 def min_train(entry: ModelEntry, space: SearchSpace | None) -> int | None:

@@ -1,7 +1,9 @@
-"""The best configuration refit on train + valid and scored once on the test window."""
+"""The best configuration refit on train + valid and scored once on the test window; then,
+for production, fitted once more on the whole history (:func:`refit_final`, not scored)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,11 +12,11 @@ from ..data.split import Split
 from ..errors import MlfError
 from ..models.contract import TaskInfo
 from ..models.registry import ModelEntry
-from .fit import fit_and_score, task_info
+from .fit import fit_and_score, fit_whole_history, task_info
 from .optuna_study import StudyConfig
 from .scoring import REFIT, FitResult
 
-__all__ = ["RefitResult", "best_params", "refit_best"]
+__all__ = ["FinalFit", "RefitResult", "best_params", "refit_best", "refit_final"]
 
 
 @dataclass
@@ -57,3 +59,21 @@ def refit_best(
         result=result,
         task=task,
     )
+
+
+@dataclass(frozen=True)
+class FinalFit:
+    """The tested configuration fitted on every series' whole history: the model `mlf predict`
+    uses. It has no test metrics (no step is left to score); the tested refit's stand for it."""
+
+    model: Any
+    seconds: float
+    """Wall time of the fit (building the samples included)."""
+
+
+def refit_final(entry: ModelEntry, panel: Panel, refit: RefitResult) -> FinalFit:
+    """Fit the tested refit's configuration (its parameters, early stopping's choices
+    included, and task) on the whole history of every series, test window included."""
+    start = time.perf_counter()
+    model, _ = fit_whole_history(entry, refit.params, refit.task, panel)
+    return FinalFit(model=model, seconds=time.perf_counter() - start)

@@ -5,8 +5,9 @@ Shared by the window path (:mod:`.fit`) and the whole-series path (:mod:`.fit_se
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -29,7 +30,9 @@ __all__ = [
     "FitOptions",
     "FitResult",
     "TrialFailed",
+    "fit_only",
     "fit_predict",
+    "model_errors",
     "mean_metrics",
     "refit_params_of",
     "row_weights",
@@ -125,10 +128,32 @@ def fit_predict(
     raises fails the trial (:class:`TrialFailed`, one line); pruning and mlf's own errors
     pass through."""
     start = time.perf_counter()
-    try:
+    with model_errors(entry.name):
         model = entry.create(params, task)
         model.fit(data.train, data.valid, report)
         raw = np.array(model.predict(data.inputs), dtype=float)
+    return model, raw, time.perf_counter() - start
+
+
+def fit_only(
+    entry: ModelEntry, params: Mapping[str, Any], task: TaskInfo, train: Any
+) -> tuple[Any, float]:
+    """Build ``entry``'s model and fit it on ``train`` with no validation data and nothing to
+    predict (the final fit on the whole history): ``(model, seconds)``. Errors as
+    :func:`fit_predict`."""
+    start = time.perf_counter()
+    with model_errors(entry.name):
+        model = entry.create(params, task)
+        model.fit(train, None, None)
+    return model, time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def model_errors(name: str) -> Iterator[None]:
+    """Turn what model ``name`` raises into :class:`TrialFailed` (one line); pruning and
+    mlf's own errors pass through."""
+    try:
+        yield
     except MlfError:
         raise
     except Exception as exc:
@@ -136,8 +161,7 @@ def fit_predict(
 
         if isinstance(exc, optuna.TrialPruned):
             raise
-        raise TrialFailed(f"{entry.name} raised {described(exc)}") from exc
-    return model, raw, time.perf_counter() - start
+        raise TrialFailed(f"{name} raised {described(exc)}") from exc
 
 
 def refit_params_of(model: Any) -> dict[str, Any]:
