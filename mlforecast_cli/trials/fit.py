@@ -142,15 +142,13 @@ def fit_whole_history(
         from ..data.histories import make_histories
 
         return fit_only(entry, params, task, make_histories(panel, end, task.horizon))
-    train = make_windows(
+    train = train_windows(
         panel,
         end,
         int(params.get("window_size", DEFAULT_WINDOW_SIZE)),
         task.horizon,
-        mode="train",
         scaler=str(params.get("scaler", DEFAULT_SCALER)),
-        max_samples=MAX_TRAIN_WINDOWS,
-        seed=task.seed,
+        draw=Draw(MAX_TRAIN_WINDOWS, task.seed),
     )
     if len(train) == 0:
         raise TrialFailed(
