@@ -173,7 +173,7 @@ def test_leaderboard_ranks_models(cli, registry, mlflow_uri, tmp_path):
     rows = json.loads(result.out)["models"]
     assert {r["model"] for r in rows} == {"tiny", "seasonal_naive"}
     assert [r["rank"] for r in rows] == [1, 2]
-    assert rows[0]["test"] <= rows[1]["test"]
+    assert rows[0]["val"] <= rows[1]["val"]  # validation ranks, never test
     table = cli("leaderboard")
     assert "seasonal_naive (reference)" in table.out
 
