@@ -96,3 +96,28 @@ def test_a_store_without_studies_is_one_line(cli, mlflow_uri, command):
     assert result.code == 2, result
     assert "no mlf study in any experiment of sqlite:///" in result.err
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_a_rerun_with_another_space_is_its_own_study(cli, tiny, mlflow_uri):
+    """--set makes a new default study name (the same --set resumes it); a named study
+    resumed with another space is refused with the params that changed."""
+
+    def study(*args: str) -> dict:
+        result = cli("optimize", "tiny", "--trials", "1", "--json", *args)
+        assert result.code == 0, result
+        return json.loads(result.out)["models"][0]
+
+    plain = study()
+    narrow = study("--set", "shrink=0.2..0.4")
+    assert plain["study_name"] == "tiny-walmart-h13-mape"
+    assert narrow["study_name"].startswith("tiny-walmart-h13-mape-s")
+    assert study("--set", "shrink=0.2..0.4")["study_name"] == narrow["study_name"]
+    assert study()["study_name"] == plain["study_name"]
+    assert study("--study-name", "mine")["study_name"] == "mine"
+    result = cli("optimize", "tiny", "--trials", "1", "--study-name", "mine", "--set", "shrink=0.5")
+    assert result.code == 2, result
+    assert (
+        "study 'mine' was created for another task (search space: changed shrink): pass a new "
+        "--study-name" in result.err
+    )
+    assert len(result.err.strip().splitlines()) == 1
