@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             total[1] += 1
             total[2].append(regret)
             total[3] += got["wall"]
-            row = [name, k, by_val, by_test, "yes" if hit else "no", fmt(regret), fmt(got["wall"], 0)]
+            same = "yes" if hit else "no"
+            row = [name, k, by_val, by_test, same, fmt(regret), fmt(got["wall"], 0)]
             rows.append(row)
             print(" | ".join(map(str, row)), file=sys.stderr, flush=True)
     print(table(["panel", "K", "val winner", "test winner", "same", "regret", "wall s"], rows))
