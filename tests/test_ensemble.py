@@ -226,6 +226,43 @@ def test_greedy_ensemble_is_scored_logged_and_ranked(cli, use):
     assert f"ensemble: study {doc['study_name']}" in page.read_text()
 
 
+def test_the_ensemble_is_scored_on_windows_its_weights_did_not_see(cli, use):
+    """Its validation score is cross-fitted: each of the two validation windows scored by
+    weights chosen on the other two kept windows, the mean ranked with the members' own."""
+    from mlforecast_cli.ensembles.ensemble import combine, greedy_weights
+
+    doc = _ensemble(cli)
+    client = MlflowClient(use.uri)
+    names = sorted(m["model"] for m in doc["members"])
+    ids = {m["model"]: m["run_id"] for m in doc["members"]}
+    windows = [read_artifact(client, ids[m], ENSEMBLE_ARTIFACT) for m in names]
+    scores = []
+    for w in (1, 2):
+        seen = [t.take(t.window != w) for t in windows]
+        weights = greedy_weights(seen, "mape", 25).weights
+        scores.append(combine([t.take(t.window == w) for t in windows], weights).metrics()["mape"])
+    assert doc["val"] == pytest.approx(np.mean(scores))
+    run = client.get_run(doc["run_id"])
+    assert run.data.metrics["best_val_MAPE"] == pytest.approx(doc["val"])
+    assert run.data.metrics["weighing_val_MAPE"] == pytest.approx(doc["in_sample_val"])
+    board = json.loads(cli("leaderboard", "--experiment", EXPERIMENT, "--json").out)["models"]
+    ensemble = next(r for r in board if r["model"] == "ensemble" and r["run_id"] == doc["run_id"])
+    assert ensemble["val"] == pytest.approx(doc["val"])
+    assert [r["val"] for r in board] == sorted(r["val"] for r in board)
+
+
+def test_an_ensemble_of_one_kept_window_has_no_validation_score():
+    from mlforecast_cli.optimize.ensemble_run import EnsembleOptions, cross_fitted
+    from tests.test_intervals import table
+
+    actual = np.arange(1.0, 13.0).reshape(6, 2)
+    one, three = table(actual, actual + 1), table(actual, actual + 1, windows=3)
+    assert cross_fitted([one, one], 1, "mape", EnsembleOptions()) is None
+    assert cross_fitted([three, three], 1, "mape", EnsembleOptions()) == pytest.approx(
+        three.take(three.window == 2).metrics()["mape"]
+    )
+
+
 def test_mean_of_the_top_one_is_the_best_member(cli, use):
     doc = _ensemble(cli, "--method", "mean", "--top", "1")
     best = min(doc["members"], key=lambda m: m["val"])

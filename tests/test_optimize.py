@@ -174,7 +174,7 @@ def test_leaderboard_ranks_models(cli, registry, mlflow_uri, tmp_path):
     rows = json.loads(result.out)["models"]
     assert {r["model"] for r in rows} == {"tiny", "seasonal_naive"}
     assert [r["rank"] for r in rows] == [1, 2]
-    assert rows[0]["test"] <= rows[1]["test"]
+    assert rows[0]["val"] <= rows[1]["val"]  # validation ranks, never test
     table = cli("leaderboard")
     assert "seasonal_naive (reference)" in table.out
 
@@ -253,14 +253,16 @@ def test_space_override_reaches_the_trials(cli, registry, mlflow_uri, tmp_path):
         "tiny",
         "--trials",
         "2",
-        "--quiet",
+        "--json",
         "--set",
         "shrink=0.25",
         "--set",
         "window_size=5..6",
     )
     assert result.code == 0, result
-    trials = study_trials("tiny-walmart-h13-mape")
+    [model] = json.loads(result.out)["models"]
+    assert model["study_name"].startswith("tiny-walmart-h13-mape-s")  # its own space, own study
+    trials = study_trials(model["study_name"])
     assert all(t.user_attrs["config"]["shrink"] == 0.25 for t in trials)
     assert all(5 <= t.params["window_size"] <= 6 for t in trials)
     space_file = tmp_path / "mine.yaml"

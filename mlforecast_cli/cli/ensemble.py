@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..ensembles import DEFAULT_ROUNDS
-from .options import DEFAULT_EXPERIMENT, METRICS_TEXT, ExperimentOpt, TrackingUriOpt
+from .options import METRICS_TEXT, ExperimentOpt, TrackingUriOpt
 from .output import print_json, print_table, say, warning_line
 
 
@@ -17,7 +17,7 @@ def ensemble(
         list[str] | None,
         typer.Argument(help="Models to combine (default: every model of the experiment)."),
     ] = None,
-    experiment: ExperimentOpt = DEFAULT_EXPERIMENT,
+    experiment: ExperimentOpt = None,
     method: Annotated[
         str,
         typer.Option(
@@ -54,12 +54,13 @@ def ensemble(
         check_metric(metric)
     import mlflow
 
-    from ..optimize.ensemble_run import build_ensemble
+    from ..optimize.ensemble_run import EnsembleOptions, build_ensemble
+    from ..tracking.study_runs import resolve_experiment
 
     uri = tracking_uri or mlflow.get_tracking_uri()
-    outcome = build_ensemble(
-        uri, experiment, models or (), metric=metric, method=method, rounds=rounds, top=top
-    )
+    experiment, found = resolve_experiment(uri, experiment)
+    options = EnsembleOptions(tuple(models or ()), metric, method, rounds, top)
+    outcome = build_ensemble(uri, experiment, options)
     if json_output:
         print_json(
             {
@@ -70,6 +71,7 @@ def ensemble(
                 "method": method,
                 "metric": outcome.metric,
                 "val": outcome.val,
+                "in_sample_val": outcome.in_sample_val,
                 "weight_windows": outcome.windows,
                 "test_metrics": outcome.test_metrics,
                 "members": outcome.rows()[:-1],
@@ -77,6 +79,8 @@ def ensemble(
             }
         )
         return
+    if found:
+        say(found)
     for warning in outcome.warnings:
         warning_line(warning)
     label = metric_label(outcome.metric)
@@ -86,6 +90,10 @@ def ensemble(
         headers={"val": f"val {label}", "test": f"test {label}"},
         title=f"Ensemble ({method}, weights on {outcome.windows} windows) of {experiment}",
         shrink=("study",),
+    )
+    say(
+        f"the ensemble's val {label}: each validation window scored by weights chosen on the "
+        f"other kept windows (on the windows they were chosen on: {outcome.in_sample_val:.4g})"
     )
     say(
         f"logged as study {outcome.study_name} (run {outcome.run_id}); forecast with "

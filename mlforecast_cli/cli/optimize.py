@@ -287,7 +287,7 @@ def _run(runs: list[StudyRun], *, quiet: bool, json_output: bool) -> list[ModelO
 
 def _print_leaderboard(outcomes: list[ModelOutcome], metric: str, *, wide: bool = False) -> None:
     from ..search.metrics import metric_label
-    from ..tracking.leaderboard import outcome_rows
+    from ..tracking.leaderboard import outcome_rows, ranking_note
     from ..trials.optuna_study import failures_text
 
     label = metric_label(metric)
@@ -306,6 +306,7 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str, *, wide: bool 
         optional=("naive", "study"),
         wide=wide,
     )
+    say(ranking_note(metric))
     for o in outcomes:
         if o.failures:
             say(f"{o.model}: {failures_text(o.failures)}")

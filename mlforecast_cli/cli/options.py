@@ -24,7 +24,12 @@ TrackingUriOpt = Annotated[
     ),
 ]
 ExperimentOpt = Annotated[
-    str, typer.Option("--experiment", metavar="NAME", help="MLflow experiment to read.")
+    str | None,
+    typer.Option(
+        "--experiment",
+        metavar="NAME",
+        help="MLflow experiment to read (default: the store's only one, else the one run last).",
+    ),
 ]
 RankMetricOpt = Annotated[
     str, typer.Option("--metric", metavar="NAME", help=f"Metric to rank by: {METRICS_TEXT}.")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..forecasting.saved_model import SavedModel
+    from ..tracking.study_runs import StudyRecord
 
 WRITERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 """Output file suffixes and the format each one means."""
@@ -25,8 +26,8 @@ def predict(
     model: Annotated[
         str | None,
         typer.Argument(
-            help="Model whose best study (by validation) forecasts; default: the "
-            "top of 'mlf leaderboard'."
+            help="Model whose best study (by validation) forecasts; default: the study with "
+            "the best validation metric, the top of 'mlf leaderboard'."
         ),
     ] = None,
     study_name: Annotated[
@@ -98,21 +99,24 @@ def predict(
     writer = _check_output(output) if output is not None else None
     if data is not None and not data.is_file():
         raise UsageError(f"data file not found: {data}; check --data")
-    if experiment is None:
-        experiment = (
-            data.stem
-            if data is not None
-            else EXPERIMENTS.get(dataset or "walmart", f"{dataset}_forecasting")
-        )
+    if experiment is None and data is not None:
+        experiment = data.stem
+    elif experiment is None and dataset is not None:
+        experiment = EXPERIMENTS.get(dataset, f"{dataset}_forecasting")
 
     import mlflow
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    from ..tracking.study_runs import find_study_run
+    from ..tracking.study_runs import find_study_run, resolve_experiment
 
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    found = ""
+    if run_id is None:
+        experiment, found = resolve_experiment(uri, experiment)
     run = find_study_run(
-        uri, experiment, model=model, study_name=study_name, run_id=run_id, metric=metric
+        uri, experiment or "", model=model, study_name=study_name, run_id=run_id, metric=metric
     )
+    if found and not json_output:
+        say(found)
     saved = _load(run, uri)
     frame, source = _data(run, saved, dataset, data)
 
@@ -129,7 +133,6 @@ def predict(
 def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, output, json_output):
     """Print the forecast (a table), what was written, or the --json document."""
     from ..forecasting.forecast import FORECAST
-    from ..tracking.study_runs import model_uri
 
     ids = list(saved.columns.get("ids") or ())
     n_series = result[ids].drop_duplicates().shape[0] if ids else 1
@@ -140,8 +143,8 @@ def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, o
                 "model": saved.model_name,
                 "study_name": saved.study_name,
                 "trained_on": saved.trained_on,
-                "run_id": run.info.run_id,
-                "model_uri": model_uri(run),
+                "run_id": run.run_id,
+                "model_uri": run.model_uri,
                 "experiment": experiment,
                 "data": source,
                 "horizon": steps,
@@ -170,12 +173,11 @@ def _show(result, frame, saved: SavedModel, run, experiment: str, source: str, o
     print_table(rows, list(shown.columns))
 
 
-def _load(run, tracking_uri: str) -> SavedModel:
+def _load(run: StudyRecord, tracking_uri: str) -> SavedModel:
     from ..forecasting.pyfunc import MODEL_NAME, load_saved_model
-    from ..tracking.study_runs import model_uri
 
-    uri = model_uri(run) or f"runs:/{run.info.run_id}/{MODEL_NAME}"
-    study = run.data.tags.get("mlf.study", run.info.run_name)
+    uri = run.model_uri or f"runs:/{run.run_id}/{MODEL_NAME}"
+    study = run.study
     try:
         return load_saved_model(uri, tracking_uri)
     except (ModuleNotFoundError, AttributeError, ImportError) as exc:
@@ -186,7 +188,7 @@ def _load(run, tracking_uri: str) -> SavedModel:
     except Exception as exc:
         first = first_line(exc, type(exc).__name__)
         raise UsageError(
-            f"study '{study}' (run {run.info.run_id}) has no usable refit model ({first}); "
+            f"study '{study}' (run {run.run_id}) has no usable refit model ({first}); "
             "its refit may have failed: run 'mlf optimize' again or choose another study"
         ) from exc
 
@@ -194,7 +196,7 @@ def _load(run, tracking_uri: str) -> SavedModel:
 # --------------------------------------------------------------------------- data and output
 
 
-def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
+def _data(run: StudyRecord, saved: SavedModel, dataset: str | None, data: Path | None):
     """The table to forecast from: --data, --dataset, else the built-in data of the study
     (with the known future of its features from the dataset's card)."""
     from ..data.tables import read_table
@@ -202,7 +204,7 @@ def _data(run, saved: SavedModel, dataset: str | None, data: Path | None):
 
     if data is not None:
         return read_table(data), str(data)
-    name = dataset or run.data.params.get("data")
+    name = dataset or run.data
     if name not in {card.name for card in list_datasets()}:
         raise UsageError(
             f"model '{saved.model_name}' (study {saved.study_name}) was trained on '{name}', not "

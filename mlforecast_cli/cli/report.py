@@ -9,7 +9,7 @@ import typer
 
 from ..errors import UsageError
 from ..search.metrics import DEFAULT_METRIC
-from .options import DEFAULT_EXPERIMENT, RankMetricOpt, TrackingUriOpt
+from .options import ExperimentOpt, RankMetricOpt, TrackingUriOpt
 from .output import print_json, say
 
 
@@ -17,9 +17,7 @@ def report(
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="FILE", help="The HTML file to write (.html).")
     ] = Path("report.html"),
-    experiment: Annotated[
-        str, typer.Option("--experiment", metavar="NAME", help="MLflow experiment to report on.")
-    ] = DEFAULT_EXPERIMENT,
+    experiment: ExperimentOpt = None,
     metric: RankMetricOpt = DEFAULT_METRIC,
     tracking_uri: TrackingUriOpt = None,
     json_output: Annotated[
@@ -28,9 +26,16 @@ def report(
 ) -> None:
     """Write an HTML page with the leaderboard and each model's plots (images inlined)."""
     _check_output(output)
+    import mlflow
+
+    from ..search.metrics import check_metric
+    from ..tracking.study_runs import resolve_experiment
     from ..views.report import collect, render, write
 
-    data = collect(experiment, metric, tracking_uri)
+    check_metric(metric)
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    experiment, found = resolve_experiment(uri, experiment)
+    data = collect(experiment, metric, uri)
     try:
         write(output, render(data))
     except OSError as exc:
@@ -46,6 +51,8 @@ def report(
             }
         )
         return
+    if found:
+        say(found)
     say(
         f"wrote {output}: {len(data.sections)} model(s), {plots} plot(s) of experiment "
         f"'{experiment}'"

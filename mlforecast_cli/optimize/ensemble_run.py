@@ -5,7 +5,9 @@ The members are the best study (by validation) of each model among the experimen
 that share the newest study's data, horizon, validation windows and metric. Their stored
 forecasts (:mod:`.held_out`) are all the selection and the scoring need: the weights are
 chosen on the ensemble windows (the validation windows and older ones) when every member kept
-the same, the intervals come from the validation windows, the test is scored once. The
+the same; the ensemble's validation score is cross-fitted (each validation window scored by
+weights chosen on the other windows, :func:`cross_fitted`), so it can be ranked with the
+members' own; the intervals come from the validation windows, the test is scored once. The
 ensemble's model holds the members' refit models and forecasts their weighted sum.
 """
 
@@ -21,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from ..ensembles import DEFAULT_ROUNDS
 from ..ensembles.held_out import (
     ENSEMBLE_ARTIFACT,
     TEST_ARTIFACT,
@@ -31,30 +32,45 @@ from ..ensembles.held_out import (
 )
 from ..errors import MlfError, UsageError
 from ..search.metrics import mlflow_key
+from ..tracking.study_runs import StudyRecord
 from ..trials.reference import TEST_PREFIX, VAL_PREFIX
 
-__all__ = ["ENSEMBLE", "EnsembleOutcome", "Member", "build_ensemble"]
+__all__ = ["ENSEMBLE", "EnsembleOptions", "EnsembleOutcome", "Member", "build_ensemble"]
 
 ENSEMBLE = "ensemble"
 """The model name of an ensemble's study run (``mlf predict ensemble``)."""
-SETUP = ("data_fingerprint", "horizon", "cv_windows", "metric")
-"""Parameters the members' studies must share."""
+
+
+@dataclass(frozen=True)
+class EnsembleOptions:
+    """How to build an ensemble: of which models (default: every model of the experiment),
+    for which metric (default: the newest study's), weighed how."""
+
+    models: tuple[str, ...] = ()
+    metric: str | None = None
+    method: str = "greedy"
+    rounds: int = 25
+    top: int = 3
 
 
 @dataclass
 class Member:
     """One member: the best study of a model, its held-out forecasts and its weight."""
 
-    model: str
-    study: str
-    run: Any
+    record: StudyRecord
     validation: HeldOut
     test: HeldOut
     windows: HeldOut
     """Forecasts on the ensemble windows (the validation table when it kept no more)."""
     weight: float = 0.0
-    val: float = float("nan")
-    test_value: float | None = None
+
+    @property
+    def model(self) -> str:
+        return self.record.model
+
+    @property
+    def study(self) -> str:
+        return self.record.study
 
 
 @dataclass
@@ -65,7 +81,9 @@ class EnsembleOutcome:
     metric: str
     method: str
     members: list[Member]
-    val: float
+    val: float | None
+    """The validation metric on windows the weights did not see (:func:`cross_fitted`);
+    None when the members kept a single window."""
     test_metrics: dict[str, float]
     run_id: str = ""
     model_uri: str = ""
@@ -73,6 +91,8 @@ class EnsembleOutcome:
     warnings: list[str] = field(default_factory=list)
     windows: int = 1
     """How many rolling windows the weights were chosen on."""
+    in_sample_val: float = float("nan")
+    """The validation metric on the windows the weights were chosen on (optimistic)."""
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per member and one for the ensemble, for a table or --json."""
@@ -80,12 +100,12 @@ class EnsembleOutcome:
             {
                 "model": m.model,
                 "weight": round(m.weight, 4),
-                "val": m.val,
-                "test": m.test_value,
+                "val": m.record.val,
+                "test": m.record.test(self.metric),
                 "study": m.study,
-                "run_id": m.run.info.run_id,
+                "run_id": m.record.run_id,
             }
-            for m in sorted(self.members, key=lambda m: (-m.weight, m.val))
+            for m in sorted(self.members, key=lambda m: (-m.weight, m.record.val))
         ]
         rows.append(
             {
@@ -100,18 +120,21 @@ class EnsembleOutcome:
         return rows
 
 
+@dataclass(frozen=True)
+class Combined:
+    """The ensemble's own held-out forecasts (its members' weighted) and its intervals."""
+
+    validation: HeldOut
+    test: HeldOut
+    conformal: Any
+
+
 def build_ensemble(
-    tracking_uri: str,
-    experiment: str,
-    models: Sequence[str] = (),
-    *,
-    metric: str | None = None,
-    method: str = "greedy",
-    rounds: int = DEFAULT_ROUNDS,
-    top: int = 3,
+    tracking_uri: str, experiment: str, options: EnsembleOptions = EnsembleOptions()
 ) -> EnsembleOutcome:
-    """Choose the members' weights on validation, score the ensemble once on test and log it
-    as a study run with its pyfunc model."""
+    """Choose the members' weights on their kept windows, score the ensemble on validation
+    windows its weights did not see and once on test, and log it as a study run with its
+    pyfunc model."""
     from mlflow.tracking import MlflowClient
 
     from ..ensembles.ensemble import combine, select
@@ -120,96 +143,106 @@ def build_ensemble(
 
     client = MlflowClient(tracking_uri)
     exp_id = experiment_id(client, experiment, tracking_uri)
-    members, warnings = find_members(client, exp_id, experiment, models, metric)
-    metric = members[0].run.data.params["metric"]
+    members, warnings = find_members(client, tracking_uri, experiment, options)
+    first = members[0].record
+    metric = first.metric or options.metric
     check_same_rows(members)
     tables = weighing_tables(members, warnings)
-    choice = select(tables, metric, method, rounds=rounds, top=top)
+    choice = select(tables, metric, options.method, rounds=options.rounds, top=options.top)
     for member, weight in zip(members, choice.weights, strict=True):
         member.weight = float(weight)
     validation = combine([m.validation for m in members], choice.weights)
     test = combine([m.test for m in members], choice.weights)
     conformal = conformal_scores(validation)
-    test_metrics = {**test.metrics(), **interval_metrics(conformal, test)}
-    params = members[0].run.data.params
-    name = f"{ENSEMBLE}-{params.get('data', 'data')}-h{params['horizon']}-{metric}"
-    if int(params.get("cv_windows", 1)) > 1:
-        name += f"-cv{params['cv_windows']}"
+    val = cross_fitted(tables, first.cv_windows, metric, options)
+    if val is None:
+        warnings.append(
+            "the members kept one window only, so the ensemble has no validation score its "
+            "weights did not see: it is not ranked; rerun 'mlf optimize' with "
+            "--ensemble-windows 2 or more"
+        )
+    name = f"{ENSEMBLE}-{first.data or 'data'}-h{first.horizon}-{metric}"
+    if first.cv_windows > 1:
+        name += f"-cv{first.cv_windows}"
     outcome = EnsembleOutcome(
         study_name=name,
         metric=metric,
-        method=method,
+        method=options.method,
         members=members,
-        val=validation.metrics()[metric],
-        test_metrics=test_metrics,
+        val=val,
+        test_metrics={**test.metrics(), **interval_metrics(conformal, test)},
         path=choice.path,
         warnings=warnings,
         windows=tables[0].windows,
+        in_sample_val=choice.value,
     )
-    log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, conformal)
+    log_ensemble(client, exp_id, tracking_uri, outcome, Combined(validation, test, conformal))
     return outcome
 
 
-def find_members(
-    client, exp_id: str, experiment: str, models: Sequence[str], metric: str | None
-) -> tuple[list[Member], list[str]]:
-    """The best study of each model (or of ``models``) sharing the newest study's setup."""
-    from ..tracking.study_runs import model_uri
+def cross_fitted(
+    tables: Sequence[HeldOut], cv_windows: int, metric: str, options: EnsembleOptions
+) -> float | None:
+    """The ensemble's validation metric on windows its weights did not see: for each of the
+    newest ``cv_windows`` windows (the members' validation windows), weights chosen on the
+    other kept windows score that window; the mean over them, as a study's CV mean. None when
+    the tables hold a single window."""
+    from ..ensembles.ensemble import combine, select
+    from ..trials.scoring import mean_metrics
 
-    runs = client.search_runs(
-        [exp_id],
-        filter_string="tags.`mlf.role` = 'study' and attributes.status = 'FINISHED'",
-        max_results=5000,
-        order_by=["attributes.start_time DESC"],
-    )
-    runs = [r for r in runs if model_uri(r) and r.data.params.get("model") != ENSEMBLE]
-    if metric is not None:
-        runs = [r for r in runs if r.data.params.get("metric") == metric]
-    if models:
-        runs = [r for r in runs if r.data.params.get("model") in models]
-    if not runs:
+    windows = np.unique(tables[0].window)
+    if len(windows) < 2:
+        return None
+    scores = []
+    for w in windows[-min(cv_windows, len(windows)) :]:
+        seen = [t.take(t.window != w) for t in tables]
+        weights = select(seen, metric, options.method, rounds=options.rounds, top=options.top)
+        scored = combine([t.take(t.window == w) for t in tables], weights.weights)
+        scores.append(scored.metrics())
+    return float(mean_metrics(scores)[metric])
+
+
+def find_members(
+    client, tracking_uri: str, experiment: str, options: EnsembleOptions
+) -> tuple[list[Member], list[str]]:
+    """The best study by validation of each model (or of ``options.models``) among the
+    finished studies with a refit model that share the newest one's setup."""
+    from ..tracking.study_runs import by_validation, read_study_runs
+
+    models, metric = options.models, options.metric
+    records = [
+        r
+        for r in read_study_runs(tracking_uri, experiment)
+        if r.status == "FINISHED" and r.model_uri and r.model != ENSEMBLE
+        if (metric is None or r.metric == metric) and (not models or r.model in models)
+    ]
+    if not records:
         what = f"of {', '.join(models)} " if models else ""
         raise UsageError(
             f"no finished study {what}with a refit model in experiment '{experiment}'"
             f"{f' for metric {metric}' if metric else ''}; run 'mlf optimize' first, or pass "
             "--experiment or --tracking-uri"
         )
-    setup = [runs[0].data.params.get(k) for k in SETUP]
-    runs = [r for r in runs if [r.data.params.get(k) for k in SETUP] == setup]
-    best: dict[str, Any] = {}
-    key = mlflow_key("best_val", setup[3])
-    for run in runs:
-        model, value = run.data.params["model"], run.data.metrics.get(key, np.inf)
-        if model not in best or value < best[model].data.metrics.get(key, np.inf):
-            best[model] = run
-    missing = [m for m in models if m not in best]
+    newest = records[0]
+    best = by_validation([r for r in records if r.setup == newest.setup], newest.metric)
+    missing = [m for m in models if m not in {r.model for r in best}]
     if missing:
         raise UsageError(
             f"no study of {', '.join(missing)} shares the data, horizon and validation of the "
-            f"newest study in '{experiment}' ({runs[0].data.tags.get('mlf.study')}); run "
+            f"newest study in '{experiment}' ({newest.study}); run "
             f"'mlf optimize {' '.join(missing)}' with the same data and flags"
         )
     members, warnings = [], []
-    for model, run in sorted(best.items()):
-        validation = read_artifact(client, run.info.run_id, VALIDATION_ARTIFACT)
-        test = read_artifact(client, run.info.run_id, TEST_ARTIFACT)
-        windows = read_artifact(client, run.info.run_id, ENSEMBLE_ARTIFACT)
-        study = run.data.tags.get("mlf.study", run.info.run_name)
+    for record in sorted(best, key=lambda r: r.model):
+        validation = read_artifact(client, record.run_id, VALIDATION_ARTIFACT)
+        test = read_artifact(client, record.run_id, TEST_ARTIFACT)
+        windows = read_artifact(client, record.run_id, ENSEMBLE_ARTIFACT)
         if validation is None or test is None:
-            warnings.append(f"study {study} kept no validation forecasts (an older mlf): left out")
-            continue
-        members.append(
-            Member(
-                model,
-                study,
-                run,
-                validation,
-                test,
-                validation if windows is None else windows,
-                val=run.data.metrics.get(key, float("nan")),
-                test_value=run.data.metrics.get(mlflow_key("test", setup[3])),
+            warnings.append(
+                f"study {record.study} kept no validation forecasts (an older mlf): left out"
             )
-        )
+            continue
+        members.append(Member(record, validation, test, validation if windows is None else windows))
     if len(members) < 2:
         raise UsageError(
             "an ensemble needs at least 2 models with kept validation forecasts in "
@@ -253,33 +286,44 @@ def same_rows(a: HeldOut, b: HeldOut) -> bool:
     )
 
 
-def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, conformal) -> None:
-    """Log the ensemble as a study run: parameters, weights, scores, forecasts, pyfunc model."""
+def log_ensemble(
+    client, exp_id: str, tracking_uri: str, outcome: EnsembleOutcome, combined: Combined
+) -> None:
+    """Log the ensemble as a study run: parameters, weights, scores, forecasts, pyfunc model.
+    Its ``best_val`` metric is the cross-fitted validation score (none when it has none)."""
     from mlflow.entities import Metric, Param, RunTag
 
     from ..ensembles.held_out import log_artifacts
     from ..forecasting.pyfunc import MODEL_URI_TAG, RunTarget, log_model
 
-    first = outcome.members[0].run.data.params
+    first = outcome.members[0].record
     tags = {"mlf.role": "study", "mlf.study": outcome.study_name, "mlf.model": ENSEMBLE}
     run = client.create_run(exp_id, run_name=outcome.study_name, tags=tags)
     run_id = outcome.run_id = run.info.run_id
     try:
         weights = {m.model: m.weight for m in outcome.members if m.weight > 0}
-        params = {k: first.get(k) for k in ("data", "data_fingerprint", "horizon", "cv_windows")}
+        keys = ("data", "data_fingerprint", "horizon", "cv_windows")
+        params = {k: first.params.get(k) for k in keys}
         params |= {"model": ENSEMBLE, "study_name": outcome.study_name, "metric": outcome.metric}
         params |= {"method": outcome.method, "members": json.dumps(weights)}
         params |= {"ensemble_windows": outcome.windows}
         now = int(time.time() * 1000)
-        metrics = [Metric(mlflow_key("best_val", outcome.metric), outcome.val, now, 0)]
+        metrics = [
+            Metric(mlflow_key("weighing_val", outcome.metric), outcome.in_sample_val, now, 0)
+        ]
+        if outcome.val is not None:
+            metrics.append(Metric(mlflow_key("best_val", outcome.metric), outcome.val, now, 0))
         metrics += [
             Metric(mlflow_key("test", k), v, now, 0) for k, v in outcome.test_metrics.items()
         ]
         metrics += [Metric(f"weight_{k}", v, now, 0) for k, v in weights.items()]
         metrics += [  # the reference's scores on the members' split, for the leaderboard
-            Metric(k, v, now, 0)
-            for k, v in outcome.members[0].run.data.metrics.items()
-            if k.startswith((f"{VAL_PREFIX}_", f"{TEST_PREFIX}_"))
+            Metric(f"{prefix}_{name}", v, now, 0)
+            for prefix, scores in (
+                (VAL_PREFIX, first.reference_val),
+                (TEST_PREFIX, first.reference_test),
+            )
+            for name, v in scores.items()
         ]
         client.log_batch(
             run_id,
@@ -288,14 +332,15 @@ def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, confor
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
         client.log_dict(run_id, {"weights": weights, "path": list(outcome.path)}, "weights.json")
-        log_artifacts(client, run_id, {VALIDATION_ARTIFACT: validation, TEST_ARTIFACT: test})
+        tables = {VALIDATION_ARTIFACT: combined.validation, TEST_ARTIFACT: combined.test}
+        log_artifacts(client, run_id, tables)
         with tempfile.TemporaryDirectory(prefix="mlf-ensemble-") as tmp:
-            folder = save_ensemble(client, tracking_uri, outcome, conformal, Path(tmp) / "model")
+            folder = save_ensemble(tracking_uri, outcome, combined.conformal, Path(tmp) / "model")
             outcome.model_uri = log_model(
                 folder,
                 RunTarget(run_id, tracking_uri, exp_id),
                 pip_requirements=sorted(
-                    {m.run.data.params.get("plugin_distribution") or "" for m in outcome.members}
+                    {m.record.params.get("plugin_distribution") or "" for m in outcome.members}
                     - {"", "None"}
                 ),
                 signature=member_signature(outcome.members, tracking_uri),
@@ -307,15 +352,14 @@ def log_ensemble(client, exp_id, tracking_uri, outcome, validation, test, confor
     client.set_terminated(run_id, "FINISHED")
 
 
-def save_ensemble(client, tracking_uri: str, outcome: EnsembleOutcome, conformal, folder: Path):
+def save_ensemble(tracking_uri: str, outcome: EnsembleOutcome, conformal, folder: Path):
     """The ensemble's :class:`SavedModel`: its members' refit models and weights."""
     from .. import __version__
     from ..forecasting.pyfunc import load_saved_model
     from ..forecasting.saved_model import SavedModel
-    from ..tracking.study_runs import model_uri
 
     members = [
-        (m.weight, load_saved_model(model_uri(m.run), tracking_uri))
+        (m.weight, load_saved_model(m.record.model_uri, tracking_uri))
         for m in outcome.members
         if m.weight > 0
     ]
@@ -349,11 +393,10 @@ def member_signature(members: Sequence[Member], tracking_uri: str):
     from mlflow.types.schema import ParamSchema
 
     from ..forecasting.pyfunc import level_param, logged_signature
-    from ..tracking.study_runs import model_uri
 
     for member in members:
         try:
-            signature = logged_signature(model_uri(member.run), tracking_uri)
+            signature = logged_signature(member.record.model_uri, tracking_uri)
         except Exception:
             continue
         if signature is None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..data.panel import Panel
     from ..data.split import Split
     from ..models.registry import ModelEntry, Registry
+    from ..search.space import SearchSpace
     from ..trials.optuna_study import StudyConfig
 
 CHILD_RUNS = ("auto", "process", "inline")
@@ -195,6 +196,8 @@ def plan_study(
         name = f"{settings.study_name}-{entry.name}"
     if settings.cv_windows > 1 and not settings.study_name:
         name += f"-cv{settings.cv_windows}"
+    if not settings.study_name and (config.space_file or config.assignments):
+        name += space_suffix(entry, space)
     study = StudyConfig(
         model=entry.name,
         study_name=name,
@@ -219,6 +222,15 @@ def child_runs_for(run: OptimizeConfig, study: StudyConfig) -> str:
         return run.child_runs
     trials = run.trials if study.space.searchable else 1
     return "inline" if study.n_jobs == 1 and trials <= INLINE_TRIALS else "process"
+
+
+def space_suffix(entry: ModelEntry, space: SearchSpace) -> str:
+    """``-s1a2b3c``, the default study name's mark of a space that differs from the model's
+    own (``--set``/``--space``): a rerun with another space starts its own study instead of
+    mixing trials of two spaces in one; "" when it is the model's own space."""
+    own = "" if entry.space_error else entry.load_space().fingerprint()
+    found = space.fingerprint()
+    return "" if found == own else f"-s{found[:6]}"
 
 
 def resolve_device(requested: str, entry: ModelEntry) -> str:

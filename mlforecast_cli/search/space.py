@@ -416,6 +416,16 @@ class SearchSpace:
         data["optimizer"] = copy.deepcopy(dict(self.optimizer))
         return data
 
+    def fingerprint(self) -> str:
+        """A short hash of what a trial of this space means (searched params and fixed
+        values; not the optimizer block): two spaces with the same fingerprint search the same."""
+        import hashlib
+        import json
+
+        data = {k: v for k, v in self.to_dict().items() if k in ("params", "fixed")}
+        text = json.dumps(data, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
     def to_yaml(self) -> str:
         """The effective space as YAML, ready to save and pass back with ``--space``."""
         data = self.to_dict()

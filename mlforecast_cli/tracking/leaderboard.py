@@ -1,5 +1,7 @@
 """Leaderboard rows, computed once for every view: `mlf optimize`'s table and --json,
-`mlf leaderboard`, `mlf report` and `mlf predict`'s choice of the best study.
+`mlf leaderboard` and `mlf report`. Rows are ranked by the validation metric (the CV mean),
+the one `mlf predict` chooses by (:func:`.study_runs.by_validation`); the test metric is shown
+beside it and never ranks.
 
 A row is a plain dict; the commands only format it. The reference model's label and the
 ``✓ ✂ ✗`` trial counts are written here and nowhere else.
@@ -8,17 +10,28 @@ A row is a plain dict; the commands only format it. The reference model's label 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..search.metrics import check_metric, mlflow_key
+from ..search.metrics import check_metric, metric_label
 from ..trials.optuna_study import TRIAL_STATES
-from ..trials.reference import TEST_PREFIX, VAL_PREFIX
+
+if TYPE_CHECKING:
+    from .study_runs import StudyRecord
 
 REFERENCE = "seasonal_naive"
 """The model every leaderboard marks as the baseline to beat."""
 REFERENCE_NOTE = " (reference)"
 TRIALS_LEGEND = "✓ complete, ✂ pruned, ✗ failed"
+
+
+def ranking_note(metric: str) -> str:
+    """The line under every leaderboard that says how it is ranked."""
+    label = metric_label(metric)
+    return (
+        f"ranked by validation {label} (the mean over the CV windows); test {label} is scored "
+        "once on the hold-out window and never ranks"
+    )
 
 
 def is_reference(model: str) -> bool:
@@ -53,7 +66,8 @@ def reference_row(val: float | None, test: float | None, **fields: Any) -> dict[
 
 def outcome_rows(outcomes: Iterable[Any], metric: str) -> list[dict[str, Any]]:
     """One row per model of an `mlf optimize` run (its
-    :class:`~mlforecast_cli.optimize.study_run.ModelOutcome`), ranked by test ``metric``, with each
+    :class:`~mlforecast_cli.optimize.study_run.ModelOutcome`), ranked by validation ``metric``
+    (the test metric beside it never ranks), with each
     model's ratio to the reference, and the reference's row when it was not searched."""
     outcomes = [o for o in outcomes if o.study_name]
     rows = [
@@ -76,77 +90,63 @@ def outcome_rows(outcomes: Iterable[Any], metric: str) -> list[dict[str, Any]]:
         rows.append(
             reference_row(recorded.val_metrics.get(metric), recorded.test_metrics.get(metric))
         )
-    return sorted(rows, key=_by_test)
+    return sorted(rows, key=by_validation)
 
 
-def _by_test(row: Mapping[str, Any]) -> tuple:
-    return (row["test"] is None, row["test"] or 0.0, row["val"] is None, row["val"] or 0.0)
+def by_validation(row: Mapping[str, Any]) -> tuple:
+    """The order of a leaderboard: validation metric first; the test metric never ranks."""
+    return (row["val"] is None, row["val"] or 0.0, row["model"])
 
 
 def experiment_rows(
     experiment: str, metric: str, tracking_uri: str | None, *, reference: bool = False
 ) -> list[dict]:
-    """One row per model of an MLflow experiment: its study with the best validation
-    ``metric``, ranked by test ``metric`` (then validation), with its ratio to the reference.
+    """One row per model of an MLflow experiment (:func:`leaderboard_rows` of its studies)."""
+    check_metric(metric)
+    import mlflow
+
+    from .study_runs import read_study_runs
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    return leaderboard_rows(read_study_runs(uri, experiment), metric, reference=reference)
+
+
+def leaderboard_rows(
+    records: Sequence[StudyRecord], metric: str, *, reference: bool = False
+) -> list[dict]:
+    """One row per model: its study with the best validation ``metric``, ranked by it, with
+    its test metric beside it and its ratio to the reference.
 
     ``reference``: when no study of the reference model is there, add its row (no run id)
     from the metrics the top study recorded for it on its split."""
-    check_metric(metric)
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    from .study_runs import by_validation as best_studies
 
-    from .parent_run import count_key, experiment_id
-
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    client = MlflowClient(uri)
-    found_id = experiment_id(client, experiment, uri)
-    runs = client.search_runs(
-        [found_id],
-        filter_string=f"tags.`mlf.role` = 'study' and params.metric = '{metric}'",
-        max_results=5000,
-    )
-    best: dict[str, dict] = {}
-    recorded: dict[str, tuple[float | None, float | None]] = {}
-    ref_test = mlflow_key(TEST_PREFIX, metric)
-    test_prefix = mlflow_key("test", "")
-    for run in runs:
-        val = run.data.metrics.get(mlflow_key("best_val", metric))
-        if val is None:
-            continue
-        model = run.data.params.get("model", "?")
-        counted = [k for k in TRIAL_STATES if count_key(k) in run.data.metrics]
-        counts = {k: int(run.data.metrics.get(count_key(k), 0)) for k in TRIAL_STATES}
-        test = run.data.metrics.get(mlflow_key("test", metric))
-        row = {
-            "model": model,
-            "val": val,
-            "test": test,
-            "vs_reference": vs_reference(test, run.data.metrics.get(ref_test)),
-            "trials": trials_text(counts) if counted else "",  # an ensemble runs no trials
-            "study": run.data.params.get("study_name", run.info.run_name),
-            "run_id": run.info.run_id,
-            "test_metrics": {
-                k[len(test_prefix) :]: v
-                for k, v in run.data.metrics.items()
-                if k.startswith(test_prefix)
-            },
+    label = metric_label(metric)
+    best = best_studies(records, metric)
+    rows = [
+        {
+            "model": r.model,
+            "val": r.val,
+            "test": r.test(metric),
+            "vs_reference": vs_reference(r.test(metric), r.reference_test.get(label)),
+            "trials": trials_text(r.counts) if r.counts is not None else "",  # an ensemble
+            "study": r.study,
+            "run_id": r.run_id,
+            "test_metrics": dict(r.test_metrics),
         }
-        if model not in best or val < best[model]["val"]:
-            best[model] = row
-            recorded[model] = (
-                run.data.metrics.get(mlflow_key(VAL_PREFIX, metric)),
-                run.data.metrics.get(ref_test),
-            )
-    ranked = sorted(best.values(), key=_by_test)
-    if reference and ranked and REFERENCE not in best:
-        val_ref, test_ref = recorded[ranked[0]["model"]]  # on the top study's split
+        for r in best
+    ]
+    if reference and best and not any(is_reference(r.model) for r in best):
+        top = best[0]  # the reference on the top study's split
+        test_ref = top.reference_test.get(label)
         if test_ref is not None:
-            ranked.append(reference_row(val_ref, test_ref, run_id=None, test_metrics={}))
-            ranked.sort(key=_by_test)
-    naive = best.get(REFERENCE)
-    for row in ranked:
+            row = reference_row(top.reference_val.get(label), test_ref)
+            rows.append({**row, "run_id": None, "test_metrics": {}})
+            rows.sort(key=by_validation)
+    naive = next((row for row in rows if is_reference(row["model"]) and row["run_id"]), None)
+    for row in rows:
         if row["vs_reference"] is None and naive is not None:  # an older study: no reference kept
             row["vs_reference"] = vs_reference(row["test"], naive["test"])
-    for i, row in enumerate(ranked, 1):
+    for i, row in enumerate(rows, 1):
         row["rank"] = i
-    return ranked
+    return rows

@@ -1,7 +1,9 @@
 """One Optuna study of one model on one panel: what defines it, and creating or resuming it.
 
 A study remembers what it was created for (:data:`CONFIG_ATTR`); resuming it for another
-task (model, horizon, metric, folds or data) is refused with a one-line error.
+task (model, horizon, metric, folds, data or search space) is refused with a one-line error
+that names what changed. (`mlf optimize` gives a study searched with ``--set``/``--space``
+its own default name, so such a rerun starts a new study instead.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 
 CONFIG_ATTR = "mlf_config"
 """Study user attribute holding what the study was created for (checked on resume)."""
+SPACE_ATTR = "mlf_space"
+"""Study user attribute holding the searched params and fixed values it was created with."""
 CONFIG_WAIT_S = 60.0
 TRIAL_STATES = ("complete", "pruned", "fail")
 """The finished states a study's trials are counted in (Optuna's names, lower case)."""
@@ -140,6 +144,7 @@ class StudyConfig:
             "metric": self.metric,
             "cv_windows": self.cv_windows,
             "data_fingerprint": fingerprint,
+            "space": self.space.fingerprint(),
         }
 
 
@@ -182,6 +187,7 @@ def _create_or_resume(config: StudyConfig, panel: Panel, storage) -> tuple[optun
         if first:  # before anyone asks for a trial: the search starts from this configuration
             study.enqueue_trial(first, skip_if_exists=True)
         study.set_user_attr(CONFIG_ATTR, identity)
+        study.set_user_attr(SPACE_ATTR, space_summary(config.space))
         for key, value in config.extra.items():
             study.set_user_attr(key, jsonable(value))
         return study, True
@@ -189,14 +195,52 @@ def _create_or_resume(config: StudyConfig, panel: Panel, storage) -> tuple[optun
     if stored is None:
         study.set_user_attr(CONFIG_ATTR, identity)
         return study, False
-    changed = [k for k in identity if stored.get(k) != identity[k]]
+    # a study made before the space was part of its identity is resumed whatever its space
+    changed = [
+        k for k in identity if stored.get(k, identity[k] if k == "space" else None) != identity[k]
+    ]
     if changed:
-        what = ", ".join(f"{k} {stored.get(k)!r} → {identity[k]!r}" for k in changed)
+        what = ", ".join(
+            space_change(study, config.space)
+            if k == "space"
+            else f"{k} {stored.get(k)!r} → {identity[k]!r}"
+            for k in changed
+        )
         raise UsageError(
             f"study '{config.study_name}' was created for another task ({what}): "
             "pass a new --study-name, or the original settings to resume it"
         )
     return study, False
+
+
+def space_summary(space: SearchSpace) -> dict[str, Any]:
+    """Each searched param's spec and each fixed value, as the study keeps them."""
+    data = space.to_dict()
+    return jsonable({"params": data["params"], "fixed": data["fixed"]})
+
+
+def space_change(study, space: SearchSpace) -> str:
+    """``search space: changed num_leaves; added max_depth``: how ``space`` differs from the
+    one ``study`` was created with (a param made fixed, or fixed made searched, is changed)."""
+
+    def flat(summary: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            **{k: ("searched", v) for k, v in (summary.get("params") or {}).items()},
+            **{k: ("fixed", v) for k, v in (summary.get("fixed") or {}).items()},
+        }
+
+    old = flat(study.user_attrs.get(SPACE_ATTR) or {})
+    new = flat(space_summary(space))
+    parts = [
+        f"{label} {', '.join(names)}"
+        for label, names in (
+            ("changed", [k for k in new if k in old and old[k] != new[k]]),
+            ("added", [k for k in new if k not in old]),
+            ("removed", [k for k in old if k not in new]),
+        )
+        if names
+    ]
+    return "search space: " + ("; ".join(parts) or "changed")
 
 
 def state_counts(study) -> dict[str, int]:

@@ -13,11 +13,13 @@ import datetime as dt
 import html
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..tracking.leaderboard import TRIALS_LEGEND, is_reference, model_label
+from ..search.metrics import check_metric
+from ..tracking.leaderboard import TRIALS_LEGEND, is_reference, model_label, ranking_note
 from ..trials.reference import REFERENCE_HEADER
 from .plots import INDEX, ORDER, TITLES
 
@@ -59,15 +61,20 @@ class ReportData:
 
 
 def collect(experiment: str, metric: str, tracking_uri: str | None) -> ReportData:
-    """Read the leaderboard of ``experiment`` and download each best study's plots."""
+    """Read the leaderboard of ``experiment`` (ranked by validation) and download each best
+    study's plots."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from ..forecasting.pyfunc import quiet_mlflow
-    from ..tracking.leaderboard import experiment_rows
+    from ..tracking.leaderboard import leaderboard_rows
+    from ..tracking.study_runs import read_study_runs
 
+    check_metric(metric)
     uri = tracking_uri or mlflow.get_tracking_uri()
-    rows = experiment_rows(experiment, metric, uri, reference=True)
+    records = read_study_runs(uri, experiment)
+    rows = leaderboard_rows(records, metric, reference=True)
+    by_id = {r.run_id: r for r in records}
     client = MlflowClient(uri)
     sections = []
     with quiet_mlflow():
@@ -75,38 +82,29 @@ def collect(experiment: str, metric: str, tracking_uri: str | None) -> ReportDat
             if row.get("run_id") is None:  # the reference, scored by the studies, not searched
                 sections.append(StudySection(row=row))
                 continue
-            run = client.get_run(row["run_id"])
-            section = StudySection(row=row, params=_best_params(run), ensemble=_ensemble(run))
+            record = by_id[row["run_id"]]
+            section = StudySection(
+                row=row, params=dict(record.best_params), ensemble=_ensemble(record.params)
+            )
             _plots(client, row["run_id"], section)
             sections.append(section)
     return ReportData(experiment, metric, uri, sections)
 
 
-def _best_params(run) -> dict[str, Any]:
-    text = run.data.tags.get("mlf.best_params")
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _ensemble(run) -> EnsembleInfo | None:
+def _ensemble(params: Mapping[str, str]) -> EnsembleInfo | None:
     """The weights of an ensemble's run (`mlf ensemble` logs them as the ``members``
     parameter); None for a study's run."""
-    text = run.data.params.get("members")
+    text = params.get("members")
     if text is None:
         return None
     try:
         weights = json.loads(text)
     except ValueError:
         weights = {}
-    windows = run.data.params.get("ensemble_windows")
+    windows = params.get("ensemble_windows")
     return EnsembleInfo(
         weights={str(k): float(v) for k, v in weights.items()} if isinstance(weights, dict) else {},
-        method=run.data.params.get("method", ""),
+        method=params.get("method", ""),
         windows=int(windows) if windows and windows.isdigit() else None,
     )
 
@@ -174,8 +172,7 @@ def render(data: ReportData) -> str:
         f"<style>{CSS}</style></head><body><main>",
         f"<h1>mlf report: {e(data.experiment)}</h1>",
         f'<p class="meta">MLflow tracking store <code>{e(redact(data.tracking_uri))}</code>; '
-        f"ranked by test {e(label)} of each model's best study by validation {e(label)}; "
-        f"made {e(data.created)}.</p>",
+        f"each model's best study, {e(ranking_note(data.metric))}; made {e(data.created)}.</p>",
         "<h2>Leaderboard</h2>",
     ]
     if data.sections:
