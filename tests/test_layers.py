@@ -192,6 +192,30 @@ def test_only_the_public_entry_points_sit_at_the_top_level():
     assert {p.stem for p in PACKAGE.glob("*.py")} <= TOP_LEVEL
 
 
+MAX_PARAMETERS = 6
+
+
+def widest_functions(package: Path = PACKAGE) -> list[str]:
+    """Core functions (``cli/`` aside) taking more than :data:`MAX_PARAMETERS` parameters,
+    ``self`` and ``cls`` not counted."""
+    wide = []
+    for path in sorted(package.rglob("*.py")):
+        if "cli" in path.relative_to(package).parts[:-1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+                count = len([n for n in names if n not in ("self", "cls")])
+                if count > MAX_PARAMETERS:
+                    wide.append(f"{path.relative_to(package)}:{node.lineno} {node.name} ({count})")
+    return wide
+
+
+def test_no_core_function_takes_more_than_six_parameters():
+    assert widest_functions() == []
+
+
 def test_no_import_cycle():
     assert cycles(imports(modules())[0]) == []
 

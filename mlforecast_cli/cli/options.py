@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 
 from ..search.metrics import METRIC_NAMES
-from .data_options import EXPERIMENTS
 
-DEFAULT_EXPERIMENT = EXPERIMENTS["walmart"]
 METRICS_TEXT = ", ".join(METRIC_NAMES[:-1]) + f" or {METRIC_NAMES[-1]}"
 """The metrics' names as help text reads them."""
 
