@@ -193,3 +193,9 @@ def test_an_unreachable_scheduler_is_refused_in_one_line(cli):
     [line] = [s for s in result.err.splitlines() if s.strip()]
     assert line.startswith("error: cannot reach the Dask scheduler tcp://127.0.0.1:")
     assert time.monotonic() - start < 60
+
+
+def test_optimize_help_imports_no_dask():
+    from tests.test_cli_basics import _imported
+
+    assert not _imported("optimize", "--help") & {"dask", "distributed"}
