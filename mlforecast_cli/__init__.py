@@ -20,6 +20,7 @@ from .models.contract import (
 )
 from .models.hookspecs import hookimpl
 from .models.registry import ModelEntry, Registry, get_model, get_models, get_registry
+from .services.executors import ExecutorUnavailable, SeriesExecutor, series_executor
 
 __version__ = "0.1.0"
 
@@ -74,6 +75,7 @@ sys.meta_path.append(_MovedModules())
 
 __all__ = [
     "DataError",
+    "ExecutorUnavailable",
     "Forecaster",
     "ForecasterProtocol",
     "Histories",
@@ -83,6 +85,7 @@ __all__ = [
     "PluginError",
     "Registry",
     "ReportFn",
+    "SeriesExecutor",
     "SeriesForecaster",
     "SpaceError",
     "TaskInfo",
@@ -94,4 +97,5 @@ __all__ = [
     "get_models",
     "get_registry",
     "hookimpl",
+    "series_executor",
 ]

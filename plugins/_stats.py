@@ -7,9 +7,11 @@ the work (the same model forecasts any history, as ``mlf predict`` needs).
 - **Every series gets a forecast.** A model is tried in order along a chain: the configured
   model, then simpler ones the library allows on a short or odd series (without season,
   then the naive last value). How many series fell back, and to what, is in ``notes``.
-- **In parallel** on the ``task.n_threads`` cores the core gives: the series are cut into
-  chunks of about equal work and forecast by a pool of worker processes that lives as long
-  as the process, so each worker imports statsforecast once, not once per trial. statsforecast
+- **In parallel** where the core says (:func:`mlforecast_cli.series_executor`): on the
+  ``task.n_threads`` cores it gives, the series are cut into chunks of about equal work and
+  forecast by a pool of worker processes that lives as long as the process, so each worker
+  imports statsforecast once, not once per trial; with ``--cluster``, on a Dask cluster's
+  workers, for any panel of at least ``PARALLEL_MIN_SERIES`` series. statsforecast
   2.x compiles nothing at run time (its kernels are C++, no numba); that import is the whole
   first-call cost, so a panel whose first series say it is seconds of work (Theta, a small
   panel) is forecast in-process without a pool.
@@ -20,12 +22,11 @@ the work (the same model forecasts any history, as ``mlf predict`` needs).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections import OrderedDict
 from typing import Any
 
-from mlforecast_cli import SeriesForecaster
+from mlforecast_cli import ExecutorUnavailable, SeriesForecaster, series_executor
 
 STATS_INSTALL = 'pip install "mlforecast-cli[stats]"'
 """The install hint of every statsforecast plugin."""
@@ -38,11 +39,8 @@ PROBE_SERIES = 8
 POOL_WORTH_S = 10.0
 """In-process seconds the remaining series must be expected to take for the pool to be used
 (starting its workers costs a few seconds, once per process)."""
-CHUNKS_PER_WORKER = 4
 CACHE_SIZE = 16
 
-_pool: Any = None
-_pool_workers = 0
 _pool_broken = False
 _cache: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
 
@@ -100,7 +98,7 @@ class StatsForecaster(SeriesForecaster):
 # --------------------------------------------------------------------------- the work
 
 
-def forecast_series(chain, values, offsets, h: int):
+def forecast_series(values, offsets, chain, h: int):
     """(n, h) forecasts of every history in ``values``/``offsets`` and (n,) the chain level
     that gave each (``len(chain)``: the naive last value)."""
     import warnings
@@ -130,8 +128,9 @@ def forecast_series(chain, values, offsets, h: int):
 
 
 def forecast_panel(chain, values, offsets, h: int, n_threads: int):
-    """:func:`forecast_series` on ``n_threads`` worker processes (in-process for a small
-    panel), with its result cached for the same chain and histories."""
+    """:func:`forecast_series` on the core's executor (:func:`mlforecast_cli.series_executor`:
+    ``n_threads`` local processes, or the cluster's workers), in-process for a small panel,
+    with its result cached for the same chain and histories."""
     import numpy as np
 
     key = (
@@ -146,81 +145,39 @@ def forecast_panel(chain, values, offsets, h: int, n_threads: int):
         return forecasts.copy(), levels.copy()
     offsets = np.asarray(offsets, dtype=np.int64)
     n = len(offsets) - 1
-    workers = max(1, min(int(n_threads), os.cpu_count() or 1))
+    executor = series_executor(n_threads)
     result = None
-    if workers > 1 and n >= PARALLEL_MIN_SERIES and not _pool_broken:
+    if executor.remote and n >= PARALLEL_MIN_SERIES:
+        result = _mapped(executor, chain, values, offsets, h)
+    elif executor.workers > 1 and n >= PARALLEL_MIN_SERIES and not _pool_broken:
         # time the first series here: the pool pays only for more than a few seconds of work
         k = PROBE_SERIES
         start = time.perf_counter()
-        head = forecast_series(chain, values[: offsets[k]], offsets[: k + 1], h)
+        head = forecast_series(values[: offsets[k]], offsets[: k + 1], chain, h)
         rest = (time.perf_counter() - start) * (offsets[-1] - offsets[k]) / max(offsets[k], 1)
         if rest > POOL_WORTH_S:
-            tail = _in_pool(chain, values[offsets[k] :], offsets[k:] - offsets[k], h, workers)
+            tail = _mapped(executor, chain, values[offsets[k] :], offsets[k:] - offsets[k], h)
             if tail is not None:
                 result = np.concatenate([head[0], tail[0]]), np.concatenate([head[1], tail[1]])
     if result is None:
-        result = forecast_series(chain, values, offsets, h)
+        result = forecast_series(values, offsets, chain, h)
     _cache[key] = result
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
     return result[0].copy(), result[1].copy()
 
 
-def _in_pool(chain, values, offsets, h: int, workers: int):
-    """:func:`forecast_series` in the process pool; None when the pool cannot run."""
-    from concurrent.futures.process import BrokenProcessPool
-
+def _mapped(executor, chain, values, offsets, h: int):
+    """:func:`forecast_series` through ``executor``; None when a local pool cannot run."""
     import numpy as np
 
-    offsets = np.asarray(offsets, dtype=np.int64)
-    n = len(offsets) - 1
-    chunks = min(n, workers * CHUNKS_PER_WORKER)
-    # cut where the cumulative length crosses each share of the total: equal work per chunk
-    cuts = np.searchsorted(offsets[1:], np.linspace(0, offsets[-1], chunks + 1)[1:-1])
-    bounds = np.unique(np.concatenate([[0], cuts + 1, [n]]))
-    pool = _get_pool(workers)
-    futures = [
-        pool.submit(
-            forecast_series,
-            chain,
-            values[offsets[a] : offsets[b]],
-            offsets[a : b + 1] - offsets[a],
-            h,
-        )
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        if b > a
-    ]
+    global _pool_broken
     try:
-        parts = [f.result() for f in futures]
-    except BrokenProcessPool:  # workers that cannot start (no importable __main__...)
-        global _pool_broken
+        parts = executor.map_series(forecast_series, values, offsets, chain, h)
+    except ExecutorUnavailable:  # workers that cannot start (no importable __main__...)
         _pool_broken = True
-        shutdown_pool()
         return None
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _get_pool(workers: int):
-    """The process's pool of ``workers`` spawned processes (made once, kept for later trials).
-
-    Spawned, not forked: the parent may run threads (progress display, tracking) that a fork
-    would copy mid-lock.
-    """
-    global _pool, _pool_workers
-    if _pool is not None and _pool_workers == workers:
-        return _pool
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    shutdown_pool()
-    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    _pool_workers = workers
-    return _pool
-
-
-def pool_workers() -> int:
-    """Worker processes of the pool (0: none started)."""
-    return _pool_workers
 
 
 def cache_size() -> int:
@@ -231,11 +188,3 @@ def cache_size() -> int:
 def clear_cache() -> None:
     """Forget every cached forecast."""
     _cache.clear()
-
-
-def shutdown_pool() -> None:
-    """Stop the worker processes (they also stop when the process exits)."""
-    global _pool, _pool_workers
-    if _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
-    _pool, _pool_workers = None, 0

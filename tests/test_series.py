@@ -352,6 +352,8 @@ def test_ets_study_tries_the_automatic_configuration_first(tmp_path):
 def test_series_are_forecast_in_parallel_with_the_same_result(monkeypatch):
     from mlforecast_cli.plugins import _stats
 
+    from mlforecast_cli.services.executors import local_pool, shutdown_local_pool
+
     panel = m1("m1_quarterly", 24)
     hist = make_histories(panel, panel.lengths - 8, 8)
     task = task_info(panel, 8, seed=0, device="cpu", n_jobs=1)
@@ -363,9 +365,9 @@ def test_series_are_forecast_in_parallel_with_the_same_result(monkeypatch):
     model.task = dataclasses.replace(task, n_threads=2)
     try:
         parallel = model.predict(hist)
-        assert _stats.pool_workers() == 2
+        assert local_pool().started and local_pool().workers == 2
     finally:
-        _stats.shutdown_pool()
+        shutdown_local_pool()
     np.testing.assert_array_equal(serial, parallel)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..ensembles import DEFAULT_ROUNDS
+from .cluster import ClusterOpt, check_cluster, on_cluster
 from .options import METRICS_TEXT, ExperimentOpt, TrackingUriOpt
 from .output import print_json, print_table, say, warning_line
 
@@ -41,6 +42,7 @@ def ensemble(
         ),
     ] = None,
     tracking_uri: TrackingUriOpt = None,
+    cluster: ClusterOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Combine the best study of each model into one ensemble and log it as model 'ensemble'."""
@@ -52,6 +54,7 @@ def ensemble(
         raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if metric is not None:
         check_metric(metric)
+    address = check_cluster(cluster)
     import mlflow
 
     from ..optimize.ensemble_run import EnsembleOptions, build_ensemble
@@ -60,7 +63,8 @@ def ensemble(
     uri = tracking_uri or mlflow.get_tracking_uri()
     experiment, found = resolve_experiment(uri, experiment)
     options = EnsembleOptions(tuple(models or ()), metric, method, rounds, top)
-    outcome = build_ensemble(uri, experiment, options)
+    with on_cluster(address, models or ()):
+        outcome = build_ensemble(uri, experiment, options)
     if json_output:
         print_json(
             {

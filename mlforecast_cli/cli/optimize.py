@@ -15,6 +15,7 @@ import typer
 from ..errors import MlfError, UsageError
 from ..search.metrics import DEFAULT_METRIC
 from ..trials.reference import REFERENCE_HEADER
+from .cluster import ClusterOpt, check_cluster, on_cluster
 from .data_options import (
     DataChoice,
     DataOpt,
@@ -135,6 +136,7 @@ def optimize(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
     wide: WideOpt = False,
+    cluster: ClusterOpt = None,
     plots: Annotated[
         Path | None,
         typer.Option(
@@ -166,6 +168,7 @@ def optimize(
     if metric is not None:
         check_metric(metric)
     check_storage_url(storage)
+    address = check_cluster(cluster, n_jobs)
     chosen = select_models(get_registry(), models)
     entries = chosen.entries
     choice = load_data(dataset, data, target, time_col, id_col, feature, freq)
@@ -204,7 +207,8 @@ def optimize(
     for error in chosen.broken.values():
         warning_line(f"{error}; it is left out, the other models run")
     show_tracebacks(chosen.broken.values())
-    outcomes = _run(runs, quiet=quiet or json_output, json_output=json_output)
+    with on_cluster(address, [entry.name for entry in entries]):
+        outcomes = _run(runs, quiet=quiet or json_output, json_output=json_output)
     metric = runs[0].config.metric
     if json_output:
         document = _document(outcomes, config.experiment, choice, horizon, metric)

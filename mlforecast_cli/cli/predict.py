@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import MlfError, UsageError, first_line
+from .cluster import ClusterOpt, check_cluster, on_cluster
 from .data_options import EXPERIMENTS, DataOpt, DatasetOpt
 from .options import METRICS_TEXT, TrackingUriOpt
 from .output import print_json, print_table, say
@@ -81,6 +82,7 @@ def predict(
         typer.Option("--experiment", metavar="NAME", help="MLflow experiment to look in."),
     ] = None,
     tracking_uri: TrackingUriOpt = None,
+    cluster: ClusterOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Forecast HORIZON steps past the end of each series with a study's refit model."""
@@ -97,6 +99,7 @@ def predict(
     if dataset and data:
         raise UsageError("--dataset and --data exclude each other: pass only one of them")
     writer = _check_output(output) if output is not None else None
+    address = check_cluster(cluster)
     if data is not None and not data.is_file():
         raise UsageError(f"data file not found: {data}; check --data")
     if experiment is None and data is not None:
@@ -122,9 +125,11 @@ def predict(
 
     from ..forecasting.forecast import forecast_frame
 
-    result = forecast_frame(
-        saved, frame, horizon=horizon, fill_features=fill_features, source=source, levels=levels
-    )
+    models = [saved.model_name, *(member.model_name for _, member in saved.members)]
+    with on_cluster(address, models):
+        result = forecast_frame(
+            saved, frame, horizon=horizon, fill_features=fill_features, source=source, levels=levels
+        )
     if output is not None:
         _write(result, output, writer)
     _show(result, frame, saved, run, experiment, source, output, json_output)

@@ -65,6 +65,32 @@ def connect(tracking_uri: str, attempts: int = 5):
     raise AssertionError("unreachable")
 
 
+def get_or_create_experiment(client, name: str, attempts: int = 5) -> str:
+    """The id of MLflow experiment ``name``, created when missing; safe when many processes
+    ask at once: one creates it, the others' "already exists" is answered by reading it back
+    (eight commands started together on a fresh server failed with RESOURCE_ALREADY_EXISTS)."""
+    for attempt in range(attempts):
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(name)
+        except Exception as exc:
+            if not _already_exists(exc) or attempt == attempts - 1:
+                raise
+        time.sleep(0.2 * (attempt + 1))  # the winner's row may not be readable yet
+    raise AssertionError("unreachable")
+
+
+def _already_exists(exc: Exception) -> bool:
+    """Whether ``exc`` says another process created the same thing first."""
+    code = getattr(exc, "error_code", "")
+    text = str(exc).lower()
+    return code == "RESOURCE_ALREADY_EXISTS" or any(
+        s in text for s in ("resource_already_exists", "already exists", "unique constraint")
+    )
+
+
 @contextmanager
 def _sqlite_open_lock(tracking_uri: str) -> Iterator[None]:
     """An exclusive ``flock`` per SQLite file while it is opened, on a lock file in the temp

@@ -20,7 +20,12 @@ from typing import Any
 from ..errors import MlfError, UsageError, first_line
 from ..search.metrics import DEFAULT_METRIC, mlflow_key
 from ..services.liveness import WORKER_ATTR, pid_alive, wait_for_user_attr
-from ..services.mlflow_store import connect, quiet_mlflow_logs, use_wal_for_sqlite
+from ..services.mlflow_store import (
+    connect,
+    get_or_create_experiment,
+    quiet_mlflow_logs,
+    use_wal_for_sqlite,
+)
 from ..trials.reference import TEST_PREFIX, VAL_PREFIX, ReferenceScores
 from .child_runs import (
     PARENT_TAG,
@@ -111,10 +116,7 @@ class MlflowTracker:
                 use_wal_for_sqlite()
             try:
                 self.client = connect(self.tracking_uri)
-                found = self.client.get_experiment_by_name(experiment)
-                self.experiment_id = (
-                    found.experiment_id if found else self.client.create_experiment(experiment)
-                )
+                self.experiment_id = get_or_create_experiment(self.client, experiment)
             except Exception as exc:
                 first = first_line(exc, type(exc).__name__)
                 raise UsageError(

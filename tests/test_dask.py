@@ -1,0 +1,201 @@
+"""Per-series work on a real Dask cluster: a `dask scheduler` and two `dask worker` processes
+started here (loopback), the same forecasts as the local path to the digit, and the refusals
+of a bad `--cluster` before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import run_mlf
+from tests.test_series import M1, m1, stats_entry
+from tests.test_services import free_port
+
+pytest.importorskip("distributed")
+pytest.importorskip("statsforecast")
+
+SERIES = 70
+"""Above the whole-series plugins' in-process threshold (64), so the cluster is used."""
+
+
+class DaskCluster:
+    """`dask scheduler` and ``workers`` `dask worker` processes on loopback ports."""
+
+    def __init__(self, folder: Path, workers: int = 2, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen] = []
+        base = [sys.executable, "-m", "dask"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.procs.append(
+            subprocess.Popen(
+                [*base, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--no-dashboard"],
+                cwd=folder, start_new_session=True, **quiet,
+            )
+        )  # fmt: skip
+        for _ in range(workers):
+            self.procs.append(
+                subprocess.Popen(
+                    [*base, "worker", self.address, "--nthreads", "1", "--no-dashboard",
+                     "--host", "127.0.0.1"],
+                    cwd=folder, env={**os.environ, **(env or {})}, start_new_session=True,
+                    **quiet,
+                )
+            )  # fmt: skip
+        from distributed import Client
+
+        with Client(self.address, timeout=120) as client:
+            client.wait_for_workers(workers, timeout=180)
+
+    def stop(self) -> None:
+        import signal
+
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.slow
+def test_the_cluster_forecasts_what_the_local_path_does_sending_the_histories_once(dask_cluster):
+    from mlforecast_cli.plugins import _stats
+
+    from mlforecast_cli.data.histories import make_histories
+    from mlforecast_cli.models.contract import TaskInfo
+    from mlforecast_cli.services.executors import connect_cluster, use_executor
+
+    panel = m1("m1_quarterly", SERIES)
+    hist = make_histories(panel, panel.lengths - 8, 8)
+    task = TaskInfo(horizon=8, season_length=4, n_series=SERIES)
+    configs = [{"error": "A", "trend": "N", "season": "N"}, {"error": "Z", "trend": "A"}]
+    _stats.clear_cache()
+    local = [stats_entry("ets").create(c, task).predict(hist) for c in configs]
+    _stats.clear_cache()
+    with use_executor(connect_cluster(dask_cluster.address, ["statsforecast"])) as executor:
+        first = stats_entry("ets").create(configs[0], task).predict(hist)
+        sent = executor.scattered_bytes
+        assert sent == hist.values.nbytes + hist.offsets.nbytes
+        second = stats_entry("ets").create(configs[1], task).predict(hist)
+        assert executor.scattered_bytes == sent  # the second trial sends no history again
+    _stats.clear_cache()
+    np.testing.assert_array_equal(first, local[0])
+    np.testing.assert_array_equal(second, local[1])
+
+
+@pytest.mark.slow
+def test_optimize_and_predict_through_the_cluster_equal_the_local_run(dask_cluster, tmp_path):
+    frame = pd.read_csv(f"{M1}/m1_quarterly.csv")
+    frame = frame[frame["id"].isin(frame["id"].unique()[:SERIES])]
+    data = tmp_path / "m1q.csv"
+    frame.to_csv(data, index=False)
+    common = ["--data", str(data), "--target", "value", "--time-col", "date", "--id-col", "id"]
+    outputs = {}
+    for label, extra in (("local", []), ("cluster", ["--cluster", dask_cluster.address])):
+        folder = tmp_path / label
+        folder.mkdir()
+        env = {"MLF_HOME": str(folder / ".mlf"), "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/m.db"}
+        done = run_mlf(
+            "optimize", "ets", *common, "--horizon", "8", "--trials", "2", "--json", *extra,
+            env=env, cwd=folder, timeout=900,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        [model] = json.loads(done.stdout)["models"]
+        out = folder / "forecast.csv"
+        done = run_mlf(
+            "predict", "ets", "--data", str(data), "--output", str(out), *extra,
+            env=env, cwd=folder, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[label] = (model, pd.read_csv(out), trial_values(folder, model["study_name"]))
+    (local, local_forecast, values), (remote, remote_forecast, remote_values) = outputs.values()
+    assert remote_values == values and len(values) == 2
+    for key in ("best_value", "test_metrics", "best_params"):
+        assert remote[key] == local[key], key
+    pd.testing.assert_frame_equal(remote_forecast, local_forecast, check_exact=True)
+
+
+def trial_values(folder: Path, study_name: str) -> list[float]:
+    import optuna
+
+    from mlforecast_cli.services.storage import open_storage
+
+    storage = open_storage(f"journal:///{folder / '.mlf' / 'optuna.journal'}")
+    return [t.value for t in optuna.load_study(study_name=study_name, storage=storage).trials]
+
+
+@pytest.mark.slow
+def test_a_worker_missing_a_library_is_refused_before_any_trial(tmp_path):
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "statsforecast.py").write_text("raise ImportError('not on this worker')\n")
+    cluster = DaskCluster(tmp_path, workers=1, env={"PYTHONPATH": str(shadow)})
+    try:
+        done = run_mlf(
+            "optimize", "ets", "--trials", "1", "--cluster", cluster.address, cwd=tmp_path
+        )
+    finally:
+        cluster.stop()
+    assert done.returncode == 2, done.stderr
+    [line] = [s for s in done.stderr.splitlines() if s.strip()]
+    assert (
+        line.startswith("error: Dask worker tcp://127.0.0.1:")
+        and "cannot import statsforecast" in line
+    )
+    assert "Traceback" not in done.stderr and not (tmp_path / ".mlf").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("nowhere", "is not a Dask scheduler address"),
+        ("local:0", "must be a whole number of at least 1"),
+        ("local:x", "must be a whole number of at least 1"),
+    ],
+)
+def test_a_bad_cluster_address_is_refused_in_one_line(cli, value, words):
+    result = cli("optimize", "seasonal_naive", "--trials", "1", "--cluster", value)
+    assert result.code == 2
+    [line] = [s for s in result.err.splitlines() if s.strip()]
+    assert line.startswith("error: --cluster") and words in line
+
+
+def test_cluster_with_n_jobs_is_refused(cli):
+    result = cli("optimize", "seasonal_naive", "--cluster", "local:2", "--n-jobs", "2")
+    assert result.code == 2 and "--n-jobs 1" in result.err
+
+
+def test_the_environment_variable_names_the_cluster(cli, monkeypatch):
+    monkeypatch.setenv("MLF_CLUSTER", "nowhere")
+    result = cli("predict", "seasonal_naive")
+    assert result.code == 2 and "--cluster 'nowhere'" in result.err
+
+
+def test_an_unreachable_scheduler_is_refused_in_one_line(cli):
+    start = time.monotonic()
+    result = cli("optimize", "seasonal_naive", "--cluster", f"tcp://127.0.0.1:{free_port()}")
+    assert result.code == 2, result
+    [line] = [s for s in result.err.splitlines() if s.strip()]
+    assert line.startswith("error: cannot reach the Dask scheduler tcp://127.0.0.1:")
+    assert time.monotonic() - start < 60
+
+
+def test_optimize_help_imports_no_dask():
+    from tests.test_cli_basics import _imported
+
+    assert not _imported("optimize", "--help") & {"dask", "distributed"}
