@@ -1,4 +1,4 @@
-"""What the lstm, tcn and transformer plugins share: input building, one training loop, pickling.
+"""What the neural plugins share: input building, one training loop, pickling.
 
 This module imports torch, so a plugin imports it only inside its model's methods (``fit``,
 ``predict``): listing models never loads it. A plugin gives :class:`NeuralTrainer` a
@@ -17,7 +17,9 @@ last observed value where the history is too short. The networks zero their last
 untrained model *is* the seasonal naive forecast and training only has to learn what differs.
 
 The loop: mini-batches, Adam, the loss (``loss``: mae, huber or mse) on scaled targets,
-gradient clipping, and after each epoch the validation error: the mean over the validation
+gradient clipping. An epoch is at most ``steps_per_epoch`` batches (100 by default) of windows
+drawn with the seeded generator, so its cost does not grow with the panel; a panel with fewer
+windows is passed over whole. After each epoch the validation error: the mean over the validation
 windows (at most ``EPOCH_VALID_WINDOWS`` of them) of sum |error| / sum |actual| in original
 units, scale-free, so trials with different scalers compare. It drives early stopping
 (``patience`` epochs without improvement; the best weights are kept) and is passed to
@@ -58,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "residual": True,
     "embedding_dim": 4,
     "head_size": 64,
+    "steps_per_epoch": 100,
 }
 """Training settings every space may set (under ``params`` or ``fixed``); these when absent."""
 
@@ -69,7 +72,9 @@ EPOCH_VALID_WINDOWS = 10_000
 """Validation windows the per-epoch error is computed on: a seeded draw, the same for every
 trial, when there are more (a pass over 30,000 windows cost as much as a minute of training)."""
 MANY_WEIGHTS = 1_000_000
-"""Networks with at least this many weights use ``task.n_threads`` CPU threads, others one."""
+"""Networks with at least this many weights use ``task.n_threads`` CPU threads."""
+WORK_PER_STEP = 100_000_000
+"""So does a step of at least this many weights × windows (see :func:`threads_for`)."""
 
 
 class TrainingError(RuntimeError):
@@ -91,6 +96,18 @@ def setting(params: Mapping[str, Any], key: str) -> Any:
     return params.get(key, DEFAULTS[key])
 
 
+def epoch_windows(n_windows: int, batch_size: int, steps: int | None) -> int:
+    """Training windows one epoch draws: all of them, or ``steps`` batches when that is fewer.
+
+    An epoch is a fixed number of optimisation steps on a fresh seeded draw of windows (as
+    neuralforecast's ``val_check_steps`` of ``windows_batch_size``), so its cost does not grow
+    with the panel; a panel with fewer windows is passed over whole, in a new order each epoch.
+    """
+    if not steps:
+        return n_windows
+    return min(n_windows, max(int(steps), 1) * batch_size)
+
+
 def device_for(requested: str) -> torch.device:
     """``requested`` when this machine has it, else the CPU (a model unpickled elsewhere)."""
     if requested == "cuda" and torch.cuda.is_available():
@@ -101,15 +118,18 @@ def device_for(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
-def threads_for(net: nn.Module, task: TaskInfo) -> int:
-    """CPU threads for ``net``: ``task.n_threads`` for a large network, one for a small one.
+def threads_for(net: nn.Module, task: TaskInfo, batch_size: int = 1) -> int:
+    """CPU threads for ``net``: all of ``task.n_threads`` when a step has enough work to share.
 
-    A small network's operations are too short to share: with two threads on a busy two-core
-    machine a 64-unit LSTM batch took 130-530 ms against 2 ms with one thread (OpenMP threads
-    wait on each other at every operation).
+    A step's work is about weights × batch size multiply-adds. A small one is too short to
+    share: with two threads on a busy two-core machine a 64-unit LSTM batch took 130-530 ms
+    against 2 ms with one, and an N-HiTS step of 256 windows 34 ms against 3 ms (OpenMP
+    threads wait on each other at every operation); at 1,024 windows two threads took 5 ms
+    against 9 ms. Networks of at least :data:`MANY_WEIGHTS` weights always share.
     """
     n_weights = sum(p.numel() for p in net.parameters())
-    return max(1, int(task.n_threads)) if n_weights >= MANY_WEIGHTS else 1
+    share = n_weights >= MANY_WEIGHTS or n_weights * max(batch_size, 1) >= WORK_PER_STEP
+    return max(1, int(task.n_threads)) if share else 1
 
 
 # --------------------------------------------------------------------------- inputs
@@ -289,7 +309,8 @@ class NeuralTrainer:
             n_series=max(int(task.n_series), int(np.max(train.series)) + 1),
         )
         net = self.build_network(params, self.dims).to(device)
-        torch.set_num_threads(threads_for(net, task))
+        batch_size = max(int(setting(params, "batch_size")), 1)
+        torch.set_num_threads(threads_for(net, task, batch_size))
         self.network = net
         data = build_inputs(train, self.stats, device)
         val = None
@@ -297,7 +318,6 @@ class NeuralTrainer:
             val = _epoch_sample(build_inputs(valid, self.stats, device), int(task.seed))
 
         epochs = max(int(setting(params, "epochs")), 1)
-        batch_size = max(int(setting(params, "batch_size")), 1)
         patience = max(int(setting(params, "patience")), 1)
         min_delta = float(setting(params, "min_delta"))
         clip = float(setting(params, "grad_clip"))
@@ -313,11 +333,12 @@ class NeuralTrainer:
 
         best_error, best_state, waited = math.inf, None, 0
         self.history, self.stopped = [], "epochs"
+        per_epoch = epoch_windows(len(data), batch_size, setting(params, "steps_per_epoch"))
         for epoch in range(1, epochs + 1):
             net.train()
-            order = torch.randperm(len(data), generator=generator).to(device)
+            order = torch.randperm(len(data), generator=generator)[:per_epoch].to(device)
             total, count = 0.0, 0
-            for start in range(0, len(data), batch_size):
+            for start in range(0, per_epoch, batch_size):
                 batch = data.take(order[start : start + batch_size])
                 loss = loss_fn(self._forward(batch), batch.y)
                 if not torch.isfinite(loss):
