@@ -17,17 +17,17 @@ last observed value where the history is too short. The networks zero their last
 untrained model *is* the seasonal naive forecast and training only has to learn what differs.
 
 The loop: mini-batches, Adam, the loss (``loss``: mae, huber or mse) on scaled targets,
-gradient clipping. An epoch is at most ``steps_per_epoch`` batches (100 by default) of windows
-drawn with the seeded generator, so its cost does not grow with the panel; a panel with fewer
-windows is passed over whole. After each epoch the validation error: the mean over the validation
-windows (at most ``EPOCH_VALID_WINDOWS`` of them) of sum |error| / sum |actual| in original
-units, scale-free, so trials with different scalers compare. It drives early stopping
-(``patience`` epochs without improvement; the best weights are kept) and is passed to
-``report(epoch, error)`` so the pruner can stop the trial. A NaN or infinite loss raises
-:class:`TrainingError` with a clear message (the core fails the trial). ``max_seconds``
-bounds one fit's training time (checked after each batch). Without a validation window (the
-refit) it trains ``epochs`` epochs; :meth:`NeuralTrainer.refit_params` hands it the epoch
-early stopping kept.
+gradient clipping. An epoch is one pass over the training windows, or with ``steps_per_epoch``
+exactly that many batches drawn with the seeded generator (see :func:`epoch_order`), so its
+cost does not depend on the panel's size. After each epoch the validation error: the mean
+over the validation windows (at most ``EPOCH_VALID_WINDOWS`` of them) of sum |error| /
+sum |actual| in original units, scale-free, so trials with different scalers compare. It
+drives early stopping (``patience`` epochs without improvement; the best weights are kept)
+and is passed to ``report(epoch, error)`` so the pruner can stop the trial. A NaN or infinite
+loss raises :class:`TrainingError` with a clear message (the core fails the trial).
+``max_seconds`` bounds one fit's training time (checked after each batch). Without a
+validation window (the refit) it trains ``epochs`` epochs; :meth:`NeuralTrainer.refit_params`
+hands it the epoch early stopping kept.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "residual": True,
     "embedding_dim": 4,
     "head_size": 64,
-    "steps_per_epoch": 100,
+    "steps_per_epoch": None,
 }
 """Training settings every space may set (under ``params`` or ``fixed``); these when absent."""
 
@@ -96,16 +96,23 @@ def setting(params: Mapping[str, Any], key: str) -> Any:
     return params.get(key, DEFAULTS[key])
 
 
-def epoch_windows(n_windows: int, batch_size: int, steps: int | None) -> int:
-    """Training windows one epoch draws: all of them, or ``steps`` batches when that is fewer.
+def epoch_order(
+    n_windows: int, batch_size: int, steps: int | None, generator: torch.Generator
+) -> torch.Tensor:
+    """Indices of the training windows of one epoch, in the order they are trained on.
 
-    An epoch is a fixed number of optimisation steps on a fresh seeded draw of windows (as
-    neuralforecast's ``val_check_steps`` of ``windows_batch_size``), so its cost does not grow
-    with the panel; a panel with fewer windows is passed over whole, in a new order each epoch.
+    Without ``steps`` (the default): every window once, in a seeded random order. With
+    ``steps``: exactly ``steps`` batches (as neuralforecast's ``val_check_steps`` of
+    ``windows_batch_size``) drawn from successive seeded permutations, so an epoch costs the
+    same on a panel of 600 series as on one of 30,000: a large panel is sampled, a small one
+    passed over several times.
     """
     if not steps:
-        return n_windows
-    return min(n_windows, max(int(steps), 1) * batch_size)
+        return torch.randperm(n_windows, generator=generator)
+    budget = max(int(steps), 1) * batch_size
+    rounds = -(-budget // n_windows)
+    order = torch.cat([torch.randperm(n_windows, generator=generator) for _ in range(rounds)])
+    return order[:budget]
 
 
 def device_for(requested: str) -> torch.device:
@@ -333,12 +340,12 @@ class NeuralTrainer:
 
         best_error, best_state, waited = math.inf, None, 0
         self.history, self.stopped = [], "epochs"
-        per_epoch = epoch_windows(len(data), batch_size, setting(params, "steps_per_epoch"))
+        steps = setting(params, "steps_per_epoch")
         for epoch in range(1, epochs + 1):
             net.train()
-            order = torch.randperm(len(data), generator=generator)[:per_epoch].to(device)
+            order = epoch_order(len(data), batch_size, steps, generator).to(device)
             total, count = 0.0, 0
-            for start in range(0, per_epoch, batch_size):
+            for start in range(0, len(order), batch_size):
                 batch = data.take(order[start : start + batch_size])
                 loss = loss_fn(self._forward(batch), batch.y)
                 if not torch.isfinite(loss):

@@ -154,6 +154,26 @@ def test_bad_settings_fail_with_one_clear_line(name, params, message, walmart):
         fit(name, walmart, params)
 
 
+def test_an_epoch_is_a_fixed_budget_of_seeded_batches(walmart):
+    from mlforecast_cli.plugins._torch_training import epoch_order
+
+    def order(n, batch, steps, seed=0):
+        return epoch_order(n, batch, steps, torch.Generator().manual_seed(seed))
+
+    big = order(100_000, 256, 50)
+    assert len(big) == 50 * 256 and len(set(big.tolist())) == len(big)  # a sample, no repeats
+    small = order(525, 32, 50)  # 1,600 windows: 3 whole passes and part of a 4th
+    assert len(small) == 1_600 and np.bincount(small.numpy()).min() == 3
+    assert sorted(order(525, 32, None).tolist()) == list(range(525))  # unset: one pass
+    assert torch.equal(order(525, 32, 50), small) and not torch.equal(order(525, 32, 50, 1), small)
+
+    budget = {"steps_per_epoch": 2, "batch_size": 8}
+    first, again = fit("nhits", walmart, budget), fit("nhits", walmart, budget)
+    np.testing.assert_array_equal(first.predictions, again.predictions)
+    whole = fit("nhits", walmart, {**budget, "steps_per_epoch": None})
+    assert not np.allclose(first.predictions, whole.predictions)
+
+
 def test_listing_models_does_not_import_torch():
     code = (
         "import sys; from mlforecast_cli.registry import Registry; r = Registry(); "
@@ -174,7 +194,7 @@ def test_spaces_follow_the_papers_and_the_auto_defaults():
     assert "trend-seasonality" in nbeats.params["stacks"].choices
     for space in (nhits, nbeats):
         assert list(space.params["scaler"].choices) == ["window", "series"]
-        assert space.fixed["steps_per_epoch"] == 100 and space.fixed["max_seconds"]
+        assert space.fixed["steps_per_epoch"] == 50 and space.fixed["max_seconds"]
         assert "horizon" not in space.params
 
 
