@@ -16,7 +16,7 @@ correction added to the base value: the seasonal value (same step one season bac
 last observed value where the history is too short. The networks zero their last layer, so an
 untrained model *is* the seasonal naive forecast and training only has to learn what differs.
 
-The loop: mini-batches, Adam, the loss (``loss``: mae, huber or mse) on scaled targets,
+The loop: mini-batches, Adam, the loss (``loss``: mae, huber, mse or mape) on scaled targets,
 gradient clipping. An epoch is one pass over the training windows, or with ``steps_per_epoch``
 exactly that many batches drawn with the seeded generator (see :func:`epoch_order`), so its
 cost does not depend on the panel's size. After each epoch the validation error: the mean
@@ -64,7 +64,9 @@ DEFAULTS: dict[str, Any] = {
 }
 """Training settings every space may set (under ``params`` or ``fixed``); these when absent."""
 
-LOSSES = ("huber", "mae", "mse")
+LOSSES = ("huber", "mae", "mape", "mse")
+MAPE_CAP = 10.0
+"""An absolute percentage error counts at most 1,000 % in the ``mape`` loss (near-zero actuals)."""
 N_BASE_FEATURES = 3
 """Per-step inputs before the known features: base value, seasonal mask, step position."""
 PREDICT_CHUNK = 4096
@@ -256,15 +258,30 @@ def zero_linear(n_in: int, n_out: int) -> nn.Linear:
 # --------------------------------------------------------------------------- the loop
 
 
-def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _loss_fn(name: str) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
+    """``loss(predicted, batch)`` on the scaled targets; ``mape`` weighs each error by the
+    actual value in original units (the study's default metric)."""
     name = str(name).lower()
+    if name == "mape":
+
+        def mape(predicted: torch.Tensor, batch: Inputs) -> torch.Tensor:
+            actual = (batch.y * batch.scale + batch.loc).abs().clamp_min(1e-8)
+            return (
+                ((predicted - batch.y).abs() * batch.scale.abs() / actual)
+                .clamp_max(MAPE_CAP)
+                .mean()
+            )
+
+        return mape
     if name == "huber":
-        return nn.HuberLoss(delta=1.0)
-    if name == "mae":
-        return nn.L1Loss()
-    if name == "mse":
-        return nn.MSELoss()
-    raise ValueError(f"loss {name!r} is not one of {', '.join(LOSSES)}")
+        plain = nn.HuberLoss(delta=1.0)
+    elif name == "mae":
+        plain = nn.L1Loss()
+    elif name == "mse":
+        plain = nn.MSELoss()
+    else:
+        raise ValueError(f"loss {name!r} is not one of {', '.join(LOSSES)}")
+    return lambda predicted, batch: plain(predicted, batch.y)
 
 
 class NeuralTrainer:
@@ -347,7 +364,7 @@ class NeuralTrainer:
             total, count = 0.0, 0
             for start in range(0, len(order), batch_size):
                 batch = data.take(order[start : start + batch_size])
-                loss = loss_fn(self._forward(batch), batch.y)
+                loss = loss_fn(self._forward(batch), batch)
                 if not torch.isfinite(loss):
                     raise TrainingError(self._nan_message(epoch, "training"))
                 optimizer.zero_grad(set_to_none=True)

@@ -174,6 +174,19 @@ def test_an_epoch_is_a_fixed_budget_of_seeded_batches(walmart):
     assert not np.allclose(first.predictions, whole.predictions)
 
 
+def test_mape_loss_weighs_errors_by_the_actual_value(walmart):
+    from mlforecast_cli.plugins._torch_training import Inputs, _loss_fn
+
+    y = torch.tensor([[0.0, 1.0]])
+    batch = Inputs(*(torch.zeros(1, 1),) * 4, y, torch.tensor([[10.0]]), torch.tensor([[2.0]]))
+    predicted = torch.tensor([[1.0, 1.5]])  # errors 2 and 1 in original units, actuals 10, 12
+    expected = (2 / 10 + 1 / 12) / 2
+    assert float(_loss_fn("mape")(predicted, batch)) == pytest.approx(expected)
+    assert float(_loss_fn("mae")(predicted, batch)) == pytest.approx(0.75)
+    result = fit("nhits", walmart, {"loss": "mape"})
+    assert np.isfinite(result.predictions).all()
+
+
 def test_listing_models_does_not_import_torch():
     code = (
         "import sys; from mlforecast_cli.registry import Registry; r = Registry(); "
@@ -195,6 +208,7 @@ def test_spaces_follow_the_papers_and_the_auto_defaults():
     for space in (nhits, nbeats):
         assert list(space.params["scaler"].choices) == ["window", "series"]
         assert space.fixed["steps_per_epoch"] == 50 and space.fixed["max_seconds"]
+        assert list(space.params["loss"].choices) == ["mape", "mae"]
         assert "horizon" not in space.params
 
 
