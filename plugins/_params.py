@@ -33,6 +33,7 @@ TRAINING_PARAMS = (
     "residual",
     "embedding_dim",
     "head_size",
+    "steps_per_epoch",
 )
 """The shared training loop's settings (the keys of ``_torch_training.DEFAULTS``)."""
 

@@ -234,3 +234,11 @@ class TestNBEATSContract(ForecasterContract):
 class TestNHITSContract(ForecasterContract):
     model_name = "nhits"
     params = {**CONTRACT, "n_pool_kernel_size": "2-1", "n_freq_downsample": "4-1"}
+
+
+def test_every_training_setting_is_declared():
+    """A setting of the shared training loop is one every neural model accepts in a space."""
+    from mlforecast_cli.plugins._params import TRAINING_PARAMS
+    from mlforecast_cli.plugins._torch_training import DEFAULTS
+
+    assert set(TRAINING_PARAMS) == set(DEFAULTS)
