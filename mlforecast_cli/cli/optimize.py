@@ -145,14 +145,14 @@ def optimize(
             help="Also save each study's plots (PNG) in DIR/<study name>/.",
         ),
     ] = None,
-    final_refit: Annotated[
+    no_final_refit: Annotated[
         bool,
         typer.Option(
-            "--final-refit/--no-final-refit",
-            help="After the test, refit the best on the whole history and save that model "
-            "for 'mlf predict' (--no-final-refit: save the model refit on train + valid).",
+            "--no-final-refit",
+            help="Save the model refit on train + valid for 'mlf predict' (default: refit the "
+            "best once more on the whole history after the test, and save that).",
         ),
-    ] = True,
+    ] = False,
 ) -> None:
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..services.threads import limit_native_threads
@@ -197,7 +197,7 @@ def optimize(
         assignments=tuple(assignments or ()),
         tracking_uri=tracking_uri,
         plots_dir=plots,
-        final_refit=final_refit,
+        final_refit=not no_final_refit,
         command=shlex.join(["mlf", *invocation()]),
     )
     several = len(entries) + len(chosen.broken) > 1

@@ -28,10 +28,7 @@ TRIALS_LEGEND = "✓ complete, ✂ pruned, ✗ failed"
 def ranking_note(metric: str) -> str:
     """The line under every leaderboard that says how it is ranked."""
     label = metric_label(metric)
-    return (
-        f"ranked by validation {label} (the mean over the CV windows); test {label} is scored "
-        "once on the hold-out window and never ranks"
-    )
+    return f"ranked by validation {label}, the CV mean; the test window never ranks"
 
 
 def is_reference(model: str) -> bool:
