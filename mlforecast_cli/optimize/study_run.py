@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MlfError, described, first_line
 from ..services.outages import lost_reason, tracking_lost
+from .budget import StopInTime, TimeShare
 
 if TYPE_CHECKING:
     from ..data.panel import Panel
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from ..trials.refit import RefitResult
     from ..views.progress import ProgressBoard
     from .plan import OptimizeConfig
+
+
+WORKER_SHARE = 0.7
+"""Part of a timed search's time a ``--n-jobs`` worker may use: it has no view of the
+finish, so it stops early enough to leave time for it."""
 
 
 @dataclass
@@ -71,6 +77,11 @@ class StudyRun:
     run: OptimizeConfig
     panel: Panel
     board: ProgressBoard | None = None
+    time_share: TimeShare | None = None
+    """The model's share of ``--time-limit`` (:mod:`.budget`); None: no limit."""
+    fixed_seconds: float | None = field(default=None, init=False)
+    """Seconds the study's finish spent beyond its fits (MLflow, saving, plots), measured
+    when it ran with a time share."""
     study: Any = field(default=None, init=False)
     objective: Objective | None = field(default=None, init=False)
     tracker: MlflowTracker | None = field(default=None, init=False)
@@ -115,6 +126,7 @@ class StudyRun:
         try:
             self.outcome = outcome = self._start()
             outcome.warnings += self.search()
+            searched = time.perf_counter()
             close_tracking(tracker, self.finish())
         except KeyboardInterrupt:
             tracker.close("KILLED" if tracker.parent_run_id else None)
@@ -131,6 +143,10 @@ class StudyRun:
                 f"{tracker.errors[0]}"
             )
         outcome.seconds = time.perf_counter() - started
+        if self.time_share is not None:  # what the finish took beyond its fits
+            fits = StopInTime(self.time_share, self.config.ensemble_windows + 1)
+            after_search = time.perf_counter() - searched
+            self.fixed_seconds = after_search - fits.finish_fits(self.study)
         return outcome
 
     def _start(self) -> ModelOutcome:
@@ -199,6 +215,7 @@ class StudyRun:
         until = None
         if config.n_jobs > 1:
             until = len(study.get_trials(deepcopy=False)) + trials
+        timeout, stop_in_time = self.search_timeout()
         jobs = [
             workers.WorkerJob(
                 registry=workers.registry_settings(),
@@ -206,7 +223,7 @@ class StudyRun:
                 split=self.split,
                 panel=self.panel,
                 until_total=until,
-                timeout=self.run.timeout,
+                timeout=timeout if stop_in_time is None else WORKER_SHARE * timeout,
                 tracking_uri=tracker.tracking_uri,
                 child_runs=self.run.child_runs,
             )
@@ -215,6 +232,8 @@ class StudyRun:
         procs = workers.start(jobs, [tracker.worker_pipe() for _ in jobs])
         tracker.release_worker_pipes()
         callbacks: list[Any] = [tracker] if progress is None else [tracker, progress]
+        if stop_in_time is not None:
+            callbacks.append(stop_in_time)
         try:
             if progress is not None and procs:
                 progress.poll()
@@ -223,7 +242,7 @@ class StudyRun:
                 study,
                 n_trials=trials if until is None else None,
                 until_total=until,
-                timeout=self.run.timeout,
+                timeout=timeout,
                 callbacks=callbacks,
             )
             errors = workers.wait(procs)
@@ -240,6 +259,17 @@ class StudyRun:
             progress.finish()
         tracker.flush()
         return errors
+
+    def search_timeout(self) -> tuple[float | None, StopInTime | None]:
+        """The search's Optuna ``timeout`` (``--timeout``, and within :attr:`time_share`) and
+        the callback that stops it in time for the model's finish (None without a share)."""
+        share = self.time_share
+        if share is None:
+            return self.run.timeout, None
+        # the finish fits the best configuration on the ensemble windows, then refits it
+        stop = StopInTime(share, fits_after=self.config.ensemble_windows + 1)
+        left = max(1.0, share.deadline - time.monotonic() - share.fixed)
+        return (left if self.run.timeout is None else min(self.run.timeout, left)), stop
 
     def finish(self) -> str:
         """Refit the best trial, test, save and log the model, its held-out forecasts and the
