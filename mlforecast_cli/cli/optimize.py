@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import MlfError, UsageError
+from ..optimize.budget import UNCAPPED_TRIALS
 from ..search.metrics import DEFAULT_METRIC
 from ..trials.reference import REFERENCE_HEADER
 from .data_options import (
@@ -51,8 +52,8 @@ def optimize(
     models: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Models to search (default: every ready model but the neural ones, which "
-            "are named to be searched)."
+            help="Models to search (default: every ready model but the slow lstm, tcn, "
+            "transformer and arima, which are named to be searched)."
         ),
     ] = None,
     trials: Annotated[
@@ -199,7 +200,7 @@ def optimize(
         study=settings,
         data_name=choice.name,
         experiment=experiment or choice.experiment,
-        trials=trials or (UNCAPPED_TRIALS if budget else DEFAULT_TRIALS),
+        trials=trials or (UNCAPPED_TRIALS if budget else DEFAULT_TRIALS),  # the time ends it
         timeout=timeout,
         time_limit=budget.limit if budget else None,
         ensemble=ensemble,
@@ -233,8 +234,6 @@ def optimize(
 
 
 DEFAULT_TRIALS = 20
-UNCAPPED_TRIALS = 100_000
-"""--trials under --time-limit when not given: the time, not a count, ends each search."""
 
 
 def run_budget(time_limit: str | None, ensemble: bool) -> RunBudget | None:

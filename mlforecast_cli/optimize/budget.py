@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 ENSEMBLE_SHARE = 0.04
 """Part of the limit kept for the ensemble at the end (at least :data:`ENSEMBLE_MIN` s)."""
 ENSEMBLE_MIN = 5.0
+UNCAPPED_TRIALS = 100_000
+"""Trials per model under a time limit when no count is given: the time ends each search."""
 FINISH_FIXED = 5.0
 """Seconds of a model's finish that do not grow with its fits: the MLflow model, the plots."""
 

@@ -88,9 +88,10 @@ class ModelChoice:
     invalid); the error's ``exit_code`` is what the command exits with because of it."""
 
 
-PLAIN_RUN_LEAVES_OUT = ("neural",)
-"""Families a plain `mlf optimize` (no model named) leaves out: on a CPU their trials cost
-minutes where the others' cost seconds (docs/benchmarks.md); name them to search them."""
+PLAIN_RUN_LEAVES_OUT = ("lstm", "tcn", "transformer", "arima")
+"""Built-in models a plain `mlf optimize` (no model named) leaves out: on a CPU one of their
+trials costs minutes where the others' cost seconds, and they lead no benchmark that pays for
+it (docs/benchmarks.md, docs/stats.md); name them to search them."""
 
 
 def select_models(registry: Registry, names: Sequence[str] | None) -> ModelChoice:
@@ -102,7 +103,7 @@ def select_models(registry: Registry, names: Sequence[str] | None) -> ModelChoic
     typo, refused at once (:class:`UnknownModelError`)."""
     if not names:
         ready = [e for e in registry.models.values() if e.ready]
-        entries = [e for e in ready if e.spec.family not in PLAIN_RUN_LEAVES_OUT] or ready
+        entries = [e for e in ready if e.name not in PLAIN_RUN_LEAVES_OUT] or ready
         if not entries:
             raise UsageError("no model is ready: run 'mlf list-models' to see what is missing")
         return ModelChoice(entries)

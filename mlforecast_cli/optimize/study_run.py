@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MlfError, described, first_line
 from ..services.outages import lost_reason, tracking_lost
-from .budget import StopInTime, TimeShare
+from .budget import UNCAPPED_TRIALS, StopInTime, TimeShare
 
 if TYPE_CHECKING:
     from ..data.panel import Panel
@@ -207,8 +207,9 @@ class StudyRun:
         trials = planned_trials(config.space, study, self.run.trials)
         progress = None
         if self.board is not None:
+            shown = None if trials >= UNCAPPED_TRIALS else trials  # the time ends the search
             progress = self.board.add(
-                self.entry.name, trials, metric_label(config.metric), study, metric=config.metric
+                self.entry.name, shown, metric_label(config.metric), study, metric=config.metric
             )
         # --n-jobs: every process pulls trials until the study holds `until` of them, so a
         # process that starts late (imports, data) does not leave a fixed share for the end.
