@@ -67,6 +67,18 @@ def test_a_search_stops_before_a_trial_that_would_leave_no_time_for_the_finish()
     assert time.monotonic() + 0.2 + 0.2 <= share.deadline + 0.15
 
 
+def test_models_are_left_out_once_the_time_is_spent(cli, registry, tmp_path):
+    """A limit too short for more than one model: the first runs its one trial, the others are
+    left out with a warning, and the run ends without an ensemble and without an error."""
+    registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
+    result = cli("optimize", "seasonal_naive", "tiny", "--time-limit", "1s", "--json")
+    assert result.code == 0, result
+    document = json.loads(result.out)
+    assert [m["model"] for m in document["models"]] == ["seasonal_naive"]
+    assert document["left_out"] == ["tiny"] and document["ensemble"] is None
+    assert "--time-limit 1s is spent: tiny left out" in result.err
+
+
 def test_at_least_one_trial_runs_when_the_time_is_spent():
     share = TimeShare(deadline=time.monotonic() - 1, fixed=0.0)
     study = optuna.create_study()

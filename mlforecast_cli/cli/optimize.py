@@ -224,6 +224,7 @@ def optimize(
         document = _document(outcomes, config.experiment, choice, horizon, metric)
         document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
         document["time_limit"] = config.time_limit
+        document["left_out"] = [r.entry.name for r in runs if r.outcome is None]  # no time
         document["ensemble"] = None if combined is None else _ensemble_document(combined)
         print_json(document)
     else:
@@ -323,6 +324,7 @@ def _run(
     import signal
     import threading
 
+    from ..optimize.budget import duration_text
     from ..optimize.workers import Terminated, exit_code, raise_terminated
 
     if threading.current_thread() is threading.main_thread():
@@ -337,6 +339,13 @@ def _run(
     outcomes = []
     try:
         for k, run in enumerate(runs):
+            if budget is not None and k > 0 and budget.spent():
+                names = ", ".join(r.entry.name for r in runs[k:])
+                warning_line(
+                    f"--time-limit {duration_text(budget.limit)} is spent: {names} left out "
+                    "(give more time, or name fewer models)"
+                )
+                break
             if budget is not None:
                 run.time_share = budget.share(len(runs) - k)
             outcome = run.execute(board)

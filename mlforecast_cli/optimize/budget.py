@@ -46,6 +46,10 @@ class RunBudget:
         """Seconds left of the whole limit."""
         return self.limit - (time.monotonic() - self.started)
 
+    def spent(self) -> bool:
+        """Whether no time is left for another model (the ensemble's time kept)."""
+        return self.left() <= self.ensemble_reserve()
+
     def ensemble_reserve(self) -> float:
         """Seconds kept for the ensemble (none without it)."""
         return max(ENSEMBLE_MIN, ENSEMBLE_SHARE * self.limit) if self.ensemble else 0.0

@@ -144,7 +144,7 @@ class StudyRun:
             )
         outcome.seconds = time.perf_counter() - started
         if self.time_share is not None:  # what the finish took beyond its fits
-            fits = StopInTime(self.time_share, self.config.ensemble_windows + 1)
+            fits = StopInTime(self.time_share, self.finish_fits())
             after_search = time.perf_counter() - searched
             self.fixed_seconds = after_search - fits.finish_fits(self.study)
         return outcome
@@ -267,10 +267,14 @@ class StudyRun:
         share = self.time_share
         if share is None:
             return self.run.timeout, None
-        # the finish fits the best configuration on the ensemble windows, then refits it
-        stop = StopInTime(share, fits_after=self.config.ensemble_windows + 1)
+        stop = StopInTime(share, fits_after=self.finish_fits())
         left = max(1.0, share.deadline - time.monotonic() - share.fixed)
         return (left if self.run.timeout is None else min(self.run.timeout, left)), stop
+
+    def finish_fits(self) -> int:
+        """Fits of the finish: the best configuration on the ensemble windows older than the
+        validation windows, then its refit."""
+        return len(self.split.earlier_folds(self.config.ensemble_windows)) + 1
 
     def finish(self) -> str:
         """Refit the best trial, test, save and log the model, its held-out forecasts and the
