@@ -67,7 +67,7 @@ def test_a_search_stops_before_a_trial_that_would_leave_no_time_for_the_finish()
     assert time.monotonic() + 0.2 + 0.2 <= share.deadline + 0.15
 
 
-def test_models_are_left_out_once_the_time_is_spent(cli, registry, tmp_path):
+def test_models_are_left_out_once_the_time_is_spent(cli, registry, mlflow_uri, tmp_path):
     """A limit too short for more than one model: the first runs its one trial, the others are
     left out with a warning, and the run ends without an ensemble and without an error."""
     registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
@@ -77,6 +77,8 @@ def test_models_are_left_out_once_the_time_is_spent(cli, registry, tmp_path):
     assert [m["model"] for m in document["models"]] == ["seasonal_naive"]
     assert document["left_out"] == ["tiny"] and document["ensemble"] is None
     assert "--time-limit 1s is spent: tiny left out" in result.err
+    [warning] = document["models"][0]["warnings"]  # no time for the older ensemble windows
+    assert warning.startswith("--time-limit: no time left for forecasts on 3 windows")
 
 
 def test_at_least_one_trial_runs_when_the_time_is_spent():
@@ -114,7 +116,7 @@ def test_several_models_end_with_their_ensemble_and_no_ensemble_skips_it(
     assert json.loads(alone.out)["ensemble"] is None
 
 
-def test_a_time_limit_bounds_the_run_and_its_models_share_it(cli, registry, tmp_path):
+def test_a_time_limit_bounds_the_run_and_its_models_share_it(cli, registry, mlflow_uri, tmp_path):
     registry.add_plugin(spec_plugin("tiny", MeanModel, SPACE, tmp_path), name="tiny")
     started = time.monotonic()
     result = cli("optimize", "seasonal_naive", "tiny", "--time-limit", "30s", "--json")

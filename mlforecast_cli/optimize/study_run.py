@@ -271,6 +271,15 @@ class StudyRun:
         left = max(1.0, share.deadline - time.monotonic() - share.fixed)
         return (left if self.run.timeout is None else min(self.run.timeout, left)), stop
 
+    def out_of_time(self) -> bool:
+        """Whether fitting the older ensemble windows would end past the model's share of
+        ``--time-limit`` (each as long as its complete trials, on average)."""
+        share = self.time_share
+        if share is None:
+            return False
+        stop = StopInTime(share, self.finish_fits() - 1)
+        return time.monotonic() + stop.finish_fits(self.study) > share.deadline
+
     def finish_fits(self) -> int:
         """Fits of the finish: the best configuration on the ensemble windows older than the
         validation windows, then its refit."""
@@ -379,6 +388,12 @@ class StudyRun:
             outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
             return None
         refit.test_metrics.update(forecasts.test_metrics)
+        if self.out_of_time():
+            outcome.warnings.append(
+                f"--time-limit: no time left for forecasts on {self.config.ensemble_windows} "
+                "windows for ensembles, only on the validation windows"
+            )
+            return replace(forecasts, ensemble=forecasts.validation)
         try:
             windows = ensemble_windows(self.objective, self.study, forecasts.validation)
         except Exception as exc:  # an ensemble then weighs this study on its validation windows
