@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from ..errors import MlfError, UsageError
 from ..optimize.budget import UNCAPPED_TRIALS
@@ -215,9 +216,8 @@ def optimize(
     for error in chosen.broken.values():
         warning_line(f"{error}; it is left out, the other models run")
     show_tracebacks(chosen.broken.values())
-    if not (quiet or json_output):
-        say(plan_line(runs, config, explicit_trials=trials is not None))
-    outcomes = _run(runs, quiet=quiet or json_output, json_output=json_output, budget=budget)
+    header = plan_line(runs, config, explicit_trials=trials is not None)
+    outcomes = _run(runs, header, quiet=quiet or json_output, budget=budget)
     combined = run_ensemble(runs, outcomes, config)
     metric = runs[0].config.metric
     if json_output:
@@ -317,10 +317,11 @@ def _broken_model(name: str, error: MlfError) -> dict:
 
 
 def _run(
-    runs: list[StudyRun], *, quiet: bool, json_output: bool, budget: RunBudget | None
+    runs: list[StudyRun], header: str, *, quiet: bool, budget: RunBudget | None
 ) -> list[ModelOutcome]:
-    """Run each model's study with a progress board, each within its share of ``budget``;
-    Ctrl-C / SIGTERM end the command with a hint to resume (exit 130 / 143)."""
+    """Run each model's study with a progress board headed by ``header``, each within its
+    share of ``budget``; Ctrl-C / SIGTERM end the command with a hint to resume (exit 130 /
+    143)."""
     import signal
     import threading
 
@@ -335,7 +336,19 @@ def _run(
     if not quiet:
         from ..views.progress import ProgressBoard
 
-        board = ProgressBoard(console=err_console if json_output else console)
+        class HeadedBoard(ProgressBoard):
+            """Says the run's plan above the first bar: once the first study and its MLflow
+            run are open, so that a store that cannot be used gives its one error line alone."""
+
+            said = False
+
+            def add(self, *args, **kwargs):
+                if not self.said:
+                    self.progress.console.print(Text(header))
+                    self.said = True
+                return super().add(*args, **kwargs)
+
+        board = HeadedBoard(console=console)
     outcomes = []
     try:
         for k, run in enumerate(runs):
