@@ -51,14 +51,17 @@ def make_plugin(name: str, space_path: Path, model_name: str | None = None):
     return Plugin()
 
 
-def write_distribution(root: Path, dist: str, module: str, source: str, version="1.0") -> Path:
-    """A minimal installed distribution (dist-info with an mlf entry point) under ``root``."""
+def write_distribution(
+    root: Path, dist: str, module: str, source: str, version="1.0", entry: str | None = None
+) -> Path:
+    """A minimal installed distribution (dist-info with an mlf entry point ``entry``, by
+    default the module's name) under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[mlf]\n{module} = {module}\n")
+    (info / "entry_points.txt").write_text(f"[mlf]\n{entry or module} = {module}\n")
     return root
 
 

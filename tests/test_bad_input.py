@@ -64,6 +64,14 @@ def missing_target(tmp):
     return with_data(tmp, df)
 
 
+def two_kinds_in_target(tmp):
+    df = frame()
+    df["sales"] = df["sales"].astype(object)
+    df.loc[5, "sales"] = "n/a"
+    df.loc[9, "sales"] = "12,345.00"
+    return with_data(tmp, df)
+
+
 def bad_dates(tmp):
     df = frame()
     df["date"] = df["date"].astype(str)
@@ -126,6 +134,10 @@ CASES = {
     ),
     "unknown flag value type": (lambda t: ["optimize", "--trials", "many"], "--trials"),
     "unknown flag": (lambda t: ["optimize", "--trails", "3"], "--trails"),
+    "global option after the command": (
+        lambda t: ["optimize", "--plugins-dir", str(t), "seasonal_naive"],
+        "put it before the command, as in 'mlf --plugins-dir DIR optimize ...'",
+    ),
     "storage that cannot connect": (
         lambda t: ["optimize", "seasonal_naive", "--storage", "postgresql://me:pw@127.0.0.1:9/x"],
         "cannot open the study storage",
@@ -174,6 +186,11 @@ CASES = {
         "shop",
     ),
     "text in the target": (lambda t: ["optimize", "seasonal_naive", *text_in_target(t)], "ten"),
+    "missing and thousands-separated target values, in one message": (
+        lambda t: ["optimize", "seasonal_naive", *two_kinds_in_target(t)],
+        "1 missing (empty, or a marker such as n/a), first at row 6 (series '0', date "
+        "2021-02-05); 1 written with thousands separators, first '12,345.00' at row 10",
+    ),
     "missing target values": (
         lambda t: ["optimize", "seasonal_naive", *missing_target(t)],
         "sales",

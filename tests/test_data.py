@@ -195,7 +195,7 @@ def test_non_numeric_target_names_value_and_row():
     frame = m4_like("D", 10)
     frame["value"] = frame["value"].astype(str)
     frame.loc[12, "value"] = "n/a?"
-    with pytest.raises(DataError, match=r"target column 'value'.*row 13 holds 'n/a\?'"):
+    with pytest.raises(DataError, match=r"target column 'value'.*1 text, first 'n/a\?' at row 13"):
         load_panel(frame, M4)
 
 

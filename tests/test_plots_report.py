@@ -236,11 +236,12 @@ def test_plots_leave_matplotlib_settings_alone(tmp_path):
 
 @pytest.fixture
 def studied(cli, registry, mlflow_uri, tmp_path):
-    """A pruning model and the seasonal naive, optimized with --plots."""
+    """A pruning model and the seasonal naive, optimized with --plots (no ensemble)."""
     registry.add_plugin(spec_plugin("curve", CurveModel, CURVE_SPACE, tmp_path), name="curve")
     result = cli(
-        "optimize", "curve", "seasonal_naive", "--trials", "8", "--quiet", "--plots", "figs"
-    )
+        "optimize", "curve", "seasonal_naive", "--trials", "8", "--quiet", "--plots", "figs",
+        "--no-ensemble",
+    )  # fmt: skip
     assert result.code == 0, result
     return mlflow_uri
 

@@ -113,6 +113,33 @@ def test_duplicate_model_names_name_both_plugins(registry, space_file):
     assert registry.get("seasonal_naive").ready
 
 
+def test_entry_point_named_like_a_builtin_one_says_which_holds_which(on_path, space_file):
+    write_distribution(
+        on_path,
+        "mlftest-theta",
+        "mlftest_theta",
+        GOOD_PLUGIN.format(model="theta", space=str(space_file)),
+        entry="theta",
+    )
+    registry = Registry()
+    assert not [p for p in registry.plugins if p.error]  # both plugins load: no pluggy clash
+    with pytest.raises(PluginError) as caught:
+        registry.get("theta")
+    message = str(caught.value)
+    assert "theta (mlforecast-cli" in message
+    assert "theta (mlftest-theta 1.0)" in message
+    assert "pip uninstall mlftest-theta" in message
+    assert "MLF_LOAD_PLUGINS=-mlftest-theta:theta" in message
+    assert "MLF_LOAD_PLUGINS=-mlforecast-cli:theta" in message
+    assert registry.get("ets").plugin.dist == "mlforecast-cli"
+    mine = Registry(only=["-mlforecast-cli:theta"]).get("theta")
+    assert mine.plugin.dist == "mlftest-theta"
+    assert "ets" in Registry(only=["-mlforecast-cli:theta"]).models
+    assert Registry(only=["mlftest_theta:theta"]).get("theta").plugin.dist == "mlftest-theta"
+    everything_but = Registry(only=["-theta"]).models
+    assert "ets" in everything_but and "theta" not in everything_but
+
+
 def test_misspelt_hook_fails_loudly_for_that_plugin_only(registry):
     from mlforecast_cli import hookimpl
 

@@ -89,6 +89,32 @@ def bare_switches(command: Any) -> None:
         bare_switches(sub)
 
 
+GLOBAL_OPTIONS = {
+    "--plugins-dir": "--plugins-dir DIR",
+    "--debug": "--debug",
+    "--version": "--version",
+}
+"""The options of ``mlf`` itself, which go before the command, as they are written."""
+
+
+def misplaced_global_option(exc: Exception) -> str | None:
+    """The message for a global option given after the command (``mlf optimize --debug``),
+    which click calls an unknown option of that command; None for any other error."""
+    name = (getattr(exc, "option_name", None) or "").partition("=")[0]
+    ctx = getattr(exc, "ctx", None)
+    if name not in GLOBAL_OPTIONS or ctx is None or ctx.parent is None:
+        return None
+    example = (
+        "mlf --version"
+        if name == "--version"
+        else f"mlf {GLOBAL_OPTIONS[name]} {ctx.info_name} ..."
+    )
+    return (
+        f"{name} is an option of mlf itself, not of '{ctx.command_path}': put it before the "
+        f"command, as in '{example}'"
+    )
+
+
 def _click_exception_type() -> type[Exception]:
     # Typer may vendor its own click; find its ClickException through a public subclass.
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -108,13 +134,14 @@ def main(argv: list[str] | None = None) -> None:
         bare_switches(command)
         code = command(args=args, prog_name="mlf", standalone_mode=False)
     except click_exception as exc:
-        if debug:
+        misplaced = misplaced_global_option(exc)
+        if debug and misplaced is None:
             raise
         hint = ""
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             hint = f" (see '{ctx.command_path} --help')"
-        error_line(exc.format_message() + hint)
+        error_line(misplaced or exc.format_message() + hint)
         code = exc.exit_code
     except MlfError as exc:
         if debug:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from ..errors import MlfError, UsageError
+from ..optimize.budget import UNCAPPED_TRIALS
 from ..search.metrics import DEFAULT_METRIC
 from ..trials.reference import REFERENCE_HEADER
 from .cluster import ClusterOpt, check_cluster, on_cluster
@@ -42,22 +44,52 @@ from .output import (
 )
 
 if TYPE_CHECKING:
+    from ..optimize.budget import RunBudget
+    from ..optimize.ensemble_run import EnsembleOutcome
+    from ..optimize.plan import OptimizeConfig
     from ..optimize.study_run import ModelOutcome, StudyRun
 
 
 def optimize(
     models: Annotated[
-        list[str] | None, typer.Argument(help="Models to search (default: every ready model).")
+        list[str] | None,
+        typer.Argument(
+            help="Models to search (default: every ready model but the slow lstm, tcn, "
+            "transformer and arima, which are named to be searched)."
+        ),
     ] = None,
     trials: Annotated[
-        int, typer.Option("--trials", min=1, metavar="N", help="Trials to add per model.")
-    ] = 20,
+        int | None,
+        typer.Option(
+            "--trials",
+            min=1,
+            metavar="N",
+            help=f"Trials to add per model (default {DEFAULT_TRIALS}; with --time-limit, as "
+            "many as the time allows).",
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
             "--timeout", min=0, metavar="SECONDS", help="Stop a model's search after SECONDS."
         ),
     ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time-limit",
+            metavar="DURATION",
+            help="Time for the whole run (90s, 30m, 2h), shared among its models and the "
+            "ensemble: each model's search stops in time for its refit.",
+        ),
+    ] = None,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble/--no-ensemble",
+            help="End a run of several models with their ensemble (as 'mlf ensemble').",
+        ),
+    ] = True,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     target: TargetOpt = None,
@@ -157,6 +189,7 @@ def optimize(
     """Search hyperparameters with Optuna, track every trial in MLflow, refit and test the best."""
     from ..services.threads import limit_native_threads
 
+    budget = run_budget(time_limit, ensemble)  # the user's clock starts with the command
     limit_native_threads(n_jobs)  # before NumPy or a model library starts its thread pools
     from ..models.registry import get_registry
     from ..optimize.plan import OptimizeConfig, check_assignments, select_models
@@ -191,8 +224,10 @@ def optimize(
         study=settings,
         data_name=choice.name,
         experiment=experiment or choice.experiment,
-        trials=trials,
+        trials=trials or (UNCAPPED_TRIALS if budget else DEFAULT_TRIALS),  # the time ends it
         timeout=timeout,
+        time_limit=budget.limit if budget else None,
+        ensemble=ensemble,
         space_file=space_file,
         assignments=tuple(assignments or ()),
         tracking_uri=tracking_uri,
@@ -207,16 +242,84 @@ def optimize(
     for error in chosen.broken.values():
         warning_line(f"{error}; it is left out, the other models run")
     show_tracebacks(chosen.broken.values())
+    header = plan_line(runs, config, explicit_trials=trials is not None)
     with on_cluster(address, [entry.name for entry in entries]):
-        outcomes = _run(runs, quiet=quiet or json_output, json_output=json_output)
+        outcomes = _run(runs, header, quiet=quiet or json_output, budget=budget)
+        combined = run_ensemble(runs, outcomes, config)
     metric = runs[0].config.metric
     if json_output:
         document = _document(outcomes, config.experiment, choice, horizon, metric)
         document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
+        document["time_limit"] = config.time_limit
+        document["left_out"] = [r.entry.name for r in runs if r.outcome is None]  # no time
+        document["ensemble"] = None if combined is None else _ensemble_document(combined)
         print_json(document)
     else:
         _print_leaderboard(outcomes, metric, wide=wide)
+        if combined is not None:
+            _print_ensemble(combined, outcomes)
     _exit_for_failures(outcomes, chosen.broken)
+
+
+DEFAULT_TRIALS = 20
+
+
+def run_budget(time_limit: str | None, ensemble: bool) -> RunBudget | None:
+    """The run's :class:`RunBudget` from ``--time-limit`` (None without one)."""
+    if time_limit is None:
+        return None
+    from ..optimize.budget import RunBudget, parse_duration
+
+    try:
+        seconds = parse_duration(time_limit)
+    except ValueError:
+        raise UsageError(
+            f"--time-limit {time_limit!r} is not a duration: give seconds or a number with h, "
+            "m or s, such as 90s, 30m, 2h or 1h30m"
+        ) from None
+    if seconds <= 0:
+        raise UsageError(f"--time-limit {time_limit!r} must be more than 0, such as 30m")
+    return RunBudget(seconds, ensemble=ensemble)
+
+
+def plan_line(runs: list[StudyRun], config: OptimizeConfig, *, explicit_trials: bool) -> str:
+    """What the run will do and for about how long, said before it starts."""
+    from ..optimize.budget import duration_text
+
+    names = ", ".join(run.entry.name for run in runs)
+    what = f"{len(runs)} model{'s' if len(runs) > 1 else ''} ({names})"
+    if config.time_limit is None or explicit_trials:
+        what += f", {config.trials} trial{'s' if config.trials > 1 else ''} each at most"
+    if config.ensemble and len(runs) > 1:
+        what += ", then their ensemble"
+    if config.time_limit is None:
+        return (
+            f"mlf optimize: {what}; no time limit (--time-limit 30m ends the whole run, "
+            "ensemble included, within 30 minutes)"
+        )
+    return (
+        f"mlf optimize: {what}; within {duration_text(config.time_limit)} in all: each model "
+        "gets an equal share of the time left when it starts, its search stopping in time "
+        "for its refit"
+    )
+
+
+def run_ensemble(
+    runs: list[StudyRun], outcomes: list[ModelOutcome], config: OptimizeConfig
+) -> EnsembleOutcome | None:
+    """The ensemble of the run's models (as `mlf ensemble` builds it), when the run has
+    several that finished and ``--no-ensemble`` was not given; a warning instead of it when
+    it cannot be built (the models' studies stand)."""
+    done = [o.model for o in outcomes if not o.error and o.test_metrics]
+    if not config.ensemble or len(done) < 2:
+        return None
+    from ..optimize.ensemble_run import build_ensemble
+
+    try:
+        return build_ensemble(runs[0].tracker.tracking_uri, config.experiment, done)
+    except MlfError as exc:
+        warning_line(f"no ensemble of this run: {exc}")
+        return None
 
 
 def _exit_for_failures(outcomes: list[ModelOutcome], broken: dict[str, MlfError]) -> None:
@@ -240,12 +343,16 @@ def _broken_model(name: str, error: MlfError) -> dict:
     return {"model": name, "study_name": None, "trials": None, "error": str(error)}
 
 
-def _run(runs: list[StudyRun], *, quiet: bool, json_output: bool) -> list[ModelOutcome]:
-    """Run each model's study with a progress board; Ctrl-C / SIGTERM end the command with
-    a hint to resume (exit 130 / 143)."""
+def _run(
+    runs: list[StudyRun], header: str, *, quiet: bool, budget: RunBudget | None
+) -> list[ModelOutcome]:
+    """Run each model's study with a progress board headed by ``header``, each within its
+    share of ``budget``; Ctrl-C / SIGTERM end the command with a hint to resume (exit 130 /
+    143)."""
     import signal
     import threading
 
+    from ..optimize.budget import duration_text
     from ..optimize.workers import Terminated, exit_code, raise_terminated
 
     if threading.current_thread() is threading.main_thread():
@@ -256,11 +363,34 @@ def _run(runs: list[StudyRun], *, quiet: bool, json_output: bool) -> list[ModelO
     if not quiet:
         from ..views.progress import ProgressBoard
 
-        board = ProgressBoard(console=err_console if json_output else console)
+        class HeadedBoard(ProgressBoard):
+            """Says the run's plan above the first bar: once the first study and its MLflow
+            run are open, so that a store that cannot be used gives its one error line alone."""
+
+            said = False
+
+            def add(self, *args, **kwargs):
+                if not self.said:
+                    self.progress.console.print(Text(header))
+                    self.said = True
+                return super().add(*args, **kwargs)
+
+        board = HeadedBoard(console=console)
     outcomes = []
     try:
-        for run in runs:
+        for k, run in enumerate(runs):
+            if budget is not None and k > 0 and budget.spent():
+                names = ", ".join(r.entry.name for r in runs[k:])
+                warning_line(
+                    f"--time-limit {duration_text(budget.limit)} is spent: {names} left out "
+                    "(give more time, or name fewer models)"
+                )
+                break
+            if budget is not None:
+                run.time_share = budget.share(len(runs) - k)
             outcome = run.execute(board)
+            if budget is not None:
+                budget.record(run.fixed_seconds)
             for warning in outcome.warnings:
                 warning_line(warning)
             for failure in outcome.failures:
@@ -314,6 +444,42 @@ def _print_leaderboard(outcomes: list[ModelOutcome], metric: str, *, wide: bool 
     for o in outcomes:
         if o.failures:
             say(f"{o.model}: {failures_text(o.failures)}")
+
+
+def _print_ensemble(combined: EnsembleOutcome, outcomes: list[ModelOutcome]) -> None:
+    """The run's ensemble in one line, beside the leaderboard."""
+    from ..search.metrics import metric_label
+    from ..tracking.leaderboard import vs_reference
+
+    label, metric = metric_label(combined.metric), combined.metric
+    weights = ", ".join(f"{m.model} {m.weight:.2f}" for m in combined.members if m.weight > 0)
+    reference = next((o.reference for o in outcomes if o.reference is not None), None)
+    ratio = vs_reference(
+        combined.test_metrics.get(metric), reference and reference.test_metrics.get(metric)
+    )
+    versus = "" if ratio is None else f", {ratio:.2f} of the reference"
+    for warning in combined.warnings:
+        warning_line(warning)
+    say(
+        f"ensemble ({weights}; weights on {combined.windows} windows): val {label} "
+        f"{combined.val:.4g}, test {label} {combined.test_metrics.get(metric, float('nan')):.4g}"
+        f"{versus}; logged as study {combined.study_name}, forecast with 'mlf predict ensemble'"
+    )
+
+
+def _ensemble_document(combined: EnsembleOutcome) -> dict:
+    return {
+        "study_name": combined.study_name,
+        "run_id": combined.run_id,
+        "model_uri": combined.model_uri,
+        "method": combined.method,
+        "metric": combined.metric,
+        "val": combined.val,
+        "weight_windows": combined.windows,
+        "test_metrics": combined.test_metrics,
+        "members": combined.rows()[:-1],
+        "warnings": combined.warnings,
+    }
 
 
 def _document(

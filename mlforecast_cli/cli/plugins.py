@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from ..models.registry import ENTRY_POINT_GROUP, Registry, get_registry
+from ..models.registry import ENTRY_POINT_GROUP, Registry, dist_key, get_registry, plugin_key
 from .options import JsonTableOpt
 from .output import print_json, print_table, show_tracebacks, warning_line
 
@@ -18,7 +18,8 @@ def plugins(
 ) -> None:
     """List the plugins, their versions, their models and load errors.
 
-    Entry points of group 'mlf' load unless MLF_LOAD_PLUGINS=a,b names which (empty: none).
+    Entry points of group 'mlf' load unless MLF_LOAD_PLUGINS=a,b names which (empty: none;
+    DIST:NAME names one distribution's, -NAME leaves one out).
 
     Single-file plugins (*.py) load from --plugins-dir DIR or MLF_PLUGINS_DIR.
     """
@@ -74,7 +75,7 @@ def _row(registry: Registry, info) -> dict[str, Any]:
             status[name] = entry.status
         else:
             status[name] = "duplicate name: see problems"
-    plugin = registry.pm.get_plugin(info.name) if not info.error else None
+    plugin = registry.pm.get_plugin(info.key) if not info.error else None
     callers = registry.pm.get_hookcallers(plugin) if plugin is not None else None
     return {
         "plugin": info.name,
@@ -93,15 +94,20 @@ def _notes(registry: Registry) -> list[str]:
     wanted = os.environ.get("MLF_LOAD_PLUGINS")
     if not wanted or not wanted.strip():
         return []
-    available = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    unknown = [name.strip() for name in wanted.split(",") if name.strip() not in available]
-    unknown = [name for name in unknown if name]
+    available: set[str] = set()
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        available |= {ep.name} | (
+            {f"{dist_key(dist.metadata['Name'])}:{ep.name}"} if dist else set()
+        )
+    names = [name.strip() for name in wanted.split(",") if name.strip()]
+    unknown = [n for n in names if plugin_key(n.removeprefix("-")) not in available]
     if not unknown:
         return []
     return [
         f"MLF_LOAD_PLUGINS names {', '.join(repr(n) for n in unknown)}, but no installed entry "
         f"point of group '{ENTRY_POINT_GROUP}' is called so; installed: "
-        f"{', '.join(sorted(available)) or 'none'}"
+        f"{', '.join(sorted(a for a in available if ':' not in a)) or 'none'}"
     ]
 
 

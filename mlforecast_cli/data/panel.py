@@ -290,12 +290,19 @@ def _cut_series(
 
 def future_rows(frame: pd.DataFrame, columns: Columns, src: str) -> np.ndarray:
     """Which rows of ``frame`` come after the last target value of their series: the known
-    future (target empty, features filled). A series with no target value at all is a
-    :class:`DataError`."""
-    y = to_float(frame[columns.target], columns.target, src, role="target")
-    empty = np.isnan(y)
-    if not empty.any():
-        return empty
+    future (target empty, features filled). Every bad target value before that (text, missing,
+    infinite) is a :class:`DataError` naming each kind at once, as is a series with no target
+    value at all."""
+    values, text = numbers(frame[columns.target])
+    empty = np.isnan(values) & ~text
+    future = _after_last_value(frame, columns, src, empty) if empty.any() else empty
+    check_target(frame, columns, src, np.where(future, 0.0, values), text)
+    return future
+
+
+def _after_last_value(
+    frame: pd.DataFrame, columns: Columns, src: str, empty: np.ndarray
+) -> np.ndarray:
     ids = list(columns.ids)
     if ids:
         codes = frame.groupby(ids, sort=False, dropna=False).ngroup().to_numpy()
@@ -314,6 +321,39 @@ def future_rows(frame: pd.DataFrame, columns: Columns, src: str) -> np.ndarray:
             "series): give its history, or drop its rows"
         )
     return ns > last[codes]
+
+
+_THOUSANDS = r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?"
+
+
+def check_target(
+    frame: pd.DataFrame, columns: Columns, src: str, values: np.ndarray, text: np.ndarray
+) -> None:
+    """Refuse a target with text (where ``text``), missing or infinite values (in ``values``,
+    from :func:`numbers`, with the known future's rows filled), naming every kind of bad value
+    in one message, so that one round of fixing is enough."""
+    raw = frame[columns.target]
+    shown = raw.astype("string").str.strip()
+    separators = text & shown.str.fullmatch(_THOUSANDS).to_numpy(dtype=bool, na_value=False)
+    kinds = [
+        (np.isnan(values) & ~text, "missing (empty, or a marker such as n/a)", ""),
+        (np.isinf(values), "infinite", ""),
+        (separators, "written with thousands separators", "write them without (12345.00)"),
+        (text & ~separators, "text", ""),
+    ]
+    ids = list(columns.ids)
+    parts = []
+    for mask, what, fix in kinds:
+        if mask.any():
+            r = int(np.flatnonzero(mask)[0])
+            value = "" if what.startswith("missing") else f"{one_line(raw.iloc[r], 40)!r} "
+            where = f"first {value}at row {r + 1} ({_where(frame, ids, columns.time, r)})"
+            parts.append(f"{int(mask.sum())} {what}, {where}" + (f": {fix}" if fix else ""))
+    if parts:
+        raise DataError(
+            f"target column {columns.target!r} in {src} has values that are not numbers: "
+            f"{'; '.join(parts)}; fix or drop those rows"
+        )
 
 
 def _check_columns(frame: pd.DataFrame, c: Columns, src: str) -> None:
@@ -377,19 +417,28 @@ def parse_times(col: pd.Series, name: str, src: str) -> np.ndarray:
         ) from exc
 
 
-def to_float(col: pd.Series, name: str, src: str, *, role: str) -> np.ndarray:
-    """Numbers as float64 (NaN for missing); booleans and TRUE/FALSE text as 1.0/0.0."""
+def numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The column as float64 (NaN where missing or text; booleans and TRUE/FALSE text as
+    1.0/0.0), and where it holds text that is not a number."""
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return col.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(col), dtype=bool)
     text = col.astype("string").str.strip()
     lowered = text.str.lower()
-    mapped = text.mask(lowered == "true", "1").mask(lowered == "false", "0")
+    # a missing value compares as NA, which mask() would take as True
+    is_true, is_false = (lowered == "true").fillna(False), (lowered == "false").fillna(False)
+    mapped = text.mask(is_true, "1").mask(is_false, "0")
     values = pd.to_numeric(mapped, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = (
         np.isnan(values)
         & col.notna().to_numpy()
         & (text != "").to_numpy(dtype=bool, na_value=False)
     )
+    return values, bad
+
+
+def to_float(col: pd.Series, name: str, src: str, *, role: str) -> np.ndarray:
+    """Numbers as float64 (NaN for missing); booleans and TRUE/FALSE text as 1.0/0.0."""
+    values, bad = numbers(col)
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         fix = (

@@ -1,9 +1,11 @@
 """The plugin registry: finds model plugins, loads them lazily and once, and indexes their models.
 
 Plugins come from the ``mlf`` entry-point group (``MLF_LOAD_PLUGINS=a,b`` restricts which load;
-an empty value loads none), from single-file plugins in a folder (``MLF_PLUGINS_DIR`` or
-``--plugins-dir``), or from :meth:`Registry.add_plugin`. A plugin that fails is recorded as a
-problem and every other model keeps working.
+an empty value loads none; ``DIST:NAME`` names one distribution's entry point, ``-NAME`` leaves
+one out), from single-file plugins in a folder (``MLF_PLUGINS_DIR`` or ``--plugins-dir``), or
+from :meth:`Registry.add_plugin`. A plugin that fails is recorded as a problem and every other
+model keeps working. Plugins of different distributions never collide, even under one
+entry-point name: pluggy knows each by its :attr:`PluginInfo.key`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import difflib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +51,16 @@ class PluginInfo:
     def label(self) -> str:
         where = " ".join(v for v in (self.dist, self.version) if v) or self.source
         return f"{self.name} ({where})"
+
+    @property
+    def key(self) -> str:
+        """The name pluggy registers it under, unique across distributions and files:
+        ``DIST:NAME`` for an entry point, the path for a file, the name otherwise."""
+        if self.source == "entry point" and self.dist:
+            return f"{dist_key(self.dist)}:{self.name}"
+        if self.source == "file" and self.dist:
+            return self.dist
+        return self.name
 
 
 @dataclass
@@ -154,7 +167,11 @@ class Registry:
         self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.pm.add_hookspecs(hookspecs)
         self._use_entry_points = entry_points
-        self._only = None if only is None else {name.strip() for name in only if name.strip()}
+        self._selection = None if only is None else [n.strip() for n in only if n.strip()]
+        chosen = set(self._selection or ())
+        self._skip = {plugin_key(n[1:]) for n in chosen if n.startswith("-")}
+        wanted = {plugin_key(n) for n in chosen if not n.startswith("-")}
+        self._only = None if only is None or (self._skip and not wanted) else wanted
         self._plugins_dir = Path(plugins_dir) if plugins_dir else None
         self._pending: list[tuple[object, PluginInfo]] = []
         self._loaded = False
@@ -167,7 +184,7 @@ class Registry:
         plugins added by hand (:meth:`add_plugin`) are not part of them."""
         return {
             "entry_points": self._use_entry_points,
-            "only": None if self._only is None else sorted(self._only),
+            "only": self._selection,
             "plugins_dir": None if self._plugins_dir is None else str(self._plugins_dir),
         }
 
@@ -189,9 +206,9 @@ class Registry:
         self._loaded = True
         if self._use_entry_points:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                if self._only is not None and ep.name not in self._only:
-                    continue
                 dist = getattr(ep, "dist", None)
+                if not self.selected(ep.name, dist.metadata["Name"] if dist else None):
+                    continue
                 info = PluginInfo(
                     name=ep.name,
                     source="entry point",
@@ -210,6 +227,13 @@ class Registry:
             self._register(plugin, info)
         self._pending.clear()
         return self
+
+    def selected(self, name: str, dist: str | None) -> bool:
+        """Whether ``MLF_LOAD_PLUGINS`` lets entry point ``name`` of ``dist`` load."""
+        keys = {name} | ({f"{dist_key(dist)}:{name}"} if dist else set())
+        if keys & self._skip:
+            return False
+        return self._only is None or bool(keys & self._only)
 
     def _load_dir(self, folder: Path) -> None:
         if not folder.is_dir():
@@ -240,7 +264,7 @@ class Registry:
 
     def _register(self, plugin: object, info: PluginInfo) -> None:
         try:
-            self.pm.register(plugin, name=info.name)
+            self.pm.register(plugin, name=info.key)
         except Exception as exc:
             self._fail(info, f"cannot register: {described(exc)}", exc)
             return
@@ -330,9 +354,25 @@ def _duplicate_message(name: str, owners: list[PluginInfo]) -> str:
     who = " and ".join(p.label for p in owners)
     if any(p.source == "file" for p in owners):
         fix = "rename the model in one of them, or move a file out of the plugins folder"
+    elif all(p.source == "entry point" for p in owners):
+        dists = sorted({p.dist for p in owners if p.dist}, key=lambda d: d == "mlforecast-cli")
+        leave_out = " or ".join(f"MLF_LOAD_PLUGINS=-{p.key}" for p in owners)
+        fix = f"uninstall one ('pip uninstall {dists[0]}')" if dists else "uninstall one"
+        fix += f" or leave one out with {leave_out}"
     else:
         fix = "uninstall one of them or choose which plugins load with MLF_LOAD_PLUGINS"
-    return f"model name '{name}' is registered by {who}: {fix}"
+    return f"model name '{name}' is registered by {who}, so neither is used: {fix}"
+
+
+def dist_key(dist: str) -> str:
+    """A distribution name as pip compares it (``Mlf_Theta`` and ``mlf-theta`` are one)."""
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def plugin_key(selector: str) -> str:
+    """An ``MLF_LOAD_PLUGINS`` entry (``NAME`` or ``DIST:NAME``) in :attr:`PluginInfo.key` form."""
+    dist, sep, name = selector.rpartition(":")
+    return f"{dist_key(dist)}:{name}" if sep else name
 
 
 def _check_spec(spec: Any) -> str | None:

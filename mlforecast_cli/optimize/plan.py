@@ -51,6 +51,10 @@ class OptimizeConfig:
     experiment: str
     trials: int = 20
     timeout: float | None = None
+    time_limit: float | None = None
+    """Seconds for the whole run (``--time-limit``), shared among its models and the ensemble."""
+    ensemble: bool = True
+    """End a run of several models with their ensemble (``--no-ensemble``: not)."""
     space_file: Path | None = None
     assignments: tuple[str, ...] = ()
     tracking_uri: str | None = None
@@ -72,6 +76,11 @@ class OptimizeConfig:
             raise UsageError(f"--trials {self.trials!r} must be a whole number of at least 1")
         if self.timeout is not None and self.timeout < 0:
             raise UsageError(f"--timeout {self.timeout} must not be negative")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise UsageError(
+                f"--time-limit {self.time_limit:g}s must be more than 0: give a duration such "
+                "as 90s, 30m or 2h"
+            )
         if self.child_runs not in CHILD_RUNS:
             raise UsageError(
                 f"{CHILD_RUNS_ENV}={self.child_runs!r} is not one of {', '.join(CHILD_RUNS)}"
@@ -89,14 +98,22 @@ class ModelChoice:
     invalid); the error's ``exit_code`` is what the command exits with because of it."""
 
 
+PLAIN_RUN_LEAVES_OUT = ("lstm", "tcn", "transformer", "arima")
+"""Built-in models a plain `mlf optimize` (no model named) leaves out: on a CPU one of their
+trials costs minutes where the others' cost seconds, and they lead no benchmark that pays for
+it (docs/benchmarks.md, docs/stats.md); name them to search them."""
+
+
 def select_models(registry: Registry, names: Sequence[str] | None) -> ModelChoice:
-    """The models to search: ``names``, or every ready model.
+    """The models to search: ``names``, or every ready model outside
+    :data:`PLAIN_RUN_LEAVES_OUT`.
 
     A named model that cannot run (see :attr:`ModelChoice.broken`) is set aside so that the
     others run; when none of them can, the first one's error is raised. An unknown name is a
     typo, refused at once (:class:`UnknownModelError`)."""
     if not names:
-        entries = [e for e in registry.models.values() if e.ready]
+        ready = [e for e in registry.models.values() if e.ready]
+        entries = [e for e in ready if e.name not in PLAIN_RUN_LEAVES_OUT] or ready
         if not entries:
             raise UsageError("no model is ready: run 'mlf list-models' to see what is missing")
         return ModelChoice(entries)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MlfError, described, first_line
 from ..services.outages import lost_reason, tracking_lost
+from .budget import UNCAPPED_TRIALS, StopInTime, TimeShare
 
 if TYPE_CHECKING:
     from ..data.panel import Panel
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from ..trials.refit import FinalFit, RefitResult
     from ..views.progress import ProgressBoard
     from .plan import OptimizeConfig
+
+
+WORKER_SHARE = 0.7
+"""Part of a timed search's time a ``--n-jobs`` worker may use: it has no view of the
+finish, so it stops early enough to leave time for it."""
 
 
 @dataclass
@@ -77,6 +83,11 @@ class StudyRun:
     run: OptimizeConfig
     panel: Panel
     board: ProgressBoard | None = None
+    time_share: TimeShare | None = None
+    """The model's share of ``--time-limit`` (:mod:`.budget`); None: no limit."""
+    fixed_seconds: float | None = field(default=None, init=False)
+    """Seconds the study's finish spent beyond its fits (MLflow, saving, plots), measured
+    when it ran with a time share."""
     study: Any = field(default=None, init=False)
     objective: Objective | None = field(default=None, init=False)
     tracker: MlflowTracker | None = field(default=None, init=False)
@@ -122,6 +133,7 @@ class StudyRun:
         try:
             self.outcome = outcome = self._start()
             outcome.warnings += self.search()
+            searched = time.perf_counter()
             close_tracking(tracker, self.finish())
         except KeyboardInterrupt:
             tracker.close("KILLED" if tracker.parent_run_id else None)
@@ -138,6 +150,10 @@ class StudyRun:
                 f"{tracker.errors[0]}"
             )
         outcome.seconds = time.perf_counter() - started
+        if self.time_share is not None:  # what the finish took beyond its fits
+            fits = StopInTime(self.time_share, self.finish_fits())
+            after_search = time.perf_counter() - searched
+            self.fixed_seconds = after_search - fits.finish_fits(self.study)
         return outcome
 
     def _start(self) -> ModelOutcome:
@@ -203,14 +219,16 @@ class StudyRun:
         trials = planned_trials(config.space, study, self.run.trials)
         progress = None
         if self.board is not None:
+            shown = None if trials >= UNCAPPED_TRIALS else trials  # the time ends the search
             progress = self.board.add(
-                self.entry.name, trials, metric_label(config.metric), study, metric=config.metric
+                self.entry.name, shown, metric_label(config.metric), study, metric=config.metric
             )
         # --n-jobs: every process pulls trials until the study holds `until` of them, so a
         # process that starts late (imports, data) does not leave a fixed share for the end.
         until = None
         if config.n_jobs > 1:
             until = len(study.get_trials(deepcopy=False)) + trials
+        timeout, stop_in_time = self.search_timeout()
         jobs = [
             workers.WorkerJob(
                 registry=workers.registry_settings(),
@@ -218,7 +236,7 @@ class StudyRun:
                 split=self.split,
                 panel=self.panel,
                 until_total=until,
-                timeout=self.run.timeout,
+                timeout=timeout if stop_in_time is None else WORKER_SHARE * timeout,
                 tracking_uri=tracker.tracking_uri,
                 child_runs=child_runs_for(self.run, config),
             )
@@ -227,6 +245,8 @@ class StudyRun:
         procs = workers.start(jobs, [tracker.worker_pipe() for _ in jobs])
         tracker.release_worker_pipes()
         callbacks: list[Any] = [tracker] if progress is None else [tracker, progress]
+        if stop_in_time is not None:
+            callbacks.append(stop_in_time)
         try:
             if progress is not None and procs:
                 progress.poll()
@@ -235,7 +255,7 @@ class StudyRun:
                 study,
                 n_trials=trials if until is None else None,
                 until_total=until,
-                timeout=self.run.timeout,
+                timeout=timeout,
                 callbacks=callbacks,
             )
             errors = workers.wait(procs)
@@ -252,6 +272,30 @@ class StudyRun:
             progress.finish()
         tracker.flush()
         return errors
+
+    def search_timeout(self) -> tuple[float | None, StopInTime | None]:
+        """The search's Optuna ``timeout`` (``--timeout``, and within :attr:`time_share`) and
+        the callback that stops it in time for the model's finish (None without a share)."""
+        share = self.time_share
+        if share is None:
+            return self.run.timeout, None
+        stop = StopInTime(share, fits_after=self.finish_fits())
+        left = max(1.0, share.deadline - time.monotonic() - share.fixed)
+        return (left if self.run.timeout is None else min(self.run.timeout, left)), stop
+
+    def out_of_time(self) -> bool:
+        """Whether fitting the older ensemble windows would end past the model's share of
+        ``--time-limit`` (each as long as its complete trials, on average)."""
+        share = self.time_share
+        if share is None:
+            return False
+        stop = StopInTime(share, self.finish_fits() - 1)
+        return time.monotonic() + stop.finish_fits(self.study) > share.deadline
+
+    def finish_fits(self) -> int:
+        """Fits of the finish: the best configuration on the ensemble windows older than the
+        validation windows, then its refit."""
+        return len(self.split.earlier_folds(self.config.ensemble_windows)) + 1
 
     def finish(self) -> str:
         """Refit the best trial, test it, fit it on the whole history (``run.final_refit``),
@@ -398,6 +442,12 @@ class StudyRun:
             outcome.warnings.append(f"no validation forecasts, so no intervals: {first}")
             return None
         refit.test_metrics.update(forecasts.test_metrics)
+        if self.out_of_time():
+            outcome.warnings.append(
+                f"--time-limit: no time left for forecasts on {self.config.ensemble_windows} "
+                "windows for ensembles, only on the validation windows"
+            )
+            return replace(forecasts, ensemble=forecasts.validation)
         try:
             windows = ensemble_windows(self.objective, self.study, forecasts.validation)
         except Exception as exc:  # an ensemble then weighs this study on its validation windows
