@@ -470,8 +470,8 @@ class TreeForecaster(Forecaster):
         else:  # one model per step: nothing to prune on until all are fit, so no report
             parts = [(step_matrix, j, labels[:, j], None) for j in range(train.horizon)]
         for build, j, y, report_to in parts:
-            X, self.feature_names = self._rows(build, train, j)
             keep = self._kept_rows(np.isfinite(y))
+            X, self.feature_names = self._rows(build, train, j, keep)
             self.threads = self.threads_for(int(keep.sum()))
             evalset = None
             if valid is not None:
@@ -482,7 +482,7 @@ class TreeForecaster(Forecaster):
                 evalset = EvalSet(Xv, yv, self._scorer(valid, j), delta)
             monitor = Monitor(report_to)
             model, best = self._fit_one(
-                X[keep], y[keep], evalset, monitor, self.rounds, self._categorical()
+                X, y[keep], evalset, monitor, self.rounds, self._categorical()
             )
             monitor.reraise()
             self.models.append(model)
@@ -507,10 +507,24 @@ class TreeForecaster(Forecaster):
         keep[drawn] = True
         return keep
 
-    def _rows(self, build, windows: Windows, j: int | None) -> tuple[np.ndarray, list[str]]:
-        if j is None:
+    def _rows(
+        self, build, windows: Windows, j: int | None, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """The rows of ``windows`` (only the ``keep`` ones where given); stacked rows are
+        built PREDICT_CHUNK samples at a time, so a draw never holds the whole matrix."""
+        import numpy as np
+
+        if j is not None:
+            X, names = build(windows, j, series_id=self.series_id)
+            return (X if keep is None else X[keep]), names
+        if keep is None:
             return build(windows, series_id=self.series_id)
-        return build(windows, j, series_id=self.series_id)
+        h, parts, names = windows.horizon, [], []
+        for lo in range(0, len(windows), PREDICT_CHUNK):
+            part = self._slice(windows, lo, lo + PREDICT_CHUNK)
+            X, names = build(part, series_id=self.series_id)
+            parts.append(X[keep[lo * h : (lo + len(part)) * h]])
+        return np.concatenate(parts), names
 
     def _categorical(self) -> list[int]:
         return [self.feature_names.index("series")] if self.series_id else []
