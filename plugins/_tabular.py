@@ -17,8 +17,9 @@ default) or its gap to the seasonal naive forecast (``seasonal_gap``); with ``ga
 huber`` a gap target is learned with the library's Huber loss, because a seasonal naive that
 misses by 10× makes heavy-tailed gaps; with ``gap_clip: c`` the gap labels are clipped to
 ``±c`` before the model learns them (a library with no Huber loss: the forest), so that it
-moves the seasonal naive by a bounded amount. docs/trees.md has the measurements behind these
-defaults.
+moves the seasonal naive by a bounded amount. ``transform: log`` learns ``sign(v) log(1 +
+|v| / log_offset)``; ``max_train_rows`` caps the rows a fit learns from (a seeded draw).
+docs/trees.md has the measurements behind these defaults.
 
 While searching, every boosting round (or batch of trees) is scored on the validation window
 in the original units (MAPE, %): the number the pruner compares across trials, and the one
