@@ -69,14 +69,22 @@ class PeerPanel:
     name: str
     horizon: int
     file: str | None
-    """CSV in ../shared/datasets (id, date, value); None for the built-in Walmart data."""
+    """CSV in ../shared/datasets (id, date, value); None for the built-in Walmart data or a
+    generated panel (``seed``)."""
+    seed: int | None = None
+    """Set for a generated panel: ``synthetic.seasonal_panel`` with this seed."""
 
 
 PANELS = (
     PeerPanel("walmart", 13, None),
     PeerPanel("m1_monthly", 18, "m1_monthly.csv"),
     PeerPanel("m1_quarterly", 8, "m1_quarterly.csv"),
+    # generated: 366 monthly multiplicative-seasonal series of 90-330 points (synthetic.py)
+    PeerPanel("seasonal_monthly", 24, None, seed=0),
+    PeerPanel("seasonal_monthly_s1", 24, None, seed=1),
 )
+WALL_PANELS = ("m1_monthly", "seasonal_monthly", "seasonal_monthly_s1")
+"""Panels on which mlf lightgbm's wall time is held to AutoLightGBM's."""
 
 
 # --------------------------------------------------------------------------- data and scoring
@@ -84,7 +92,11 @@ def long_table(panel: PeerPanel, data_dir: Path):
     """The panel as a long table ``id, date, value`` sorted by id then date (None if absent)."""
     import pandas as pd
 
-    if panel.file is None:
+    if panel.seed is not None:
+        from synthetic import seasonal_panel
+
+        frame = seasonal_panel(seed=panel.seed)
+    elif panel.file is None:
         from mlforecast_cli.datasets import load_dataset
 
         p = load_dataset(panel.name)
@@ -373,12 +385,12 @@ def naive_agreement(rows: list[dict]) -> tuple[str, bool | None]:
 
 
 def verdicts(panel: PeerPanel, rows: list[dict]) -> list[list[str]]:
-    """Target rows of this panel: lightgbm vs AutoLightGBM wall and memory (M1 monthly), trees
+    """Target rows of this panel: lightgbm vs AutoLightGBM wall and memory (WALL_PANELS), trees
     vs the seasonal naive, the best mlf model vs AutoETS."""
     by = {r["system"]: r for r in rows}
     out = []
     lgb, auto = by.get("mlf lightgbm"), by.get(PEER_LABELS["autolightgbm"])
-    if panel.name == "m1_monthly" and lgb and auto and not lgb.get("error"):
+    if panel.name in WALL_PANELS and lgb and auto and not lgb.get("error"):
         ratio = lgb["wall_s"] / auto["wall_s"]
         out.append(
             [

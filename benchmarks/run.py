@@ -91,7 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument(
         "--peers-panels",
         default="walmart,m1_monthly,m1_quarterly",
-        help="comma list of walmart,m1_monthly,m1_quarterly",
+        help="comma list of walmart,m1_monthly,m1_quarterly,seasonal_monthly,seasonal_monthly_s1"
+        " (the last two generated: benchmarks/synthetic.py)",
     )
     g.add_argument(
         "--peers-models", help="comma list of mlf models (lightgbm,ets,seasonal_naive if ready)"

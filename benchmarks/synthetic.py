@@ -1,4 +1,5 @@
-"""Seeded, sales-like weekly panels of any size, for the scale curve.
+"""Seeded generated panels: sales-like weekly ones of any size (the scale curve), and strongly
+seasonal monthly ones with trends (the tree models' accuracy and cost, docs/trees.md).
 
 Each series has a level (log-normal across series), a slow trend, a yearly season (two
 harmonics, its own amplitude and phase), multiplicative noise, and for some series
@@ -7,6 +8,10 @@ some started later, and a few are new (shorter than two seasons). Every series e
 same week, as a retailer's extract does.
 
     python benchmarks/synthetic.py 1000 /tmp/panel.parquet     # write one (CSV or Parquet)
+    python benchmarks/synthetic.py --seasonal 366 /tmp/monthly.csv  # id, date, value; monthly
+
+:func:`seasonal_panel` is multiplicative: level × trend × season × noise, the season's trough
+a small share of its peak, so forecasting the trough too high is what MAPE punishes most.
 """
 
 from __future__ import annotations
@@ -65,6 +70,45 @@ def sales_panel(n_series: int, length: int = 150, seed: int = 0):
     )
 
 
+MONTHLY_END = "2019-12-01"
+MONTH_SEASON = 12
+
+
+def seasonal_panel(n_series: int = 366, lengths: tuple[int, int] = (90, 330), seed: int = 0):
+    """A long table ``id, date, value`` of ``n_series`` monthly multiplicative-seasonal series.
+
+    Each series: a log-normal level; a trend of -1 to +2 % a month, damped in a third of the
+    series; a yearly profile (two harmonics) whose peak is 1.5–30× its trough (log-uniform:
+    some series nearly stop in their off-season); log-normal noise of
+    5–30 %; lengths uniform in ``lengths``, every series ending on the same month.
+    Values are positive.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    low, high = lengths
+    size = rng.integers(low, high + 1, size=n_series)
+    longest = int(size.max())
+    t = np.arange(longest)[None, :] - (longest - size)[:, None]  # 0 at each series' start
+    level = rng.lognormal(mean=6.0, sigma=1.5, size=(n_series, 1))
+    slope = rng.uniform(-0.01, 0.02, size=(n_series, 1))
+    damped = rng.random((n_series, 1)) < 1 / 3
+    steps = np.where(damped, 60 * (1 - np.exp(-np.maximum(t, 0) / 60)), t)
+    ratio = np.exp(rng.uniform(np.log(1.5), np.log(30.0), size=(n_series, 1)))  # peak / trough
+    phase = rng.uniform(0.0, 2 * np.pi, size=(n_series, 1))
+    angle = 2 * np.pi * t / MONTH_SEASON + phase
+    shape = 0.75 * np.sin(angle) + 0.25 * np.sin(2 * angle + rng.uniform(0, 2 * np.pi))
+    shape = (shape - shape.min(axis=1, keepdims=True)) / np.ptp(shape, axis=1, keepdims=True)
+    season = np.exp(np.log(ratio) * shape)  # trough 1, peak `ratio`
+    noise = rng.lognormal(0.0, rng.uniform(0.05, 0.3, size=(n_series, 1)), size=t.shape)
+    values = np.round(level * np.exp(slope * steps) * season * noise, 2)
+    dates = pd.date_range(end=MONTHLY_END, periods=longest, freq="MS").to_numpy()
+    width = len(str(n_series))
+    ids = np.array([f"S{i:0{width}d}" for i in range(n_series)])
+    rows, cols = np.nonzero(t >= 0)
+    return pd.DataFrame({"id": ids[rows], "date": dates[cols], "value": values[rows, cols]})
+
+
 def write_panel(n_series: int, path: Path, length: int = 150, seed: int = 0) -> Path:
     """Write :func:`sales_panel` to ``path`` (Parquet when the suffix says so and pyarrow is
     installed, else CSV next to it); returns the path written."""
@@ -80,6 +124,17 @@ def write_panel(n_series: int, path: Path, length: int = 150, seed: int = 0) -> 
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python benchmarks/synthetic.py N_SERIES OUTPUT.(csv|parquet)")
-    print(write_panel(int(sys.argv[1]), Path(sys.argv[2])))
+    argv = sys.argv[1:]
+    seasonal = argv[:1] == ["--seasonal"]
+    argv = argv[1:] if seasonal else argv
+    if len(argv) not in (2, 3):
+        sys.exit(
+            "usage: python benchmarks/synthetic.py [--seasonal] N_SERIES "
+            "OUTPUT.(csv|parquet) [SEED]"
+        )
+    n, out, seed = int(argv[0]), Path(argv[1]), int(argv[2]) if len(argv) == 3 else 0
+    if seasonal:
+        seasonal_panel(n, seed=seed).to_csv(out, index=False)
+        print(out)
+    else:
+        print(write_panel(n, out, seed=seed))

@@ -110,6 +110,22 @@ def test_synthetic_panel_is_seeded_and_mixed(monkeypatch):
     assert not synthetic.sales_panel(300, seed=4).equals(a)
 
 
+def test_seasonal_panel_is_seeded_monthly_and_strongly_seasonal(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import synthetic
+
+    a = synthetic.seasonal_panel(60, seed=3)
+    pd.testing.assert_frame_equal(a, synthetic.seasonal_panel(60, seed=3))
+    assert not synthetic.seasonal_panel(60, seed=4).equals(a)
+    lengths = a.groupby("id").size()
+    assert lengths.min() >= 90 and lengths.max() <= 330 and lengths.nunique() > 10
+    assert a.groupby("id")["date"].max().nunique() == 1
+    assert (a["value"] > 0).all()
+    month = pd.to_datetime(a["date"]).dt.month
+    profile = a.assign(month=month).groupby(["id", "month"])["value"].mean().unstack()
+    assert (profile.max(axis=1) / profile.min(axis=1)).median() > 2
+
+
 def test_peers_score_a_seasonal_naive_on_the_test_window(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import numpy as np

@@ -218,6 +218,43 @@ def test_gap_clip_must_be_a_positive_number(entries, panel, value):
         entries["random_forest"].create({"gap_clip": value}, task_for(panel))
 
 
+def test_max_train_rows_learns_from_a_seeded_draw_of_that_many_rows(entries, panel, split):
+    """Stacked rows of overlapping windows repeat each other: the cap bounds a fit's cost."""
+    model = entries["lightgbm"].create({"max_train_rows": 3_000}, task_for(panel))
+    finite = np.ones(10_000, dtype=bool)
+    finite[:100] = False
+    kept = model._kept_rows(finite)
+    assert kept.sum() == 3_000 and not kept[:100].any()
+    np.testing.assert_array_equal(kept, model._kept_rows(finite))  # seeded
+    assert model._kept_rows(finite[:2_000]).sum() == 1_900  # under the cap: every finite row
+    whole = fit(entries, panel, split, "lightgbm")
+    capped = fit(entries, panel, split, "lightgbm", max_train_rows=3_000)
+    again = fit(entries, panel, split, "lightgbm", max_train_rows=3_000)
+    np.testing.assert_array_equal(capped.predictions, again.predictions)
+    assert not np.array_equal(capped.predictions, whole.predictions)
+    assert capped.metrics["mape"] < 20
+
+
+def test_log_offset_makes_equal_relative_errors_equal_distances(entries, panel):
+    """With a small log_offset, 10 % above a trough is as far as 10 % above a peak."""
+    values = np.array([[-2.0, 0.0, 0.2, 0.22, 2.0, 2.2]])
+    small = entries["lightgbm"].create({"transform": "log", "log_offset": 0.01}, task_for(panel))
+    np.testing.assert_allclose(small._from(small._to(values)), values)
+    t = small._to(values)[0]
+    assert t[1] == 0.0 and t[0] < 0
+    assert abs((t[3] - t[2]) - (t[5] - t[4])) < 0.01
+    default = entries["lightgbm"].create({"transform": "log"}, task_for(panel))
+    d = default._to(values)[0]
+    assert (d[3] - d[2]) < 0.3 * (d[5] - d[4])  # log(1 + v): 10 % of a trough weighs a quarter
+
+
+@pytest.mark.parametrize("key", ["max_train_rows", "log_offset"])
+@pytest.mark.parametrize("value", [0, -5, "many"])
+def test_max_train_rows_and_log_offset_must_be_positive(entries, panel, key, value):
+    with pytest.raises(ValueError, match=f"{key} must be a positive number, got"):
+        entries["lightgbm"].create({key: value}, task_for(panel))
+
+
 def test_unknown_strategy_is_a_clear_error(entries, panel):
     with pytest.raises(ValueError, match="strategy 'nope' is not one of stacked, per_step"):
         entries["lightgbm"].create({"strategy": "nope"}, task_for(panel))
