@@ -313,10 +313,11 @@ def run_ensemble(
     done = [o.model for o in outcomes if not o.error and o.test_metrics]
     if not config.ensemble or len(done) < 2:
         return None
-    from ..optimize.ensemble_run import build_ensemble
+    from ..optimize.ensemble_run import EnsembleOptions, build_ensemble
 
+    options = EnsembleOptions(tuple(done), metric=runs[0].config.metric)
     try:
-        return build_ensemble(runs[0].tracker.tracking_uri, config.experiment, done)
+        return build_ensemble(runs[0].tracker.tracking_uri, config.experiment, options)
     except MlfError as exc:
         warning_line(f"no ensemble of this run: {exc}")
         return None
@@ -460,9 +461,10 @@ def _print_ensemble(combined: EnsembleOutcome, outcomes: list[ModelOutcome]) -> 
     versus = "" if ratio is None else f", {ratio:.2f} of the reference"
     for warning in combined.warnings:
         warning_line(warning)
+    val = "none (one kept window)" if combined.val is None else f"{combined.val:.4g}"
     say(
-        f"ensemble ({weights}; weights on {combined.windows} windows): val {label} "
-        f"{combined.val:.4g}, test {label} {combined.test_metrics.get(metric, float('nan')):.4g}"
+        f"ensemble ({weights}; weights on {combined.windows} windows): val {label} {val} "
+        f"(cross-fitted), test {label} {combined.test_metrics.get(metric, float('nan')):.4g}"
         f"{versus}; logged as study {combined.study_name}, forecast with 'mlf predict ensemble'"
     )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ensembles import DEFAULT_ROUNDS
 from ..ensembles.held_out import (
     ENSEMBLE_ARTIFACT,
     TEST_ARTIFACT,
@@ -49,7 +50,7 @@ class EnsembleOptions:
     models: tuple[str, ...] = ()
     metric: str | None = None
     method: str = "greedy"
-    rounds: int = 25
+    rounds: int = DEFAULT_ROUNDS
     top: int = 3
 
 
