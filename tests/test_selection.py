@@ -50,7 +50,8 @@ def test_the_cap_is_the_runs_not_a_spaces():
     from mlforecast_cli.search.space import parse_space
     from mlforecast_cli.trials.optuna_study import StudySettings
 
-    assert StudySettings(horizon=4).ape_cap == APE_CAP  # every model of a run, by default
+    assert StudySettings(horizon=4).ape_cap is None  # the plain MAPE, by default
+    assert StudySettings(horizon=4, ape_cap=APE_CAP).ape_cap == APE_CAP
     with pytest.raises(SpaceError, match=r"optimizer\.ape_cap: .*--ape-cap PCT"):
         parse_space({"params": {}, "optimizer": {"ape_cap": 100}}, "s.yaml")
 
@@ -89,7 +90,7 @@ def test_search_selects_on_capped_mape_and_reports_the_plain_one(
         "tiny",
         *("--data", str(dip_csv), "--target", "value", "--time-col", "date", "--id-col", "id"),
         *("--horizon", str(HORIZON), "--trials", "8", "--json"),
-        *(() if cap else ("--ape-cap", "0")),
+        *(("--ape-cap", "100") if cap else ()),
         *[arg for s in sets for arg in ("--set", s)],
     )
     assert result.code == 0, result

@@ -121,9 +121,9 @@ def optimize(
             min=0,
             metavar="PCT",
             help="With MAPE, every model selects on each point's error capped at PCT percent "
-            "(100: the error of forecasting zero); 0 selects on the plain MAPE.",
+            "(100: the error of forecasting zero); 0, the default, selects on the plain MAPE.",
         ),
-    ] = 100.0,
+    ] = 0.0,
     ensemble_windows: Annotated[
         int,
         typer.Option(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..search.metrics import APE_CAP, check_metric
+from ..search.metrics import check_metric
 from ..search.space import SearchSpace, build_pruner, build_sampler
 from ..services.liveness import wait_for_user_attr
 from ..services.outages import storage_errors
@@ -54,9 +54,10 @@ class StudySettings:
     device: str = "auto"
     metric: str | None = None
     study_name: str | None = None
-    ape_cap: float | None = APE_CAP
+    ape_cap: float | None = None
     """With MAPE, every study of the run selects on each point's APE capped at this percent
-    (:func:`~mlforecast_cli.search.metrics.selection_score`); None: on the plain MAPE."""
+    (:func:`~mlforecast_cli.search.metrics.selection_score`); None (the default): on the plain
+    MAPE, the metric the test reports (docs/trees.md, "one rule" for why)."""
 
     def __post_init__(self) -> None:
         for flag, value in (
