@@ -21,7 +21,7 @@ import pytest
 
 from tests.test_services import free_port
 
-ROUNDS = 3
+ROUNDS = 2
 PROCESSES = 8
 
 
