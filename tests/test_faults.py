@@ -18,6 +18,7 @@ from mlforecast_cli.services.storage import open_storage
 
 PLUGIN = textwrap.dedent(
     """
+    import os
     import time
 
     import numpy as np
@@ -29,7 +30,7 @@ PLUGIN = textwrap.dedent(
 
     class Slow(Forecaster):
         def fit(self, train, valid=None, report=None):
-            time.sleep(float(self.params["delay"]))
+            time.sleep(float(os.environ.get("SLOW_DELAY", "0")))
             return self
 
         def predict(self, windows):
@@ -44,7 +45,7 @@ PLUGIN = textwrap.dedent(
 )
 pytestmark = [pytest.mark.slow, pytest.mark.full_optimize]
 
-SPACE = "params:\n  x: {type: float, low: 0.0, high: 0.1}\nfixed: {delay: DELAY, window_size: 4}\n"
+SPACE = "params:\n  x: {type: float, low: 0.0, high: 0.1}\nfixed: {window_size: 4}\n"
 STUDY = "slow-walmart-h13-mape"
 
 
@@ -55,10 +56,14 @@ def worker_env(tmp_path, mlflow_uri):
     folder.mkdir()
     (folder / "slow_plugin.py").write_text(PLUGIN)
 
+    (folder / "slow.yaml").write_text(SPACE)
+
     def env(delay: float) -> dict:
-        (folder / "slow.yaml").write_text(SPACE.replace("DELAY", str(delay)))
+        """The environment of a run whose every fit sleeps ``delay`` seconds (the same study
+        and space whatever the delay, so a run can resume another's study)."""
         return {
             **os.environ,
+            "SLOW_DELAY": str(delay),
             "MLF_PLUGINS_DIR": str(folder),
             "MLF_HOME": str(tmp_path / ".mlf"),
             "MLFLOW_TRACKING_URI": mlflow_uri,
