@@ -275,13 +275,13 @@ def profile_overhead(model: str, trials: int, folder: Path) -> str:
 
     import overhead
 
-    from mlforecast_cli.tracking.parent_run import parent_run as tracking
+    from mlforecast_cli.services.mlflow_store import use_wal_for_sqlite
 
     main = cProfile.Profile()
     from mlflow.tracking import MlflowClient
 
     # The import and the new store's migrations happen once per run, not per trial.
-    tracking.use_wal_for_sqlite()
+    use_wal_for_sqlite()
     MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
     url = f"journal:///{folder / 'profile.journal'}"
     main.enable()
