@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlforecast_cli import Forecaster
 
 TORCH_INSTALL = 'pip install "mlforecast-cli[torch]"'
@@ -37,3 +39,24 @@ class NeuralForecaster(Forecaster):
 
     def refit_params(self):
         return self.trainer.refit_params() if self.trainer is not None else {}
+
+
+def parse_sizes(where: str, value: Any, example: str) -> list[int]:
+    """``"32-64-128"``, ``[32, 64, 128]`` or ``64`` → ``[32, 64, 128]`` / ``[64]``: positive
+    whole numbers, one per layer or stack; ``where`` names the model and parameter in the
+    error (``"tcn: num_channels"``), ``example`` shows the form."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, str):
+        items = [v for v in value.replace(",", "-").replace(" ", "-").split("-") if v]
+    else:
+        items = list(value)
+    try:
+        sizes = [int(v) for v in items]
+    except (TypeError, ValueError):
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(
+            f'{where} {value!r} is not a list of positive whole numbers; write it like "{example}"'
+        )
+    return sizes

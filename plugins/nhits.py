@@ -23,7 +23,7 @@ neural models (``_torch_training``); torch is imported only when a model is fit 
 
 from __future__ import annotations
 
-from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
+from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster, parse_sizes
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -31,30 +31,14 @@ POOLING = ("max", "avg")
 INTERPOLATION = ("linear", "nearest")
 
 
-def parse_sizes(name: str, value) -> list[int]:
-    """``"8-4-1"``, ``[8, 4, 1]`` or ``4`` → ``[8, 4, 1]`` / ``[4]`` (positive whole numbers)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, str):
-        items = [v for v in value.replace(",", "-").replace(" ", "-").split("-") if v]
-    else:
-        items = list(value)
-    try:
-        sizes = [int(v) for v in items]
-    except (TypeError, ValueError):
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise ValueError(
-            f"nhits: {name} {value!r} is not a list of positive whole numbers, one per stack; "
-            'write it like "8-4-1"'
-        )
-    return sizes
-
-
 def stack_plan(params) -> tuple[list[int], list[int]]:
     """(pool kernels, downsample frequencies) per stack, checked."""
-    kernels = parse_sizes("n_pool_kernel_size", params.get("n_pool_kernel_size", "2-2-1"))
-    freqs = parse_sizes("n_freq_downsample", params.get("n_freq_downsample", "4-2-1"))
+    kernels = parse_sizes(
+        "nhits: n_pool_kernel_size", params.get("n_pool_kernel_size", "2-2-1"), "2-2-1"
+    )
+    freqs = parse_sizes(
+        "nhits: n_freq_downsample", params.get("n_freq_downsample", "4-2-1"), "4-2-1"
+    )
     if len(kernels) != len(freqs):
         raise ValueError(
             f"nhits: n_pool_kernel_size {'-'.join(map(str, kernels))} and n_freq_downsample "

@@ -10,30 +10,10 @@ transformer (``_torch_training``); torch is imported only when a model is fit or
 
 from __future__ import annotations
 
-from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
+from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster, parse_sizes
 from mlforecast_cli.plugins._params import TRAINING_PARAMS
 
 from mlforecast_cli import ModelSpec, hookimpl
-
-
-def parse_channels(value) -> list[int]:
-    """``"32-64-128"``, ``[32, 64, 128]`` or ``64`` → ``[32, 64, 128]`` / ``[64]``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, str):
-        items = [v for v in value.replace(",", "-").replace(" ", "-").split("-") if v]
-    else:
-        items = list(value)
-    try:
-        channels = [int(v) for v in items]
-    except (TypeError, ValueError):
-        channels = []
-    if not channels or min(channels) < 1:
-        raise ValueError(
-            f"tcn: num_channels {value!r} is not a list of positive channel counts; "
-            'write it like "32-64-128"'
-        )
-    return channels
 
 
 def receptive_field(kernel_size: int, levels: int) -> int:
@@ -41,12 +21,19 @@ def receptive_field(kernel_size: int, levels: int) -> int:
     return 1 + 2 * (kernel_size - 1) * (2**levels - 1)
 
 
+def channel_counts(params) -> list[int]:
+    """The channels of each temporal block (``num_channels``), checked."""
+    return parse_sizes("tcn: num_channels", params.get("num_channels", "32-64-128"), "32-64-128")
+
+
 def build_network(params, dims):
     """The ``torch.nn.Module`` for ``params`` (see ``_torch_training`` for its inputs)."""
     from mlforecast_cli.plugins._torch_training import StepHead, setting
     from torch import nn
 
-    channels = parse_channels(params.get("num_channels", "32-64-128"))
+    channels = parse_sizes(
+        "tcn: num_channels", params.get("num_channels", "32-64-128"), "32-64-128"
+    )
     kernel = int(params.get("kernel_size", 3))
     dropout = float(setting(params, "dropout"))
 
@@ -112,7 +99,9 @@ class TCNForecaster(NeuralForecaster):
 
     def __init__(self, params, task) -> None:
         super().__init__(params, task)
-        parse_channels(self.params.get("num_channels", "32-64-128"))  # fail early, clearly
+        parse_sizes(
+            "tcn: num_channels", self.params.get("num_channels", "32-64-128"), "32-64-128"
+        )  # fail early, clearly
 
 
 @hookimpl

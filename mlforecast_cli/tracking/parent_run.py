@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from ..services.mlflow_store import (
     quiet_mlflow_logs,
     use_wal_for_sqlite,
 )
+from ..services.outages import lost_reason
 from ..trials.reference import TEST_PREFIX, VAL_PREFIX, ReferenceScores
 from .child_runs import (
     PARENT_TAG,
@@ -38,6 +40,8 @@ from .child_runs import (
 )
 
 PARENT_ATTR = "mlflow_parent_run_id"
+LOG_MODEL_ATTEMPTS = 3
+"""Tries to log the model when the store refuses it for another process's write."""
 TESTED_MODEL_ARTIFACT = "tested_model"
 """Artifact folder of the parent run holding the refit scored on the test window (a saved
 model folder) when the logged model was fitted on the whole history."""
@@ -370,7 +374,16 @@ class MlflowTracker:
         from ..forecasting.pyfunc import MODEL_URI_TAG, RunTarget, log_model
 
         target = RunTarget(self.parent_run_id, self.tracking_uri, self.experiment_id)
-        uri = log_model(model_dir, target, panel=panel, pip_requirements=requirements)
+        for attempt in range(LOG_MODEL_ATTEMPTS):
+            try:
+                uri = log_model(model_dir, target, panel=panel, pip_requirements=requirements)
+                break
+            except Exception as exc:
+                # every process of a shared study logs its refit on the one parent run: MLflow's
+                # SQL store can refuse one of two at the same moment (autoflush, a lock)
+                if lost_reason(exc) is not None or attempt == LOG_MODEL_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
         self.client.set_tag(self.parent_run_id, MODEL_URI_TAG, uri)
         return uri
 
