@@ -208,20 +208,19 @@ def optimize(
     horizon = horizon or choice.default_horizon
     if horizon is None:
         raise UsageError(f"--horizon is needed for --data {data}: how many steps to forecast")
-    settings = StudySettings(
-        horizon=horizon,
-        cv_windows=cv_windows,
-        ape_cap=ape_cap or None,
-        ensemble_windows=ensemble_windows,
-        storage=storage,
-        seed=seed,
-        n_jobs=n_jobs,
-        device=device,
-        metric=metric,
-        study_name=study_name,
-    )
     config = OptimizeConfig(
-        study=settings,
+        study=StudySettings(
+            horizon=horizon,
+            cv_windows=cv_windows,
+            ape_cap=ape_cap or None,
+            ensemble_windows=ensemble_windows,
+            storage=storage,
+            seed=seed,
+            n_jobs=n_jobs,
+            device=device,
+            metric=metric,
+            study_name=study_name,
+        ),
         data_name=choice.name,
         experiment=experiment or choice.experiment,
         trials=trials or (UNCAPPED_TRIALS if budget else DEFAULT_TRIALS),  # the time ends it
@@ -246,19 +245,26 @@ def optimize(
     with on_cluster(address, [entry.name for entry in entries]):
         outcomes = _run(runs, header, quiet=quiet or json_output, budget=budget)
         combined = run_ensemble(runs, outcomes, config)
-    metric = runs[0].config.metric
     if json_output:
-        document = _document(outcomes, config.experiment, choice, horizon, metric)
-        document["models"] += [_broken_model(name, e) for name, e in chosen.broken.items()]
-        document["time_limit"] = config.time_limit
-        document["left_out"] = [r.entry.name for r in runs if r.outcome is None]  # no time
-        document["ensemble"] = None if combined is None else _ensemble_document(combined)
-        print_json(document)
+        print_json(_run_document(runs, outcomes, combined, choice, chosen.broken))
     else:
-        _print_leaderboard(outcomes, metric, wide=wide)
+        _print_leaderboard(outcomes, runs[0].config.metric, wide=wide)
         if combined is not None:
             _print_ensemble(combined, outcomes)
     _exit_for_failures(outcomes, chosen.broken)
+
+
+def _run_document(runs, outcomes, combined, choice, broken: dict[str, MlfError]) -> dict:
+    """The whole run as one --json document: models (the broken ones too), the models left out
+    for time, the ensemble."""
+    config = runs[0].run
+    horizon = runs[0].config.horizon
+    document = _document(outcomes, config.experiment, choice, horizon, runs[0].config.metric)
+    document["models"] += [_broken_model(name, e) for name, e in broken.items()]
+    document["time_limit"] = config.time_limit
+    document["left_out"] = [r.entry.name for r in runs if r.outcome is None]  # no time
+    document["ensemble"] = None if combined is None else _ensemble_document(combined)
+    return document
 
 
 DEFAULT_TRIALS = 20
