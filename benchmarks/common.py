@@ -364,3 +364,20 @@ class Section:
 
     def markdown(self) -> str:
         return f"## {self.title}\n\n{self.body.strip()}\n\n_Section time: {self.seconds:.0f} s._\n"
+
+
+def finished_trials(folder, study_name: str) -> list:
+    """The finished trials (with start and end times) of ``study_name`` in the journal that
+    the `mlf` run in ``folder`` wrote (``folder/.mlf``)."""
+    import optuna
+
+    from mlforecast_cli.services.storage import JOURNAL_FILE, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(f"journal:///{folder / '.mlf' / JOURNAL_FILE}")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished() and t.datetime_start and t.datetime_complete
+    ]

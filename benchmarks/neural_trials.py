@@ -20,7 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, fmt, machine_info, machine_markdown, run_mlf, scratch, shown, table
+from common import (
+    REPO,
+    finished_trials,
+    fmt,
+    machine_info,
+    machine_markdown,
+    run_mlf,
+    scratch,
+    shown,
+    table,
+)
 from synthetic import COLUMNS, write_panel
 
 M1_MONTHLY = REPO.parent / "shared" / "datasets" / "m1_monthly.csv"
@@ -32,20 +42,9 @@ TARGET_RATIO = 2.0
 
 def trial_times(folder: Path, study_name: str) -> dict[str, Any]:
     """Seconds of every finished trial and the state counts, from the run's journal."""
-    import optuna
-
-    from mlforecast_cli.services.storage import JOURNAL_FILE, open_storage
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(f"journal:///{folder / '.mlf' / JOURNAL_FILE}")
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and t.datetime_start and t.datetime_complete
-    ]
+    done = finished_trials(folder, study_name)
     seconds = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done]
-    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in done)
+    pruned = sum(t.state.name == "PRUNED" for t in done)
     return {"seconds": seconds, "pruned": pruned}
 
 

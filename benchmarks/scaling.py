@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Section, fmt, load_average, run_mlf, shown, table
+from common import Section, finished_trials, fmt, load_average, run_mlf, shown, table
 
 TARGET = 1.8
 PINNED = {
@@ -49,19 +49,9 @@ QUICK_MODELS = "lightgbm:24,random_forest:6"
 
 def study_rates(folder: Path, study_name: str) -> dict[str, Any]:
     """Trials, span and rates of ``study_name`` in the journal of the run in ``folder``."""
-    import optuna
-
     from mlforecast_cli.services.liveness import WORKER_ATTR
-    from mlforecast_cli.services.storage import JOURNAL_FILE, open_storage
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(f"journal:///{folder / '.mlf' / JOURNAL_FILE}")
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and t.datetime_start and t.datetime_complete
-    ]
+    done = finished_trials(folder, study_name)
     if not done:
         return {"trials": 0}
     durations = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
