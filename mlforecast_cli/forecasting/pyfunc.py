@@ -137,6 +137,25 @@ def requirements(extra: Sequence[str] = ()) -> list[str]:
 
 
 @contextlib.contextmanager
+def _pinned_here() -> Iterator[None]:
+    """MLflow's check of a logged model's requirements against this environment skipped for
+    a moment: it scans every installed distribution (half a second), and :func:`requirements`
+    pinned them from this very environment, so it could only agree. A later MLflow without
+    the hook simply pays the check."""
+    from mlflow.utils import environment
+
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if check is None:
+        yield
+        return
+    environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    try:
+        yield
+    finally:
+        environment.warn_dependency_requirement_mismatches = check
+
+
+@contextlib.contextmanager
 def _logging_to(uri: str | None, experiment_id: str | None) -> Iterator[None]:
     """MLflow's fluent API pointed at ``uri`` and ``experiment_id`` for a moment (the
     experiment saves MLflow from probing for Databricks notebooks to find one); the global
@@ -197,7 +216,7 @@ def log_model(
 
     saved = SavedModel.load(model_dir)
     example = input_example(saved, panel) if panel is not None else None
-    with _logging_to(target.tracking_uri, target.experiment_id), quiet_mlflow():
+    with _logging_to(target.tracking_uri, target.experiment_id), quiet_mlflow(), _pinned_here():
         if example is not None:
             signature = signature_for(saved, example)
         info = Model.log(

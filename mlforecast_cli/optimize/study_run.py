@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..trials.optuna_study import FailureReason, StudyConfig
     from ..trials.reference import ReferenceScores
     from ..trials.refit import FinalFit, RefitResult
+    from ..views.plot_job import PlotJob
     from ..views.progress import ProgressBoard
     from .plan import OptimizeConfig
 
@@ -385,10 +386,44 @@ class StudyRun:
         """Log the summary, the held-out forecasts, the models and the plots on the parent
         run; the run's final status. A lost tracking store is raised (the caller keeps the
         model on disk)."""
+        outcome = self.outcome
+        status = "FAILED" if outcome.error else "FINISHED"
+        with tempfile.TemporaryDirectory(prefix="mlf-plots-") as tmp:
+            plots = None
+            if self.run.draw_plots or self.run.plots_dir is not None:
+                plots = self.start_plots(refit, forecasts, Path(tmp) / "plots")
+            status = self.log_outcome(refit, models, forecasts, status)
+            if plots is not None:
+                outcome.warnings += self.log_plots(plots)
+        return status
+
+    def log_outcome(
+        self,
+        refit: RefitResult | None,
+        models: SavedModels | None,
+        forecasts: StudyForecasts | None,
+        status: str,
+    ) -> str:
+        """Log the models, the summary and the held-out forecasts; the run's status.
+
+        The model goes first: MLflow links the run's metrics to a model logged after them
+        with one query per metric, while the summary logged after the model names it."""
         from ..tracking.parent_run import TESTED_MODEL_ARTIFACT, StudySummary
 
         outcome, tracker = self.outcome, self.tracker
-        status = "FAILED" if outcome.error else "FINISHED"
+        model_uri = None
+        if models is not None:
+            try:
+                if models.tested is not None:
+                    tracker.log_folder(models.tested, TESTED_MODEL_ARTIFACT)
+                model_uri = tracker.log_model(
+                    models.production, panel=self.panel, requirements=requirements(self.entry)
+                )
+            except Exception as exc:
+                if lost_reason(exc) is not None:
+                    raise
+                outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
+                status = "FAILED"
         seconds = {
             name: value
             for name, value in (
@@ -397,35 +432,20 @@ class StudyRun:
             )
             if value is not None
         }
-        tracker.log_summary(
-            StudySummary(
-                best_params=outcome.best_params or dict(self.study.best_params),
-                best_value=outcome.best_value,
-                test_metrics=outcome.test_metrics,
-                train_metrics=refit.train_metrics if refit else {},
-                counts=outcome.counts,
-                naive_fallback=outcome.naive_fallback,
-                reference=outcome.reference,
-                trained_on=outcome.trained_on,
-                seconds=seconds,
-            )
+        summary = StudySummary(
+            best_params=outcome.best_params or dict(self.study.best_params),
+            best_value=outcome.best_value,
+            test_metrics=outcome.test_metrics,
+            train_metrics=refit.train_metrics if refit else {},
+            counts=outcome.counts,
+            naive_fallback=outcome.naive_fallback,
+            reference=outcome.reference,
+            trained_on=outcome.trained_on,
+            seconds=seconds,
         )
+        tracker.log_summary(summary, model_uri=model_uri)
         if forecasts is not None:
             outcome.warnings += log_held_out(tracker, forecasts)
-        if models is not None:
-            try:
-                if models.tested is not None:
-                    tracker.log_folder(models.tested, TESTED_MODEL_ARTIFACT)
-                tracker.log_model(
-                    models.production, panel=self.panel, requirements=requirements(self.entry)
-                )
-            except Exception as exc:
-                if lost_reason(exc) is not None:
-                    raise
-                outcome.error = f"logging the model in MLflow failed: {first_line(exc, typed=True)}"
-                status = "FAILED"
-        if self.run.draw_plots or self.run.plots_dir is not None:
-            outcome.warnings += self.log_plots(refit, forecasts)
         return status
 
     def held_out_forecasts(self, refit: RefitResult) -> StudyForecasts | None:
@@ -496,33 +516,36 @@ class StudyRun:
         )
         return saved.save(folder)
 
-    def log_plots(
-        self, refit: RefitResult | None, forecasts: StudyForecasts | None = None
-    ) -> list[str]:
-        """Draw the study's plots, log them on the parent run and copy them to
-        ``run.plots_dir``; returns warnings (a plot never fails the study)."""
-        from ..views.plots import RefitForecast, study_plots
+    def start_plots(
+        self, refit: RefitResult | None, forecasts: StudyForecasts | None, folder: Path
+    ) -> PlotJob:
+        """Start drawing the study's plots into ``folder`` (a process of their own)."""
+        from ..views.plot_job import PlotJob
+        from ..views.plots import RefitForecast
 
-        warnings = []
         forecast = None
         if refit is not None:
             bounds = forecasts.test_bounds if forecasts is not None else None
             forecast = RefitForecast(self.panel, refit.result, bounds, model=self.entry.name)
-        with tempfile.TemporaryDirectory(prefix="mlf-plots-") as tmp:
-            folder = Path(tmp) / "plots"
-            drawn = study_plots(self.study, folder, forecast=forecast, metric=self.config.metric)
+        return PlotJob(self.study, folder, forecast=forecast, metric=self.config.metric)
+
+    def log_plots(self, job: PlotJob) -> list[str]:
+        """Wait for the plots, log them on the parent run and copy them to
+        ``run.plots_dir``; returns warnings (a plot never fails the study)."""
+        warnings = []
+        drawn = job.result()
+        try:
+            self.tracker.log_plots(job.folder)
+        except Exception as exc:
+            warnings.append(f"could not log the plots in MLflow: {exc}")
+        if self.run.plots_dir is not None and drawn.files:
+            target = Path(self.run.plots_dir) / self.config.study_name
             try:
-                self.tracker.log_plots(folder)
-            except Exception as exc:
-                warnings.append(f"could not log the plots in MLflow: {exc}")
-            if self.run.plots_dir is not None and drawn.files:
-                target = Path(self.run.plots_dir) / self.config.study_name
-                try:
-                    target.mkdir(parents=True, exist_ok=True)
-                    for path in drawn.files.values():
-                        shutil.copy2(path, target / path.name)
-                except OSError as exc:
-                    warnings.append(f"could not write the plots to {target}: {exc}")
+                target.mkdir(parents=True, exist_ok=True)
+                for path in drawn.files.values():
+                    shutil.copy2(path, target / path.name)
+            except OSError as exc:
+                warnings.append(f"could not write the plots to {target}: {exc}")
         return warnings
 
 

@@ -42,6 +42,7 @@ from .child_runs import (
 PARENT_ATTR = "mlflow_parent_run_id"
 LOG_MODEL_ATTEMPTS = 3
 """Tries to log the model when the store refuses it for another process's write."""
+MODELS_SCHEME = "models:/"
 TESTED_MODEL_ARTIFACT = "tested_model"
 """Artifact folder of the parent run holding the refit scored on the test window (a saved
 model folder) when the logged model was fitted on the whole history."""
@@ -321,15 +322,19 @@ class MlflowTracker:
         self.flush()
 
     # ---- the end ---------------------------------------------------------------------------
-    def log_summary(self, summary: StudySummary) -> None:
+    def log_summary(self, summary: StudySummary, *, model_uri: str | None = None) -> None:
         """Write the study's results on the parent run (see :class:`StudySummary`); the model
-        itself is logged by :meth:`log_model`."""
+        itself is logged by :meth:`log_model`, and the metrics are linked to the logged
+        ``model_uri`` (``models:/<model id>``) when given."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
+        model_id = None
+        if model_uri and model_uri.startswith(MODELS_SCHEME):
+            model_id = model_uri[len(MODELS_SCHEME) :]
 
         def metric(key: str, value: float) -> Metric:
-            return Metric(key, float(value), now, 0)
+            return Metric(key, float(value), now, 0, model_id=model_id)
 
         metrics = []
         if summary.best_value is not None and math.isfinite(summary.best_value):
