@@ -231,6 +231,43 @@ def test_plots_leave_matplotlib_settings_alone(tmp_path):
     assert {k for k in before if before[k] != after.get(k)} <= {"backend"}
 
 
+def test_a_plot_job_draws_apart_from_a_journal_study_and_gives_the_same_set(tmp_path):
+    from mlforecast_cli.views.plot_job import PlotJob
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+    )
+    study = optuna.create_study(storage=storage, study_name="unit")
+    for t in (_trial(3.0, {"lr": 1.0}), _trial(2.0, {"lr": 4.0}), _trial(1.0, {"lr": 8.0})):
+        study.add_trial(t)
+    job = PlotJob(study, tmp_path / "apart", metric="mae")
+    assert job._process is not None  # drawn by a forked process on Linux
+    made = job.result()
+    here = plots.study_plots(study, tmp_path / "here", metric="mae")
+    assert set(made.files) == set(here.files) == {plots.HISTORY, plots.IMPORTANCES}
+    assert made.skipped == here.skipped
+    for path in made.files.values():
+        assert path.parent == tmp_path / "apart"
+        _check_png(path)
+
+
+def test_a_plot_job_whose_process_dies_or_hangs_skips_every_plot_with_why(tmp_path, monkeypatch):
+    from mlforecast_cli.views import plot_job
+
+    def die(*args):
+        os._exit(7)
+
+    monkeypatch.setattr(plot_job, "_draw_snapshot", die)
+    made = plot_job.PlotJob(_study([_trial(1.0)]), tmp_path / "dead").result()
+    assert made.files == {}
+    assert set(made.skipped) == set(plots.ORDER)
+    assert made.skipped[plots.HISTORY] == "the drawing process ended with exit code 7"
+
+    monkeypatch.setattr(plot_job, "_draw_snapshot", lambda *args: time.sleep(60))
+    made = plot_job.PlotJob(_study([_trial(1.0)]), tmp_path / "slow").result(timeout=0.5)
+    assert made.skipped[plots.HISTORY] == "not drawn within 0.5 s"
+
+
 # --------------------------------------------------------------------------- optimize + report
 
 

@@ -77,6 +77,26 @@ def test_the_reference_and_the_refit_use_the_planned_split(mlflow_uri):
     assert outcome.test_metrics["mape"] == pytest.approx(expected.test_metrics["mape"])
 
 
+def test_the_logged_model_carries_the_study_metrics_and_mlflow_is_left_as_found(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils import environment
+
+    check = environment.warn_dependency_requirement_mismatches
+    panel = load_dataset("walmart")
+    outcome = StudyRun.plan(get_model("seasonal_naive"), run_config(mlflow_uri), panel).execute()
+    assert environment.warn_dependency_requirement_mismatches is check  # restored after use
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(outcome.parent_run_id)
+    uri = run.data.tags["mlf.model_uri"]
+    assert uri.startswith("models:/")
+    model = client.get_logged_model(uri.removeprefix("models:/"))
+    linked = {m.key: m.value for m in model.metrics}
+    # the summary is logged after the model and names it: each metric once, on the run too
+    assert linked["test_MAPE"] == pytest.approx(outcome.test_metrics["mape"])
+    assert linked["test_MAPE"] == run.data.metrics["test_MAPE"]
+    assert len(client.get_metric_history(outcome.parent_run_id, "test_MAPE")) == 1
+
+
 def test_a_resumed_study_adds_its_trials_to_the_first_run(mlflow_uri):
     panel = load_dataset("walmart")
     config = run_config(mlflow_uri)

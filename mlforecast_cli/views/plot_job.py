@@ -59,7 +59,7 @@ class PlotJob:
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
-            return _all_skipped(self.folder, f"not drawn within {timeout:.0f} s")
+            return _all_skipped(self.folder, f"not drawn within {timeout:g} s")
         try:
             index = json.loads((self.folder / INDEX).read_text())
         except (OSError, ValueError):
