@@ -98,3 +98,26 @@ def test_search_selects_on_capped_mape_and_reports_the_plain_one(
     assert model["best_params"]["shrink"] == (0.0 if cap else 0.9)
     if cap:  # 6 of 24 validation points err by ~9,900 %: the plain MAPE, not the capped ~29 %
         assert model["best_value"] > 1000
+
+
+def test_the_cap_is_part_of_the_study_identity(tmp_path):
+    """A capped search is another metric: its own default study name, and a named study made
+    with one cap refuses to resume with another."""
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.models.registry import get_model
+    from mlforecast_cli.optimize.plan import OptimizeConfig, plan_study
+    from mlforecast_cli.errors import UsageError
+    from mlforecast_cli.trials.optuna_study import StudySettings, create_study
+
+    panel = load_dataset("walmart")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+
+    def config(cap, name=None):
+        settings = StudySettings(horizon=4, ape_cap=cap, storage=storage, study_name=name)
+        return plan_study(get_model("ets"), OptimizeConfig(settings, "walmart", "x", 1), panel)[0]
+
+    assert config(None).study_name == "ets-walmart-h4-mape"
+    assert config(APE_CAP).study_name == "ets-walmart-h4-mape-cap100"
+    create_study(config(APE_CAP, "named"), panel)
+    with pytest.raises(UsageError, match=r"another task \(ape_cap 100\.0 → None\)"):
+        create_study(config(None, "named"), panel)

@@ -213,6 +213,8 @@ def plan_study(
         name = f"{settings.study_name}-{entry.name}"
     if settings.cv_windows > 1 and not settings.study_name:
         name += f"-cv{settings.cv_windows}"
+    if settings.ape_cap is not None and metric == "mape" and not settings.study_name:
+        name += f"-cap{settings.ape_cap:g}"  # another metric: its own study
     if not settings.study_name and (config.space_file or config.assignments):
         name += space_suffix(entry, space)
     study = StudyConfig(

@@ -144,6 +144,7 @@ class StudyConfig:
             "horizon": self.horizon,
             "metric": self.metric,
             "cv_windows": self.cv_windows,
+            "ape_cap": self.ape_cap if self.metric == "mape" else None,
             "data_fingerprint": fingerprint,
             "space": self.space.fingerprint(),
         }
