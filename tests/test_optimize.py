@@ -342,6 +342,7 @@ def test_plugins_dir_flag_reaches_the_worker_processes(tmp_path, mlflow_uri):
     (folder / "meet_plugin.py").write_text(MEET_PLUGIN)
     (folder / "meet.yaml").write_text(
         "params:\n  x: {type: float, low: 0.0, high: 0.1}\nfixed: {window_size: 4}\n"
+        "optimizer:\n  first_trial: {x: 0.05}\n"  # enqueued: one of the 4, not a fifth
     )
     env = {k: v for k, v in os.environ.items() if k != "MLF_PLUGINS_DIR"}
     args = ["--plugins-dir", str(folder), "optimize", "meet", "--quiet", "--trials", "4"]
@@ -358,6 +359,7 @@ def test_plugins_dir_flag_reaches_the_worker_processes(tmp_path, mlflow_uri):
     trials = study_trials("meet-walmart-h13-mape")
     assert sorted(t.number for t in trials) == list(range(4))
     assert all(t.state.name == "COMPLETE" for t in trials)
+    assert trials[0].params == {"x": 0.05}
     assert len({t.user_attrs["mlf_worker"]["pid"] for t in trials}) == 2
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("walmart_sales_forecasting")

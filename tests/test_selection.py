@@ -104,9 +104,9 @@ def test_the_cap_is_part_of_the_study_identity(tmp_path):
     """A capped search is another metric: its own default study name, and a named study made
     with one cap refuses to resume with another."""
     from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.errors import UsageError
     from mlforecast_cli.models.registry import get_model
     from mlforecast_cli.optimize.plan import OptimizeConfig, plan_study
-    from mlforecast_cli.errors import UsageError
     from mlforecast_cli.trials.optuna_study import StudySettings, create_study
 
     panel = load_dataset("walmart")

@@ -227,8 +227,11 @@ class StudyRun:
         # --n-jobs: every process pulls trials until the study holds `until` of them, so a
         # process that starts late (imports, data) does not leave a fixed share for the end.
         until = None
-        if config.n_jobs > 1:
-            until = len(study.get_trials(deepcopy=False)) + trials
+        if config.n_jobs > 1:  # an enqueued first trial waiting to run is one of `trials`
+            from optuna.trial import TrialState
+
+            started = [s for s in TrialState if s != TrialState.WAITING]
+            until = len(study.get_trials(deepcopy=False, states=started)) + trials
         timeout, stop_in_time = self.search_timeout()
         jobs = [
             workers.WorkerJob(
