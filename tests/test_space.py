@@ -792,3 +792,26 @@ def test_to_yaml_round_trip_property(s: SearchSpace) -> None:
     for name, param in again.params.items():
         assert type(param.low) is type(s.params[name].low)
     assert textwrap.dedent(s.to_yaml()).startswith("# search space (from x)")
+
+
+def test_a_small_finite_space_is_searched_exhaustively() -> None:
+    from mlforecast_cli.search.space import EXHAUSTIVE_MAX, build_sampler
+
+    space = parse_space(
+        {
+            "params": {
+                "kind": {"type": "categorical", "choices": ["a", "b", "c"]},
+                "n": {"type": "int", "low": 2, "high": 10, "step": 4},  # 2, 6, 10
+                "rate": {"type": "float", "low": 0.1, "high": 0.3, "step": 0.1},
+            }
+        },
+        SRC,
+    )
+    assert [p.count() for p in space.params.values()] == [3, 3, 3]
+    assert space.size == 27 <= EXHAUSTIVE_MAX
+    assert build_sampler(space.exhaustive(27), seed=1).__class__.__name__ == "BruteForceSampler"
+    assert space.exhaustive(26) is space  # fewer trials than configurations: TPE chooses
+    chosen = space.override(["optimizer.sampler={type: RandomSampler}"])
+    assert chosen.exhaustive(100) is chosen  # a sampler the user chose stays
+    continuous = parse_space({"params": {"rate": {"type": "float", "low": 0, "high": 1}}}, SRC)
+    assert continuous.size is None and continuous.exhaustive(100) is continuous

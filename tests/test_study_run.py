@@ -129,3 +129,18 @@ def test_a_study_config_from_flat_values_sets_the_metric_in_its_space():
     assert config.metric == "mae" == config.space.metric
     assert (config.horizon, config.cv_windows, config.seed) == (8, 2, 42)
     assert config.with_seed(7).seed == 7 and config.seed == 42
+
+
+def test_theta_tries_each_of_its_configurations_once_and_a_rerun_adds_none(mlflow_uri):
+    panel = load_dataset("walmart")
+    config = run_config(mlflow_uri)
+    config = OptimizeConfig(config.study, "walmart", "library", trials=20, tracking_uri=mlflow_uri)
+    first = StudyRun.plan(get_model("theta"), config, panel)
+    assert first.config.space.size == 10
+    outcome = first.execute()
+    assert outcome.counts == {"complete": 10, "pruned": 0, "fail": 0}  # not 20: no repeats
+    configs = {tuple(sorted(t.params.items())) for t in first.study.trials}
+    assert len(configs) == 10
+    again = StudyRun.plan(get_model("theta"), config, panel)
+    again.execute()
+    assert len(again.study.trials) == 10  # every configuration was tried: nothing to add

@@ -200,6 +200,7 @@ def plan_study(
     space = entry.effective_space(config.space_file, assignments)
     if settings.metric is not None:
         space = space.override([f"optimizer.metric={settings.metric}"])
+    space = space.exhaustive(config.trials)
     build_sampler(space, seed=settings.seed)
     build_pruner(space)
     metric = space.metric

@@ -138,6 +138,10 @@ def _number(value: Any, source: str, key: str, *, integer: bool) -> int | float:
     return value
 
 
+EXHAUSTIVE_MAX = 32
+"""The most configurations a finite space may hold to be searched exhaustively."""
+
+
 # --------------------------------------------------------------------------- Param
 
 
@@ -182,6 +186,17 @@ class Param:
                 self.name, float(self.low), float(self.high), step=step, log=self.log
             )
         return trial.suggest_categorical(self.name, list(self.choices or ()))
+
+    def count(self) -> int | None:
+        """How many values this param can take; None for a continuous range."""
+        if self.type == "categorical":
+            return len(self.choices or ())
+        if self.type == "int":
+            step = 1 if self.step is None else int(self.step)
+            return (int(self.high) - int(self.low)) // step + 1
+        if self.step is None:
+            return None
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is one this param can take."""
@@ -369,6 +384,28 @@ class SearchSpace:
     def searchable(self) -> bool:
         """False when nothing is searched: every trial would run the same configuration."""
         return bool(self.params)
+
+    @property
+    def size(self) -> int | None:
+        """How many configurations the space holds; None when a range is continuous."""
+        counts = [param.count() for param in self.params.values()]
+        return None if None in counts else math.prod(counts)
+
+    def exhaustive(self, trials: int) -> SearchSpace:
+        """This space searched by trying each configuration once, in a seeded random order
+        (Optuna's ``BruteForceSampler``, which stops the study when none is left), when it
+        holds at most ``trials`` and at most :data:`EXHAUSTIVE_MAX` of them and its sampler is
+        the default TPE, which repeats configurations of a small finite space (theta's 10 ran
+        255 trials in a timed run). A larger space keeps TPE, whose model of the space pays
+        when only part of it can be tried. Otherwise the space itself."""
+        size = self.size
+        sampler = dict(self.optimizer["sampler"])
+        if size is None or size > min(trials, EXHAUSTIVE_MAX):
+            return self
+        if sampler.get("type") not in ("TPESampler", "TPE"):
+            return self
+        exhaustive = {"type": "BruteForceSampler", "seed": sampler.get("seed")}
+        return replace(self, optimizer={**self.optimizer, "sampler": exhaustive})
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each searched param as an Optuna distribution."""
@@ -890,6 +927,10 @@ def _find_class(module: Any, base: type, spec: Mapping, key: str, space: SearchS
 
 
 def _build(module: Any, base: type, spec: dict, key: str, space: SearchSpace) -> Any:
+    import warnings
+
+    import optuna
+
     source = space.source
     cls = _find_class(module, base, spec, key, space)
     spec.pop("type", None)
@@ -914,7 +955,9 @@ def _build(module: Any, base: type, spec: dict, key: str, space: SearchSpace) ->
         if required and arg not in spec:
             _fail(source, f"{key}.{arg}", f"missing; {cls.__name__} needs {arg}")
     try:
-        return cls(**spec)
+        with warnings.catch_warnings():  # a sampler the user chose is no experiment to them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**spec)
     except (TypeError, ValueError) as exc:
         _fail(source, key, f"{cls.__name__} rejected its arguments: {exc}")
 

@@ -222,8 +222,15 @@ def run_study(
 
 def planned_trials(space: SearchSpace, study, trials: int) -> int:
     """Trials to add: ``trials``, but one for a space with nothing to search (every trial
-    would be the same), and none when the study already has that one complete."""
-    if space.searchable:
-        return trials
-    done = any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    return 0 if done else 1
+    would be the same) and none when the study already has that one complete; for a space
+    searched exhaustively (:meth:`~mlforecast_cli.search.space.SearchSpace.exhaustive`), the
+    configurations no finished trial has tried."""
+    import json
+
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    if not space.searchable:
+        return 0 if any(t.state.name == "COMPLETE" for t in finished) else 1
+    if space.optimizer["sampler"].get("type") == "BruteForceSampler" and space.size:
+        tried = {json.dumps(t.params, sort_keys=True, default=str) for t in finished}
+        return max(0, min(trials, space.size - len(tried)))
+    return trials
