@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from mlforecast_cli.services.liveness import CLAIM_GRACE_S
 from tests.test_faults import load, runs, start, states, wait_until, worker_env  # noqa: F401
 
 SLOW = [pytest.mark.slow, pytest.mark.full_optimize]
@@ -137,6 +138,9 @@ def test_postgresql_stopped_mid_study(worker_env, mlflow_uri, tmp_path, cluster)
         seconds = time.monotonic() - stopped
     finally:
         cluster.start()
+    # a trial created just before the stop may never have been claimed: the rerun fails it
+    # once it is older than the claim grace (a live process may still be about to claim it)
+    time.sleep(max(0.0, CLAIM_GRACE_S - (time.monotonic() - stopped)))
     line = lost_line(proc, err)
     assert f"lost the study storage {cluster.url}" in line
     assert "finished trials are kept" in line and "rerun the same command" in line
@@ -424,6 +428,28 @@ def test_a_user_setting_of_mlflow_retries_is_kept(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     connect(f"http://127.0.0.1:{free_port()}")
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+
+
+def test_a_trial_no_process_claimed_is_failed_once_its_grace_is_over(tmp_path):
+    """A process that loses the storage between creating a trial and claiming it leaves the
+    trial RUNNING with no owner: the next command fails it, but only after the grace (a live
+    process claims its trial within milliseconds) and never a claimed one of a live process."""
+    import optuna
+
+    from mlforecast_cli.services.liveness import WORKER_ATTR, reap_dead_trials, worker_stamp
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+    )
+    study = optuna.create_study(storage=storage, study_name="orphans")
+    orphan = study.ask()
+    claimed = study.ask()
+    claimed.set_user_attr(WORKER_ATTR, worker_stamp())  # this live process
+    assert reap_dead_trials(study) == []  # both younger than the grace
+    [failed] = reap_dead_trials(study, grace=0.0)
+    assert failed.number == orphan.number and failed.state.name == "FAIL"
+    assert "died before it started" in failed.user_attrs["error"]
+    assert study.trials[claimed.number].state.name == "RUNNING"
 
 
 def test_a_storage_lost_as_a_trial_ends_names_the_storage(tmp_path):

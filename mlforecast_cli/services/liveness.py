@@ -35,31 +35,65 @@ def pid_alive(pid: Any) -> bool:
     return True
 
 
-def reap_dead_trials(study) -> list:
-    """Fail the RUNNING trials whose worker process on this host has died (SIGKILL, OOM).
+def reap_dead_trials(study, grace: float | None = None) -> list:
+    """Fail the RUNNING trials whose worker process on this host has died (SIGKILL, OOM), and
+    those that no process claimed within ``grace`` seconds (:func:`unclaimed`).
 
     Returns the trials this call failed; when several workers reap at once the storage lets
     only one of them fail each trial.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     host = socket.gethostname()
-    storage = study._storage  # Optuna exposes no public handle on a study's storage
-    reaped = []
+    dead = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get(WORKER_ATTR) or {}
-        if worker.get("host") != host or pid_alive(worker.get("pid")):
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        if worker is None:
             continue
-        try:
-            storage.set_trial_user_attr(
-                trial._trial_id, "error", f"worker process {worker.get('pid')} died"
-            )
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                reaped.append(storage.get_trial(trial._trial_id))
-        except UpdateFinishedTrialError:
-            continue
-    return reaped
+        if worker.get("host") == host and not pid_alive(worker.get("pid")):
+            dead.append((trial, f"worker process {worker.get('pid')} died"))
+    reason = "its process died before it started (the storage was lost between the two)"
+    grace = CLAIM_GRACE_S if grace is None else grace
+    dead += [(trial, reason) for trial in unclaimed(study, grace)]
+    return [reaped for trial, why in dead if (reaped := _fail(study, trial, why)) is not None]
+
+
+CLAIM_GRACE_S = 15.0
+"""How long a RUNNING trial may go without :data:`WORKER_ATTR` before it counts as orphaned:
+a live process writes it right after the storage creates the trial."""
+
+
+def unclaimed(study, grace: float = CLAIM_GRACE_S) -> list:
+    """The RUNNING trials that name no worker ``grace`` seconds after they started: their
+    process lost the storage, or died, between creating the trial and claiming it, so no
+    liveness check could ever end them. Younger ones are left to a later command (a live
+    process may be about to claim them)."""
+    import datetime
+
+    from optuna.trial import TrialState
+
+    now = datetime.datetime.now()
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if WORKER_ATTR not in t.user_attrs
+        and (t.datetime_start is None or (now - t.datetime_start).total_seconds() >= grace)
+    ]
+
+
+def _fail(study, trial, reason: str):
+    """Fail RUNNING ``trial`` with ``reason``; None when another process finished it first."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage  # Optuna exposes no public handle on a study's storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "error", reason)
+        if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            return storage.get_trial(trial._trial_id)
+    except UpdateFinishedTrialError:
+        pass
+    return None
 
 
 def wait_for_user_attr(study, key: str, timeout: float) -> Any:
