@@ -3,7 +3,9 @@ for a value another process is about to write.
 
 A trial records its host and process id (:data:`WORKER_ATTR`); a RUNNING trial whose process
 on this host is gone (SIGKILL, OOM) is failed by the next command that opens the study
-(:func:`reap_dead_trials`). Workers on other hosts are left to Optuna's heartbeat (RDB).
+(:func:`reap_dead_trials`), and so is a trial no process claimed within
+:data:`CLAIM_GRACE_S` (its process lost the storage between creating and claiming it).
+Workers on other hosts are left to Optuna's heartbeat (RDB).
 """
 
 from __future__ import annotations
