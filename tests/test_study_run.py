@@ -78,13 +78,15 @@ def test_the_reference_and_the_refit_use_the_planned_split(mlflow_uri):
 
 
 def test_the_logged_model_carries_the_study_metrics_and_mlflow_is_left_as_found(mlflow_uri):
+    import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
     from mlflow.utils import environment
 
-    check = environment.warn_dependency_requirement_mismatches
+    checks = [m.warn_dependency_requirement_mismatches for m in (environment, mlflow.pyfunc)]
     panel = load_dataset("walmart")
     outcome = StudyRun.plan(get_model("seasonal_naive"), run_config(mlflow_uri), panel).execute()
-    assert environment.warn_dependency_requirement_mismatches is check  # restored after use
+    after = [m.warn_dependency_requirement_mismatches for m in (environment, mlflow.pyfunc)]
+    assert after == checks  # restored after use
     client = MlflowClient(mlflow_uri)
     run = client.get_run(outcome.parent_run_id)
     uri = run.data.tags["mlf.model_uri"]

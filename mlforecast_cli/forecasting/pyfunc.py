@@ -138,21 +138,24 @@ def requirements(extra: Sequence[str] = ()) -> list[str]:
 
 @contextlib.contextmanager
 def _pinned_here() -> Iterator[None]:
-    """MLflow's check of a logged model's requirements against this environment skipped for
-    a moment: it scans every installed distribution (half a second), and :func:`requirements`
-    pinned them from this very environment, so it could only agree. A later MLflow without
-    the hook simply pays the check."""
+    """MLflow's check of a model's requirements against this environment skipped for a
+    moment, where logging the model runs it (when it writes the requirements, and when it
+    loads the model back to try the input example): it scans every installed distribution
+    (half a second on a quiet machine), and :func:`requirements` pinned them from this very
+    environment, so it could only agree. A later MLflow without these names pays the check."""
+    import mlflow.pyfunc
     from mlflow.utils import environment
 
-    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
-    if check is None:
-        yield
-        return
-    environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    name = "warn_dependency_requirement_mismatches"
+    holders = [m for m in (environment, mlflow.pyfunc) if hasattr(m, name)]
+    saved = [getattr(m, name) for m in holders]
+    for module in holders:
+        setattr(module, name, lambda requirements: None)
     try:
         yield
     finally:
-        environment.warn_dependency_requirement_mismatches = check
+        for module, check in zip(holders, saved, strict=True):
+            setattr(module, name, check)
 
 
 @contextlib.contextmanager
