@@ -7,6 +7,9 @@ not to the panel (a seeded draw of 100,000 samples of a 30,000-series panel read
 
 from __future__ import annotations
 
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -17,7 +20,17 @@ from .calendar_features import calendar_features
 from .frequency import NS, future_block
 from .panel import Panel
 
-__all__ = ["SCALERS", "actuals", "inverse_scale", "labels", "make_windows", "seasonal_lags"]
+__all__ = [
+    "CACHE_BYTES",
+    "SCALERS",
+    "WindowCache",
+    "actuals",
+    "inverse_scale",
+    "labels",
+    "make_windows",
+    "seasonal_lags",
+    "train_windows",
+]
 
 SCALERS = ("none", "series", "window")
 """Names accepted by :func:`make_windows` ``scaler``."""
@@ -99,6 +112,78 @@ def train_windows(
     end = _check_end(panel, flat.lengths, end)
     rows = _train_samples(end, w, h, draw.max_samples if draw else None, draw.seed if draw else 0)
     return _assemble(flat, end, rows, (w, h), scaler, False)
+
+
+CACHE_BYTES = 512 * 2**20
+"""What a :class:`WindowCache` holds at most by default: at 30,000 series the three cuts of a
+trial (100,000 training samples, 30,000 scored, 10,000 for the train metrics) take 120-170 MB
+(window size 48-96), so about three window sizes of one fold."""
+
+
+class WindowCache:
+    """The windows cut out of one panel, kept for the next cut with the same arguments.
+
+    The trials of a study cut the same folds again for every configuration with the same
+    window size and scaler; with this they pay the cut once. Least recently used cuts are
+    dropped once the cache holds more than ``max_bytes`` (the newest always stays). A
+    cached :class:`~mlforecast_cli.models.contract.Windows` is handed to every fit that asks
+    for it, so a model must not write into its arrays (none of the built-in ones does).
+    """
+
+    def __init__(self, panel: Panel, max_bytes: int = CACHE_BYTES) -> None:
+        self.panel = panel
+        self.max_bytes = int(max_bytes)
+        self.hits = 0
+        self.misses = 0
+        self._cuts: OrderedDict[tuple, tuple[Windows, int]] = OrderedDict()
+
+    def train(
+        self,
+        end: np.ndarray,
+        window_size: int,
+        horizon: int,
+        scaler: str = "window",
+        draw: Draw | None = None,
+    ) -> Windows:
+        """:func:`train_windows` of this panel, cut once per set of arguments."""
+
+        def cut() -> Windows:
+            return train_windows(self.panel, end, window_size, horizon, scaler=scaler, draw=draw)
+
+        return self._get(("train", end, window_size, horizon, scaler, draw), cut)
+
+    def eval(self, end: np.ndarray, window_size: int, horizon: int, scaler: str) -> Windows:
+        """:func:`make_windows` (``mode="eval"``) of this panel, cut once per set of arguments."""
+
+        def cut() -> Windows:
+            return make_windows(self.panel, end, window_size, horizon, mode="eval", scaler=scaler)
+
+        return self._get(("eval", end, window_size, horizon, scaler, None), cut)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the cached windows' arrays take."""
+        return sum(size for _, size in self._cuts.values())
+
+    def _get(self, args: tuple, cut: Callable[[], Windows]) -> Windows:
+        mode, end, window_size, horizon, scaler, draw = args
+        end = np.ascontiguousarray(end, dtype=np.int64)
+        key = (mode, end.tobytes(), int(window_size), int(horizon), str(scaler), draw)
+        if key in self._cuts:
+            self.hits += 1
+            self._cuts.move_to_end(key)
+            return self._cuts[key][0]
+        self.misses += 1
+        windows = cut()
+        self._cuts[key] = (windows, _nbytes(windows))
+        while len(self._cuts) > 1 and self.nbytes > self.max_bytes:
+            self._cuts.popitem(last=False)
+        return windows
+
+
+def _nbytes(windows: Windows) -> int:
+    arrays = (getattr(windows, f.name) for f in dataclasses.fields(windows))
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
 
 class _Flat(NamedTuple):

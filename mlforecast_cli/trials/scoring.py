@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..data.panel import Panel
-from ..data.windows import actuals, inverse_scale
+from ..data.windows import WindowCache, actuals, inverse_scale
 from ..errors import MlfError, described
 from ..models.contract import Windows
 from ..search.metrics import evaluate, mase_scale
@@ -54,6 +54,8 @@ class FitOptions:
     """Receives per-epoch validation values (pruning)."""
     train_metrics: bool = True
     """Also score the training windows (window models)."""
+    windows: WindowCache | None = None
+    """The cuts kept across the fits of a study (window models); None: cut for this fit only."""
 
 
 SEARCH = FitOptions()
