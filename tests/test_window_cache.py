@@ -1,6 +1,7 @@
-"""The windows a study cuts, kept across its trials (data.windows.WindowCache): the same
-arrays as a fresh cut, least recently used cuts dropped beyond a byte budget, and a study's
-fits scored to the digit whether their windows were cut afresh or came from the cache."""
+"""What a trial costs on a large panel: the windows a study cuts, kept across its trials
+(data.windows.WindowCache) and equal to a fresh cut, least recently used cuts dropped beyond
+a byte budget, fits scored to the digit from cached windows, and the metric weights read
+without a loop over the series."""
 
 from __future__ import annotations
 
@@ -116,3 +117,23 @@ def test_a_study_cuts_each_fold_once_per_window_size_and_scaler(walmart, tmp_pat
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3
     # per fold the training and scored windows (the train metrics are on the training ones)
     assert objective.windows.misses == 4 and objective.windows.hits == 8
+
+
+def test_metric_weights_are_each_horizon_step_own_and_one_past_the_end(walmart):
+    """trials.scoring.row_weights, vectorised: a window's step weighs what the data says."""
+    from mlforecast_cli.trials.scoring import row_weights
+
+    panel, split = walmart
+    for end in (split.folds[0].train_end, panel.lengths - 5, panel.lengths):
+        for windows in (
+            make_windows(panel, end, 8, HORIZON, mode="eval"),
+            train_windows(panel, np.maximum(end, HORIZON + 1), 8, HORIZON),
+        ):
+            got = row_weights(panel, windows)
+            for row, (s, first) in enumerate(zip(windows.series, windows.step_offset, strict=True)):
+                for j in range(HORIZON):
+                    inside = first + j < len(panel.weights[s])
+                    assert got[row, j] == (panel.weights[s][first + j] if inside else 1.0)
+    assert (
+        row_weights(panel, make_windows(panel, panel.lengths, 8, HORIZON, mode="eval")) == 1
+    ).all()
