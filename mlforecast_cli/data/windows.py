@@ -114,10 +114,11 @@ def train_windows(
     return _assemble(flat, end, rows, (w, h), scaler, False)
 
 
-CACHE_BYTES = 512 * 2**20
-"""What a :class:`WindowCache` holds at most by default: at 30,000 series the three cuts of a
+CACHE_BYTES = 256 * 2**20
+"""What a :class:`WindowCache` holds at most by default. At 30,000 series the three cuts of a
 trial (100,000 training samples, 30,000 scored, 10,000 for the train metrics) take 120-170 MB
-(window size 48-96), so about three window sizes of one fold."""
+at window sizes 48-96, so it keeps the last one or two window sizes' cuts; on M1 monthly
+(617 series, about 6 MB a trial) every cut a study makes."""
 
 
 class WindowCache:
