@@ -9,6 +9,12 @@ at 30,000 series. Usage::
 
     python benchmarks/neural_trials.py [--trials 5] [--models nhits] [--series 30000]
         [--set KEY=VALUE ...]
+    python benchmarks/neural_trials.py --cuts [--series 30000]
+
+``--cuts`` times, in this process, what a window model's trial cuts on the generated panel:
+the three cuts of a fit afresh, the same through a study's
+:class:`~mlforecast_cli.data.windows.WindowCache` (a later trial with the same window size and
+scaler), their bytes, and the alternative of cutting only each batch as it is trained on.
 """
 
 from __future__ import annotations
@@ -81,6 +87,52 @@ def one(model: str, label: str, args: list[str], trials: int, seed: int, sets: l
     }
 
 
+def cut_costs(panel_file: Path, sizes: tuple[int, ...] = (24, 96), batch: int = 256) -> str:
+    """Seconds of a trial's cuts at each window size: afresh, from a study's cache, per batch."""
+    from mlforecast_cli.data.panel import Columns, load_panel
+    from mlforecast_cli.data.split import split_panel
+    from mlforecast_cli.data.windows import Draw, WindowCache, train_windows
+    from mlforecast_cli.trials.fit import MAX_TRAIN_METRIC_WINDOWS, MAX_TRAIN_WINDOWS
+
+    panel = load_panel(panel_file, Columns(COLUMNS["target"], COLUMNS["time"], (COLUMNS["id"],)))
+    end = split_panel(panel, SYNTHETIC_HORIZON).folds[0].train_end
+    steps = 50  # the nhits and nbeats spaces' steps_per_epoch
+
+    def trial(cache: WindowCache, w: int) -> float:
+        start = time.perf_counter()
+        for samples in (MAX_TRAIN_WINDOWS, MAX_TRAIN_METRIC_WINDOWS):
+            cache.train(end, w, SYNTHETIC_HORIZON, "window", Draw(samples, 42))
+        cache.eval(end, w, SYNTHETIC_HORIZON, "window")
+        return time.perf_counter() - start
+
+    rows = []
+    for w in sizes:
+        fresh = statistics.median(trial(WindowCache(panel, 0), w) for _ in range(3))
+        cache = WindowCache(panel)
+        trial(cache, w)
+        cached = statistics.median(trial(cache, w) for _ in range(3))
+        start = time.perf_counter()
+        for step in range(steps):  # through the public cut, which also lists every sample
+            train_windows(panel, end, w, SYNTHETIC_HORIZON, draw=Draw(batch, step))
+        per_batch = time.perf_counter() - start
+        start = time.perf_counter()
+        train_windows(panel, end, w, SYNTHETIC_HORIZON, draw=Draw(MAX_TRAIN_WINDOWS, 42))
+        per_window = (time.perf_counter() - start) / MAX_TRAIN_WINDOWS
+        rows.append(
+            [
+                w,
+                fmt(fresh, 3),
+                fmt(cached, 4),
+                fmt(cache.nbytes / 2**20, 0),
+                fmt(per_batch, 2),
+                fmt(per_window * steps * batch, 3),
+            ]
+        )
+    headers = ["window", "3 cuts afresh s", "from the cache s", "cache MiB"]
+    headers += [f"{steps} batches of {batch} cut each s", "their samples alone s"]
+    return table(headers, rows, "rrrrrr")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
@@ -89,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=M1_MONTHLY)
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cuts", action="store_true", help="time the window cuts only")
     opts = parser.parse_args(argv)
+    if opts.cuts:
+        with scratch("mlf-bench-cuts-") as folder:
+            panel = write_panel(opts.series, folder / "panel.parquet", seed=opts.seed)
+            print(machine_markdown(machine_info()) + "\n")
+            print(cut_costs(panel))
+        return 0
     if not opts.data.is_file():
         print(f"error: {opts.data} not found (M1 monthly, ../shared/datasets/)", file=sys.stderr)
         return 2

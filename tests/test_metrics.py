@@ -86,6 +86,19 @@ def test_mase_scale():
     ]
     np.testing.assert_allclose(mase_scale(history, 2), [4.0, 2.0, 8.0, 1.0])
     np.testing.assert_allclose(mase_scale([np.arange(10.0)], 1), [1.0])
+    assert mase_scale([], 4).shape == (0,)
+
+
+def test_mase_scale_of_many_ragged_series_is_each_series_own():
+    """Vectorised over the series laid end to end: the same as each series on its own."""
+    rng = np.random.default_rng(3)
+    history = [
+        rng.normal(size=rng.integers(0, 40)) * 10.0 ** rng.uniform(-2, 4) for _ in range(300)
+    ]
+    history += [np.full(9, -2.0), np.array([5.0]), np.array([]), np.array([np.nan, 1.0, 2.0])]
+    for season in (1, 4, 12):
+        expected = [mase_scale([h], season)[0] for h in history]
+        np.testing.assert_allclose(mase_scale(history, season), expected, rtol=1e-13)
 
 
 def test_evaluate_and_registry():

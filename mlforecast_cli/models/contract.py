@@ -45,6 +45,9 @@ class Windows:
     too short for a full window gives its one latest sample. Where a window sits in the
     season is told by ``calendar`` (the position of each horizon step in its cycles) and by
     ``step_offset``.
+
+    The core may hand the same windows to several fits (a study keeps its cuts for the next
+    trials), so a model reads these arrays and never writes into them.
     """
 
     x: np.ndarray

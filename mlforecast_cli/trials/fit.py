@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..data.panel import Panel
-from ..data.windows import Draw, actuals, make_windows, train_windows
+from ..data.windows import Draw, WindowCache, actuals, train_windows
 from ..models.baseline import seasonal_naive
 from ..models.contract import SERIES, TaskInfo, Windows
 from ..models.registry import ModelEntry
@@ -82,7 +82,9 @@ def fit_and_score(
     seasonal naive instead of the model, and counted in ``naive_fallback``.
 
     With ``options.holdout`` the scored window is also handed to ``fit`` as validation data
-    (search); without it (refit) the model sees only the training windows.
+    (search); without it (refit) the model sees only the training windows. With
+    ``options.windows`` the windows come from (and stay in) that cache of the study's cuts:
+    the same arrays as a fresh cut.
     """
     if entry.spec.input == SERIES:
         from .fit_series import fit_and_score_series
@@ -91,13 +93,15 @@ def fit_and_score(
     window_size = int(params.get("window_size", DEFAULT_WINDOW_SIZE))
     scaler = str(params.get("scaler", DEFAULT_SCALER))
     horizon = task.horizon
+    cuts = options.windows
+    if cuts is None or cuts.panel is not panel:
+        cuts = WindowCache(panel, max_bytes=0)  # nothing kept after this fit
 
     def training(max_samples: int) -> Windows:
-        draw = Draw(max_samples, task.seed)
-        return train_windows(panel, end, window_size, horizon, scaler=scaler, draw=draw)
+        return cuts.train(end, window_size, horizon, scaler, Draw(max_samples, task.seed))
 
     train = training(MAX_TRAIN_WINDOWS)
-    target = make_windows(panel, end, window_size, horizon, mode="eval", scaler=scaler)
+    target = cuts.eval(end, window_size, horizon, scaler)
     data = FitData(train, target if options.holdout else None, target)
     model, raw, seconds = fit_predict(entry, params, task, data, options.report)
     expected = (len(target), horizon)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.panel import Panel
 from ..data.split import Split
+from ..data.windows import WindowCache
 from ..errors import MlfError, described, traceback_text
 from ..models.contract import TaskInfo
 from ..models.registry import ModelEntry
@@ -57,6 +58,8 @@ class Objective:
         self.split = split
         self.config = config
         self.task = task
+        self.windows = WindowCache(panel)
+        """The windows cut by this process's trials, for the next trials with the same cuts."""
         self.started: set[int] = set()
         """Numbers of the trials this process has started."""
         self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
@@ -106,7 +109,9 @@ class Objective:
         try:
             for i, fold in enumerate(self.split.folds):
                 last = i == len(self.split.folds) - 1
-                options = FitOptions(report=report if i == 0 else None, train_metrics=last)
+                options = FitOptions(
+                    report=report if i == 0 else None, train_metrics=last, windows=self.windows
+                )
                 folds.append(
                     fit_and_score(
                         self.entry, params, self.task, self.panel, fold.train_end, options

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..data.panel import Panel
-from ..data.windows import actuals, inverse_scale
+from ..data.windows import WindowCache, actuals, inverse_scale
 from ..errors import MlfError, described
 from ..models.contract import Windows
 from ..search.metrics import evaluate, mase_scale
@@ -54,6 +54,8 @@ class FitOptions:
     """Receives per-epoch validation values (pruning)."""
     train_metrics: bool = True
     """Also score the training windows (window models)."""
+    windows: WindowCache | None = None
+    """The cuts kept across the fits of a study (window models); None: cut for this fit only."""
 
 
 SEARCH = FitOptions()
@@ -89,18 +91,16 @@ class FitResult:
 
 
 def row_weights(panel: Panel, windows: Windows) -> np.ndarray | None:
-    """(n, h) metric weights of the windows' horizon steps (None when the panel has none)."""
+    """(n, h) metric weights of the windows' horizon steps (None when the panel has none);
+    a step past its series' end weighs 1."""
     if panel.weights is None or windows.step_offset is None:
         return None
-    horizon = windows.horizon
-    out = np.ones((len(windows), horizon))
-    for s in np.unique(windows.series):
-        rows = np.flatnonzero(windows.series == s)
-        weights = panel.weights[s]
-        idx = windows.step_offset[rows, None] + np.arange(horizon)
-        inside = idx < len(weights)
-        out[rows] = np.where(inside, weights[np.minimum(idx, len(weights) - 1)], 1.0)
-    return out
+    sizes = np.fromiter((len(w) for w in panel.weights), dtype=np.int64, count=panel.n_series)
+    flat = np.concatenate(panel.weights).astype(np.float64, copy=False)
+    step = windows.step_offset[:, None] + np.arange(windows.horizon)
+    size = sizes[windows.series][:, None]
+    index = (np.cumsum(sizes) - sizes)[windows.series][:, None] + np.minimum(step, size - 1)
+    return np.where(step < size, flat[index], 1.0)
 
 
 def score(
