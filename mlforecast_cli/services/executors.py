@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import UsageError, first_line
+from ..errors import MlfError, ServiceLost, UsageError, debug_enabled, first_line, one_line
 
 CHUNKS_PER_WORKER = 4
 """Chunks per worker: enough for an uneven chunk not to hold the others up."""
@@ -32,6 +32,17 @@ LOCAL = "local"
 class ExecutorUnavailable(RuntimeError):
     """The executor cannot run work (a local pool whose processes cannot start): the caller
     runs it in-process instead."""
+
+
+class ClusterWorkLost(MlfError):
+    """A trial's chunks were lost on the cluster (every worker holding its histories died, or
+    a chunk killed the workers that ran it): the trial fails with this reason, the study goes
+    on (the next trial sends its histories again)."""
+
+
+WORKER_WAIT_S = 60.0
+"""Seconds a :class:`DaskExecutor` waits for a worker when the cluster has none left (workers
+restarting) before the cluster counts as lost."""
 
 
 def chunk_bounds(offsets: Any, chunks: int) -> list[tuple[int, int]]:
@@ -137,10 +148,12 @@ class DaskExecutor(SeriesExecutor):
 
     remote = True
 
-    def __init__(self, client: Any, cluster: Any = None) -> None:
+    def __init__(self, client: Any, cluster: Any = None, address: str = "") -> None:
         self.client = client
         self.cluster = cluster
         """The ``LocalCluster`` this executor started (closed with it), or None."""
+        self.address = address
+        """The scheduler's address as the user gave it (``--cluster``), for messages."""
         self._scattered: OrderedDict[str, Any] = OrderedDict()
         self.scattered_bytes = 0
         """Bytes sent to the workers by :meth:`share` so far."""
@@ -166,18 +179,72 @@ class DaskExecutor(SeriesExecutor):
         return future
 
     def map_series(self, fn, values, offsets, *args):
-        values_f, offsets_f = self.share(values), self.share(offsets)
-        futures = [
-            self.client.submit(run_chunk, fn, values_f, offsets_f, a, b, args, pure=False)
-            for a, b in chunk_bounds(offsets, self.workers * CHUNKS_PER_WORKER)
-        ]
-        return self.client.gather(futures)
+        """See :meth:`SeriesExecutor.map_series`. A worker killed mid-task costs nothing but
+        time: Dask runs its chunks again on the others (each holds the histories). Raises
+        :class:`ClusterWorkLost` when a chunk's data or the chunk itself is lost, and
+        :class:`~mlforecast_cli.errors.ServiceLost` (exit 3) when the scheduler is, or when
+        no worker is left for :data:`WORKER_WAIT_S`."""
+        from concurrent.futures import CancelledError
 
-    def close(self) -> None:
+        from distributed import KilledWorker
+
+        try:
+            self._wait_for_workers()
+            values_f, offsets_f = self.share(values), self.share(offsets)
+            futures = [
+                self.client.submit(run_chunk, fn, values_f, offsets_f, a, b, args, pure=False)
+                for a, b in chunk_bounds(offsets, self.workers * CHUNKS_PER_WORKER)
+            ]
+            return self.client.gather(futures)
+        except ServiceLost:
+            raise
+        except Exception as exc:
+            if self.client.status != "running":  # whatever Dask raised: the scheduler is gone
+                self._forget()
+                reason = getattr(exc, "reason", None) or first_line(exc, type(exc).__name__)
+                raise self.lost(reason) from exc
+            if isinstance(exc, KilledWorker):
+                self._forget()
+                raise ClusterWorkLost(
+                    f"a chunk of this trial killed every Dask worker that ran it ({exc}): "
+                    "too little memory on the workers?"
+                ) from exc
+            if isinstance(exc, CancelledError):
+                self._forget()  # the histories are sent again next time
+                raise ClusterWorkLost(
+                    "the Dask workers holding this trial's histories died before its chunks "
+                    f"ran ({one_line(exc, 120) or type(exc).__name__})"
+                ) from exc
+            raise  # the model's own error, raised on a worker
+
+    def _wait_for_workers(self) -> None:
+        if self.client.scheduler_info().get("workers"):
+            return
+        try:
+            self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except TimeoutError as exc:
+            raise self.lost(f"no worker left for {WORKER_WAIT_S:.0f} s") from exc
+
+    def lost(self, reason: str) -> ServiceLost:
+        """The error for this cluster lost mid-way (exit 3)."""
+        return ServiceLost(
+            f"lost the Dask cluster {self.address} ({one_line(reason, 120)}): the finished "
+            "trials are kept in the study storage; rerun the same command once the scheduler "
+            "and its workers are back to resume"
+        )
+
+    def _forget(self) -> None:
         for future in self._scattered.values():
             future.release()
         self._scattered.clear()
-        self.client.close()
+
+    def close(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # a lost scheduler: nothing to release there
+            self._forget()
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=5)
         if self.cluster is not None:
             self.cluster.close()
 
@@ -263,9 +330,7 @@ def connect_cluster(address: str, packages: Sequence[str] = ()) -> DaskExecutor:
         raise UsageError(
             f'--cluster {address} needs Dask: pip install "mlforecast-cli[dask]"'
         ) from exc
-    import logging
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet_dask_logs()
     cluster = None
     try:
         if address.startswith(LOCAL):
@@ -283,13 +348,25 @@ def connect_cluster(address: str, packages: Sequence[str] = ()) -> DaskExecutor:
             f"cannot reach the Dask scheduler {address}: {first_line(exc, type(exc).__name__)}; "
             "check the address and that 'dask scheduler' runs there"
         ) from exc
-    executor = DaskExecutor(client, cluster)
+    executor = DaskExecutor(client, cluster, address)
     try:
         check_workers(client, ("mlforecast_cli", "numpy", *packages))
     except BaseException:
         executor.close()
         raise
     return executor
+
+
+def quiet_dask_logs() -> None:
+    """Silence Dask's own logs in this process: it logs a lost connection with tracebacks,
+    which mlf says in one line (with ``MLF_DEBUG``, its errors are shown too). Dask gives its
+    modules' loggers levels and handlers of their own, so each is set."""
+    import logging
+
+    level = logging.ERROR if debug_enabled() else logging.CRITICAL + 1
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(level)
 
 
 def check_workers(client: Any, packages: Sequence[str]) -> None:
