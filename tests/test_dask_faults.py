@@ -68,16 +68,20 @@ def study_of(folder: Path) -> optuna.Study:
 
 
 def busy_worker_pid(address: str, timeout: float = 300.0) -> int:
-    """The process id of a worker running one of a trial's chunks (waits for one)."""
+    """The process id of a worker running one of a trial's chunks (waits for one), one that
+    holds the scattered histories when there is one (the harder case: they die with it)."""
     from distributed import Client
 
     with Client(address, timeout=30) as client:
         pids = client.run(os.getpid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for worker, keys in client.processing().items():
-                if any("run_chunk" in str(key) for key in keys):
-                    return pids[worker]
+            busy = [w for w, keys in client.processing().items() if any(
+                "run_chunk" in str(key) for key in keys)]  # fmt: skip
+            if busy:
+                holders = {w for key, ws in client.who_has().items() if "ndarray" in str(key)
+                           for w in ws}  # fmt: skip
+                return pids[next((w for w in busy if w in holders), busy[0])]
             time.sleep(0.1)
     raise AssertionError("no chunk ran on the cluster in time")
 

@@ -35,11 +35,13 @@ class ExecutorUnavailable(RuntimeError):
 
 
 class ClusterWorkLost(MlfError):
-    """A trial's chunks were lost on the cluster (every worker holding its histories died, or
-    a chunk killed the workers that ran it): the trial fails with this reason, the study goes
-    on (the next trial sends its histories again)."""
+    """A trial's chunks were lost on the cluster (workers died again and again, or a chunk
+    killed every worker that ran it): the trial fails with this reason, the study goes on."""
 
 
+RESEND = 2
+"""Times a :class:`DaskExecutor` sends a call's histories again after they died with a
+worker, before the call fails."""
 WORKER_WAIT_S = 60.0
 """Seconds a :class:`DaskExecutor` waits for a worker when the cluster has none left (workers
 restarting) before the cluster counts as lost."""
@@ -179,43 +181,49 @@ class DaskExecutor(SeriesExecutor):
         return future
 
     def map_series(self, fn, values, offsets, *args):
-        """See :meth:`SeriesExecutor.map_series`. A worker killed mid-task costs nothing but
-        time: Dask runs its chunks again on the others (each holds the histories). Raises
-        :class:`ClusterWorkLost` when a chunk's data or the chunk itself is lost, and
-        :class:`~mlforecast_cli.errors.ServiceLost` (exit 3) when the scheduler is, or when
-        no worker is left for :data:`WORKER_WAIT_S`."""
+        """See :meth:`SeriesExecutor.map_series`. A worker killed mid-task costs only time:
+        Dask runs its chunks again on the others, and when the histories were lost with it
+        (Dask keeps one copy of data no task waits for) they are sent again and the chunks
+        run again, :data:`RESEND` times at most; then :class:`ClusterWorkLost`. Raises
+        :class:`~mlforecast_cli.errors.ServiceLost` (exit 3) when the scheduler is lost, or
+        when no worker is left for :data:`WORKER_WAIT_S`."""
         from concurrent.futures import CancelledError
 
         from distributed import KilledWorker
 
-        try:
-            self._wait_for_workers()
-            values_f, offsets_f = self.share(values), self.share(offsets)
-            futures = [
-                self.client.submit(run_chunk, fn, values_f, offsets_f, a, b, args, pure=False)
-                for a, b in chunk_bounds(offsets, self.workers * CHUNKS_PER_WORKER)
-            ]
-            return self.client.gather(futures)
-        except ServiceLost:
-            raise
-        except Exception as exc:
-            if self.client.status != "running":  # whatever Dask raised: the scheduler is gone
-                self._forget()
-                reason = getattr(exc, "reason", None) or first_line(exc, type(exc).__name__)
-                raise self.lost(reason) from exc
-            if isinstance(exc, KilledWorker):
-                self._forget()
-                raise ClusterWorkLost(
-                    f"a chunk of this trial killed every Dask worker that ran it ({exc}): "
-                    "too little memory on the workers?"
-                ) from exc
-            if isinstance(exc, CancelledError):
-                self._forget()  # the histories are sent again next time
-                raise ClusterWorkLost(
-                    "the Dask workers holding this trial's histories died before its chunks "
-                    f"ran ({one_line(exc, 120) or type(exc).__name__})"
-                ) from exc
-            raise  # the model's own error, raised on a worker
+        for attempt in range(RESEND + 1):
+            try:
+                return self._map(fn, values, offsets, args)
+            except ServiceLost:
+                raise
+            except Exception as exc:
+                if self.client.status != "running":  # whatever Dask raised: no scheduler
+                    self._forget()
+                    reason = getattr(exc, "reason", None) or first_line(exc, type(exc).__name__)
+                    raise self.lost(reason) from exc
+                if isinstance(exc, KilledWorker):
+                    raise ClusterWorkLost(
+                        f"a chunk of this trial killed every Dask worker that ran it ({exc}): "
+                        "too little memory on the workers?"
+                    ) from exc
+                if not isinstance(exc, CancelledError):
+                    raise  # the model's own error, raised on a worker
+                self._forget()  # the histories died with a worker: send them again
+                if attempt == RESEND:
+                    raise ClusterWorkLost(
+                        f"the Dask workers running this trial died {RESEND + 1} times "
+                        f"({one_line(exc, 120) or type(exc).__name__})"
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    def _map(self, fn, values, offsets, args: tuple) -> list[Any]:
+        self._wait_for_workers()
+        values_f, offsets_f = self.share(values), self.share(offsets)
+        futures = [
+            self.client.submit(run_chunk, fn, values_f, offsets_f, a, b, args, pure=False)
+            for a, b in chunk_bounds(offsets, self.workers * CHUNKS_PER_WORKER)
+        ]
+        return self.client.gather(futures)
 
     def _wait_for_workers(self) -> None:
         if self.client.scheduler_info().get("workers"):
