@@ -155,3 +155,22 @@ def test_the_scheduler_lost_mid_study_exits_3_and_a_rerun_resumes(tmp_path, pane
     children = trial_runs(folder, "trial")
     assert sorted(int(c.data.tags["mlf.trial_number"]) for c in children) == sorted(after)
     assert len(trial_runs(folder, "study")) == 1
+
+
+def test_no_worker_left_is_the_cluster_lost(tmp_path, monkeypatch):
+    import numpy as np
+
+    from mlforecast_cli.errors import ServiceLost
+    from mlforecast_cli.services import executors
+
+    values, offsets = np.arange(100.0), np.arange(0, 101, 10)
+    cluster = DaskCluster(tmp_path, workers=1)
+    try:
+        with executors.use_executor(executors.connect_cluster(cluster.address)) as executor:
+            executor.map_series(np.take, values, offsets, None, None, "clip")
+            os.killpg(cluster.procs[1].pid, signal.SIGKILL)
+            monkeypatch.setattr(executors, "WORKER_WAIT_S", 2.0)
+            with pytest.raises(ServiceLost, match=r"lost the Dask cluster .* \(no worker left"):
+                executor.map_series(np.take, values, offsets, None, None, "clip")
+    finally:
+        cluster.stop()

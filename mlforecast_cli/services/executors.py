@@ -226,9 +226,7 @@ class DaskExecutor(SeriesExecutor):
         return self.client.gather(futures)
 
     def _wait_for_workers(self) -> None:
-        if self.client.scheduler_info().get("workers"):
-            return
-        try:
+        try:  # asks the scheduler (the client's own list lags by seconds)
             self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except TimeoutError as exc:
             raise self.lost(f"no worker left for {WORKER_WAIT_S:.0f} s") from exc
