@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -150,8 +151,12 @@ class DaskExecutor(SeriesExecutor):
 
     remote = True
 
-    def __init__(self, client: Any, cluster: Any = None, address: str = "") -> None:
+    def __init__(
+        self, client: Any, cluster: Any = None, address: str = "", owned: bool = True
+    ) -> None:
         self.client = client
+        self.owned = owned
+        """Whether :meth:`close` closes ``client`` (not a Dask worker's own client)."""
         self.cluster = cluster
         """The ``LocalCluster`` this executor started (closed with it), or None."""
         self.address = address
@@ -249,14 +254,18 @@ class DaskExecutor(SeriesExecutor):
 
         with contextlib.suppress(Exception):  # a lost scheduler: nothing to release there
             self._forget()
-        with contextlib.suppress(Exception):
-            self.client.close(timeout=5)
+        if self.owned:
+            with contextlib.suppress(Exception):
+                self.client.close(timeout=5)
         if self.cluster is not None:
             self.cluster.close()
 
 
 _local: LocalPool | None = None
 _current: SeriesExecutor | None = None
+_thread = threading.local()
+"""``_thread.executor``: one thread's executor, before :data:`_current` (a trial task on a
+Dask worker, beside other such tasks in the same process)."""
 
 
 def series_executor(n_threads: int = 1) -> SeriesExecutor:
@@ -264,14 +273,21 @@ def series_executor(n_threads: int = 1) -> SeriesExecutor:
     (``--cluster``), else this process's local pool of ``n_threads`` processes (the cores the
     core gave the model, ``TaskInfo.n_threads``)."""
     global _local
-    if _current is not None:
-        return _current
+    current = current_executor()
+    if current is not None:
+        return current
     workers = max(1, min(int(n_threads), os.cpu_count() or 1))
     if _local is None or _local.workers != workers:
         if _local is not None:
             _local.close()
         _local = LocalPool(workers)
     return _local
+
+
+def current_executor() -> SeriesExecutor | None:
+    """The executor :func:`use_executor` set for this thread or process (a cluster's), or
+    None."""
+    return getattr(_thread, "executor", None) or _current
 
 
 def local_pool() -> LocalPool | None:
@@ -288,14 +304,21 @@ def shutdown_local_pool() -> None:
 
 
 @contextmanager
-def use_executor(executor: SeriesExecutor) -> Iterator[SeriesExecutor]:
-    """Run this process's per-series work on ``executor`` inside the block, then close it."""
+def use_executor(executor: SeriesExecutor, *, thread: bool = False) -> Iterator[SeriesExecutor]:
+    """Run this process's per-series work (``thread``: this thread's only) on ``executor``
+    inside the block, then close it."""
     global _current
-    previous, _current = _current, executor
+    if thread:
+        previous, _thread.executor = getattr(_thread, "executor", None), executor
+    else:
+        previous, _current = _current, executor
     try:
         yield executor
     finally:
-        _current = previous
+        if thread:
+            _thread.executor = previous
+        else:
+            _current = previous
         executor.close()
 
 
