@@ -192,7 +192,7 @@ def start_on_cluster(executor: DaskExecutor, jobs: Sequence[WorkerJob]) -> list[
 
     from distributed import Event
 
-    from ..services.storage import default_storage_url
+    from ..services.storage import default_storage_url, redact
 
     client = executor.client
     first = jobs[0]
@@ -203,7 +203,7 @@ def start_on_cluster(executor: DaskExecutor, jobs: Sequence[WorkerJob]) -> list[
             from ..errors import UsageError
 
             raise UsageError(
-                f"Dask worker {worker} cannot open the study {study} in {redacted(storage)} "
+                f"Dask worker {worker} cannot open the study {study} in {redact(storage)} "
                 f"({problem}): with --cluster and --n-jobs, use a --storage every worker "
                 "reaches (postgresql://...), or pass --n-jobs 1"
             )
@@ -238,12 +238,6 @@ def storage_problem(url: str, study_name: str) -> str | None:
     except Exception as exc:
         return described(exc)
     return None
-
-
-def redacted(url: str) -> str:
-    from ..services.storage import redact
-
-    return redact(url)
 
 
 def absolute_uri(uri: str) -> str:
