@@ -175,9 +175,60 @@ def test_a_bad_cluster_address_is_refused_in_one_line(cli, value, words):
     assert line.startswith("error: --cluster") and words in line
 
 
-def test_cluster_with_n_jobs_is_refused(cli):
-    result = cli("optimize", "seasonal_naive", "--cluster", "local:2", "--n-jobs", "2")
-    assert result.code == 2 and "--n-jobs 1" in result.err
+@pytest.mark.slow
+def test_n_jobs_runs_trials_as_tasks_on_the_cluster(dask_cluster, tmp_path):
+    from distributed import Client
+    from mlflow.tracking import MlflowClient
+
+    from mlforecast_cli.services.liveness import WORKER_ATTR
+
+    frame = pd.read_csv(f"{M1}/m1_quarterly.csv")
+    frame = frame[frame["id"].isin(frame["id"].unique()[:SERIES])]
+    data = tmp_path / "m1q.csv"
+    frame.to_csv(data, index=False)
+    env = {
+        "MLF_HOME": str(tmp_path / ".mlf"),
+        "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",  # relative: the tasks get it absolute
+        "MLF_CHILD_RUNS": "process",  # the command's writer, beside the tasks' own writes
+    }
+    done = run_mlf(
+        "optimize", "ets", "--data", str(data), "--target", "value", "--time-col", "date",
+        "--id-col", "id", "--horizon", "8", "--trials", "4", "--n-jobs", "2", "--json",
+        "--cluster", dask_cluster.address, env=env, cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    [model] = json.loads(done.stdout)["models"]
+    import optuna
+
+    from mlforecast_cli.services.storage import open_storage
+
+    storage = open_storage(f"journal:///{tmp_path / '.mlf' / 'optuna.journal'}")
+    trials = optuna.load_study(study_name=model["study_name"], storage=storage).trials
+    with Client(dask_cluster.address) as client:
+        on_workers = set(client.run(os.getpid).values())
+    # at least 4: a process that ends a short trial while another runs a long one may start
+    # one more (the local --n-jobs processes do it too)
+    assert len(trials) >= 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert any(t.user_attrs[WORKER_ATTR]["pid"] in on_workers for t in trials)
+    mlflow = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    ids = [e.experiment_id for e in mlflow.search_experiments()]
+    children = mlflow.search_runs(ids, "tags.`mlf.role` = 'trial'", max_results=100)
+    numbers = sorted(int(c.data.tags["mlf.trial_number"]) for c in children)
+    assert numbers == [t.number for t in trials]  # one child run per trial
+    assert len(mlflow.search_runs(ids, "tags.`mlf.role` = 'study'")) == 1
+
+
+@pytest.mark.slow
+def test_a_study_storage_a_worker_cannot_reach_is_named(dask_cluster, tmp_path):
+    from distributed import Client
+
+    from mlforecast_cli.optimize.workers import storage_problem
+
+    missing = tmp_path / "elsewhere" / "optuna.journal"  # another machine's file
+    with Client(dask_cluster.address) as client:
+        problems = client.run(storage_problem, f"journal:///{missing}", "a-study")
+    assert set(problems.values()) == {f"no file {missing} on the worker"}
+    assert not missing.parent.exists()  # nothing created there
 
 
 def test_the_environment_variable_names_the_cluster(cli, monkeypatch):

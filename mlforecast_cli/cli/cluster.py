@@ -18,23 +18,17 @@ ClusterOpt = Annotated[
         envvar=CLUSTER_ENV,
         show_envvar=False,
         help="Run the per-series work of whole-series models on a Dask cluster: its scheduler "
-        f"(tcp://HOST:8786), or local[:N] to start N processes here (env {CLUSTER_ENV}).",
+        "(tcp://HOST:8786), or local[:N] to start N processes here; with --n-jobs N, N-1 of "
+        f"the trials at a time run there too (env {CLUSTER_ENV}).",
     ),
 ]
 
 
-def check_cluster(value: str | None, n_jobs: int = 1) -> str | None:
-    """The checked ``--cluster`` address (None: none asked); refused with ``--n-jobs`` > 1."""
-    from ..errors import UsageError
+def check_cluster(value: str | None) -> str | None:
+    """The checked ``--cluster`` address (None: none asked)."""
     from ..services.executors import cluster_address
 
-    address = cluster_address(value or "")
-    if address is not None and n_jobs > 1:
-        raise UsageError(
-            f"--cluster with --n-jobs {n_jobs}: trials do not run on the cluster yet, only each "
-            "trial's per-series work; pass --n-jobs 1 (the cluster's workers share the series)"
-        )
-    return address
+    return cluster_address(value or "")
 
 
 @contextmanager

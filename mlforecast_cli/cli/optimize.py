@@ -201,7 +201,7 @@ def optimize(
     if metric is not None:
         check_metric(metric)
     check_storage_url(storage)
-    address = check_cluster(cluster, n_jobs)
+    address = check_cluster(cluster)
     chosen = select_models(get_registry(), models)
     entries = chosen.entries
     choice = load_data(dataset, data, target, time_col, id_col, feature, freq)

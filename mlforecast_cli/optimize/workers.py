@@ -9,6 +9,11 @@ hands its finished trials to the command's MLflow writer through a pipe (or, wit
 child runs, writes them itself) under the same parent run, and leaves the refit to the
 command's process.
 
+With ``--cluster``, the N-1 workers are tasks on the Dask cluster's workers instead
+(:func:`start_on_cluster`): each writes its child runs itself and sends its per-series work
+back to the cluster; the study storage and the MLflow store must be ones every worker reaches
+(checked before the first task).
+
 Spawned, a worker imports the parent's main module under another name (``__mp_main__``):
 `mlf` and ``python -m mlforecast_cli`` are guarded; a library caller's script that uses
 ``n_jobs > 1`` needs an ``if __name__ == "__main__":`` guard.
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..data.panel import Panel
     from ..data.split import Split
+    from ..services.executors import DaskExecutor
     from ..trials.optuna_study import StudyConfig
 
 EXIT_INTERRUPTED = 130
@@ -77,6 +83,52 @@ class Worker:
     process: BaseProcess
     result: Connection
 
+    def stop(self) -> None:
+        """Ask it to stop (it fails its running trial and closes its runs)."""
+        if self.process.is_alive():
+            self.process.terminate()  # SIGTERM
+
+    def wait(self) -> str | None:
+        """Wait for it; one line when it failed."""
+        self.process.join()
+        message = None
+        try:
+            if self.result.poll():
+                message = self.result.recv()
+        except (EOFError, OSError):
+            pass
+        finally:
+            self.result.close()
+        code = self.process.exitcode
+        if code in (0, EXIT_INTERRUPTED, EXIT_TERMINATED):
+            return None
+        return f"worker {self.process.pid} exited {code}: {message or 'no message'}"
+
+
+@dataclass
+class TaskWorker:
+    """A worker run as a task on the Dask cluster (:func:`run_task`), and the cluster-wide
+    event that asks it to stop after its running trial."""
+
+    future: Any
+    stop_event: Any
+
+    def stop(self) -> None:
+        """Ask it to stop once its running trial ends (a Dask task cannot be interrupted)."""
+        import contextlib
+
+        with contextlib.suppress(Exception):  # a lost cluster: the task is gone with it
+            self.stop_event.set()
+
+    def wait(self) -> str | None:
+        """Wait for the task; one line when it failed."""
+        try:
+            self.future.result()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, MlfError) else described(exc)
+            return f"worker task {self.future.key} on the Dask cluster failed: {message}"
+        return None
+
 
 def registry_settings() -> dict[str, Any]:
     """The settings of this process's registry, for :attr:`WorkerJob.registry`."""
@@ -85,11 +137,21 @@ def registry_settings() -> dict[str, Any]:
     return get_registry().settings()
 
 
-def start(jobs: Sequence[WorkerJob], pipes: Sequence[int | None] = ()) -> list[Worker]:
+def start(jobs: Sequence[WorkerJob], pipes: Sequence[int | None] = ()) -> list[Worker | TaskWorker]:
     """Start one process per job; job i gets file descriptor ``pipes[i]`` (a pipe to the
-    command's child-run writer, closed here once the worker has its copy)."""
+    command's child-run writer, closed here once the worker has its copy). With a Dask
+    cluster (``--cluster``), one task per job on it instead (:func:`start_on_cluster`)."""
     import multiprocessing
     from multiprocessing.connection import Connection
+
+    from ..services.executors import DaskExecutor, current_executor
+
+    executor = current_executor()
+    if jobs and isinstance(executor, DaskExecutor):
+        for fd in pipes:
+            if fd is not None:
+                os.close(fd)  # a task on another machine writes its child runs itself
+        return start_on_cluster(executor, jobs)
 
     ctx = multiprocessing.get_context("spawn")
     started = []
@@ -108,30 +170,99 @@ def start(jobs: Sequence[WorkerJob], pipes: Sequence[int | None] = ()) -> list[W
     return started
 
 
-def stop(workers: Sequence[Worker]) -> None:
-    """Ask every running worker to stop (it fails its running trial and closes its runs)."""
+def stop(workers: Sequence[Worker | TaskWorker]) -> None:
+    """Ask every running worker to stop (it fails its running trial and closes its runs; a
+    task on a cluster ends its running trial first)."""
     for worker in workers:
-        if worker.process.is_alive():
-            worker.process.terminate()  # SIGTERM
+        worker.stop()
 
 
-def wait(workers: Sequence[Worker]) -> list[str]:
+def wait(workers: Sequence[Worker | TaskWorker]) -> list[str]:
     """Wait for the workers; one line for each that failed."""
-    errors = []
-    for worker in workers:
-        worker.process.join()
-        message = None
-        try:
-            if worker.result.poll():
-                message = worker.result.recv()
-        except (EOFError, OSError):
-            pass
-        finally:
-            worker.result.close()
-        code = worker.process.exitcode
-        if code not in (0, EXIT_INTERRUPTED, EXIT_TERMINATED):
-            errors.append(f"worker {worker.process.pid} exited {code}: {message or 'no message'}")
-    return errors
+    return [line for line in (worker.wait() for worker in workers) if line is not None]
+
+
+def start_on_cluster(executor: DaskExecutor, jobs: Sequence[WorkerJob]) -> list[TaskWorker]:
+    """One Dask task per job on ``executor``'s cluster (``--cluster`` with ``--n-jobs``),
+    after checking that every worker opens the study in its storage: each task writes its
+    child runs itself, to the command's MLflow store (a relative SQLite or file store made
+    absolute)."""
+    import dataclasses
+    import uuid
+
+    from distributed import Event
+
+    from ..services.storage import default_storage_url, redact
+
+    client = executor.client
+    first = jobs[0]
+    storage = absolute_uri(first.study.storage or default_storage_url())
+    study = first.study.study_name
+    for worker, problem in sorted(client.run(storage_problem, storage, study).items()):
+        if problem is not None:
+            from ..errors import UsageError
+
+            raise UsageError(
+                f"Dask worker {worker} cannot open the study {study} in {redact(storage)} "
+                f"({problem}): with --cluster and --n-jobs, use a --storage every worker "
+                "reaches (postgresql://...), or pass --n-jobs 1"
+            )
+    started = []
+    for job in jobs:
+        settings = dataclasses.replace(job.study.settings, storage=storage)
+        job = dataclasses.replace(
+            job,
+            study=dataclasses.replace(job.study, settings=settings),
+            tracking_uri=absolute_uri(job.tracking_uri),
+            child_runs="inline",
+        )
+        event = Event(f"mlf-stop-{uuid.uuid4().hex}", client=client)
+        future = client.submit(run_task, job, event.name, executor.address, pure=False)
+        started.append(TaskWorker(future, event))
+    return started
+
+
+def storage_problem(url: str, study_name: str) -> str | None:
+    """Why this process cannot load ``study_name`` from the storage at ``url`` (None: it
+    can); runs on each Dask worker. A journal file that is not here is not created."""
+    import optuna
+
+    from ..services.storage import open_storage
+
+    if url.startswith("journal:///"):
+        path = url.split(":///", 1)[1]
+        if not os.path.exists(path):
+            return f"no file {path} on the worker"
+    try:
+        optuna.load_study(study_name=study_name, storage=open_storage(url))
+    except Exception as exc:
+        return described(exc)
+    return None
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a relative SQLite or file path made absolute (a task runs elsewhere)."""
+    for prefix in ("sqlite:///", "journal:///", "file://", ""):
+        if uri.startswith(prefix) and (prefix or "://" not in uri):
+            path = uri[len(prefix) :]
+            if path and not os.path.isabs(path):
+                return prefix + os.path.abspath(path)
+            return uri
+    return uri
+
+
+def run_task(job: WorkerJob, stop_event: str, address: str) -> None:
+    """The body of a worker task on a Dask worker: :func:`run_worker`'s trials, its
+    per-series work sent back to the cluster through the worker's own client, until the
+    study holds ``job.until_total`` or ``stop_event`` is set."""
+    from distributed import Event, worker_client
+
+    from ..services.executors import DaskExecutor, use_executor
+
+    with worker_client() as client:  # seceded: its worker's thread runs chunks meanwhile
+        executor = DaskExecutor(client, address=address, owned=False)
+        with use_executor(executor, thread=True):
+            _work(job, None, stop=Event(stop_event, client=client))
 
 
 def run_worker(job: WorkerJob, sender: Connection | None, result: Connection) -> None:
@@ -156,7 +287,7 @@ def run_worker(job: WorkerJob, sender: Connection | None, result: Connection) ->
     sys.exit(code)
 
 
-def _work(job: WorkerJob, sender: Connection | None) -> None:
+def _work(job: WorkerJob, sender: Connection | None, stop: Any = None) -> None:
     from ..models.registry import Registry, set_registry
     from ..tracking.child_runs import ChildRunSender
     from ..tracking.parent_run import MlflowTracker
@@ -184,13 +315,25 @@ def _work(job: WorkerJob, sender: Connection | None) -> None:
                 n_trials=None,
                 until_total=job.until_total,
                 timeout=job.timeout,
-                callbacks=[tracker],
+                callbacks=[tracker] if stop is None else [tracker, StopWhenSet(stop)],
             )
         except KeyboardInterrupt:
             tracker.log_unfinished(objective.started, status="KILLED")
             raise
     finally:
         tracker.close(None)
+
+
+@dataclass(frozen=True)
+class StopWhenSet:
+    """An Optuna callback: stop the study after a trial once ``event`` (a Dask ``Event``) is
+    set."""
+
+    event: Any
+
+    def __call__(self, study, trial) -> None:
+        if self.event.is_set():
+            study.stop()
 
 
 def _quiet_output() -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import UsageError, first_line
+from ..errors import MlfError, ServiceLost, UsageError, debug_enabled, first_line, one_line
 
 CHUNKS_PER_WORKER = 4
 """Chunks per worker: enough for an uneven chunk not to hold the others up."""
@@ -32,6 +33,19 @@ LOCAL = "local"
 class ExecutorUnavailable(RuntimeError):
     """The executor cannot run work (a local pool whose processes cannot start): the caller
     runs it in-process instead."""
+
+
+class ClusterWorkLost(MlfError):
+    """A trial's chunks were lost on the cluster (workers died again and again, or a chunk
+    killed every worker that ran it): the trial fails with this reason, the study goes on."""
+
+
+RESEND = 2
+"""Times a :class:`DaskExecutor` sends a call's histories again after they died with a
+worker, before the call fails."""
+WORKER_WAIT_S = 60.0
+"""Seconds a :class:`DaskExecutor` waits for a worker when the cluster has none left (workers
+restarting) before the cluster counts as lost."""
 
 
 def chunk_bounds(offsets: Any, chunks: int) -> list[tuple[int, int]]:
@@ -137,10 +151,16 @@ class DaskExecutor(SeriesExecutor):
 
     remote = True
 
-    def __init__(self, client: Any, cluster: Any = None) -> None:
+    def __init__(
+        self, client: Any, cluster: Any = None, address: str = "", owned: bool = True
+    ) -> None:
         self.client = client
+        self.owned = owned
+        """Whether :meth:`close` closes ``client`` (not a Dask worker's own client)."""
         self.cluster = cluster
         """The ``LocalCluster`` this executor started (closed with it), or None."""
+        self.address = address
+        """The scheduler's address as the user gave it (``--cluster``), for messages."""
         self._scattered: OrderedDict[str, Any] = OrderedDict()
         self.scattered_bytes = 0
         """Bytes sent to the workers by :meth:`share` so far."""
@@ -166,6 +186,43 @@ class DaskExecutor(SeriesExecutor):
         return future
 
     def map_series(self, fn, values, offsets, *args):
+        """See :meth:`SeriesExecutor.map_series`. A worker killed mid-task costs only time:
+        Dask runs its chunks again on the others, and when the histories were lost with it
+        (Dask keeps one copy of data no task waits for) they are sent again and the chunks
+        run again, :data:`RESEND` times at most; then :class:`ClusterWorkLost`. Raises
+        :class:`~mlforecast_cli.errors.ServiceLost` (exit 3) when the scheduler is lost, or
+        when no worker is left for :data:`WORKER_WAIT_S`."""
+        from concurrent.futures import CancelledError
+
+        from distributed import KilledWorker
+
+        for attempt in range(RESEND + 1):
+            try:
+                return self._map(fn, values, offsets, args)
+            except ServiceLost:
+                raise
+            except Exception as exc:
+                if self.client.status != "running":  # whatever Dask raised: no scheduler
+                    self._forget()
+                    reason = getattr(exc, "reason", None) or first_line(exc, type(exc).__name__)
+                    raise self.lost(reason) from exc
+                if isinstance(exc, KilledWorker):
+                    raise ClusterWorkLost(
+                        f"a chunk of this trial killed every Dask worker that ran it ({exc}): "
+                        "too little memory on the workers?"
+                    ) from exc
+                if not isinstance(exc, CancelledError):
+                    raise  # the model's own error, raised on a worker
+                self._forget()  # the histories died with a worker: send them again
+                if attempt == RESEND:
+                    raise ClusterWorkLost(
+                        f"the Dask workers running this trial died {RESEND + 1} times "
+                        f"({one_line(exc, 120) or type(exc).__name__})"
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    def _map(self, fn, values, offsets, args: tuple) -> list[Any]:
+        self._wait_for_workers()
         values_f, offsets_f = self.share(values), self.share(offsets)
         futures = [
             self.client.submit(run_chunk, fn, values_f, offsets_f, a, b, args, pure=False)
@@ -173,17 +230,42 @@ class DaskExecutor(SeriesExecutor):
         ]
         return self.client.gather(futures)
 
-    def close(self) -> None:
+    def _wait_for_workers(self) -> None:
+        try:  # asks the scheduler (the client's own list lags by seconds)
+            self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except TimeoutError as exc:
+            raise self.lost(f"no worker left for {WORKER_WAIT_S:.0f} s") from exc
+
+    def lost(self, reason: str) -> ServiceLost:
+        """The error for this cluster lost mid-way (exit 3)."""
+        return ServiceLost(
+            f"lost the Dask cluster {self.address} ({one_line(reason, 120)}): the finished "
+            "trials are kept in the study storage; rerun the same command once the scheduler "
+            "and its workers are back to resume"
+        )
+
+    def _forget(self) -> None:
         for future in self._scattered.values():
             future.release()
         self._scattered.clear()
-        self.client.close()
+
+    def close(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # a lost scheduler: nothing to release there
+            self._forget()
+        if self.owned:
+            with contextlib.suppress(Exception):
+                self.client.close(timeout=5)
         if self.cluster is not None:
             self.cluster.close()
 
 
 _local: LocalPool | None = None
 _current: SeriesExecutor | None = None
+_thread = threading.local()
+"""``_thread.executor``: one thread's executor, before :data:`_current` (a trial task on a
+Dask worker, beside other such tasks in the same process)."""
 
 
 def series_executor(n_threads: int = 1) -> SeriesExecutor:
@@ -191,14 +273,21 @@ def series_executor(n_threads: int = 1) -> SeriesExecutor:
     (``--cluster``), else this process's local pool of ``n_threads`` processes (the cores the
     core gave the model, ``TaskInfo.n_threads``)."""
     global _local
-    if _current is not None:
-        return _current
+    current = current_executor()
+    if current is not None:
+        return current
     workers = max(1, min(int(n_threads), os.cpu_count() or 1))
     if _local is None or _local.workers != workers:
         if _local is not None:
             _local.close()
         _local = LocalPool(workers)
     return _local
+
+
+def current_executor() -> SeriesExecutor | None:
+    """The executor :func:`use_executor` set for this thread or process (a cluster's), or
+    None."""
+    return getattr(_thread, "executor", None) or _current
 
 
 def local_pool() -> LocalPool | None:
@@ -215,14 +304,21 @@ def shutdown_local_pool() -> None:
 
 
 @contextmanager
-def use_executor(executor: SeriesExecutor) -> Iterator[SeriesExecutor]:
-    """Run this process's per-series work on ``executor`` inside the block, then close it."""
+def use_executor(executor: SeriesExecutor, *, thread: bool = False) -> Iterator[SeriesExecutor]:
+    """Run this process's per-series work (``thread``: this thread's only) on ``executor``
+    inside the block, then close it."""
     global _current
-    previous, _current = _current, executor
+    if thread:
+        previous, _thread.executor = getattr(_thread, "executor", None), executor
+    else:
+        previous, _current = _current, executor
     try:
         yield executor
     finally:
-        _current = previous
+        if thread:
+            _thread.executor = previous
+        else:
+            _current = previous
         executor.close()
 
 
@@ -263,9 +359,7 @@ def connect_cluster(address: str, packages: Sequence[str] = ()) -> DaskExecutor:
         raise UsageError(
             f'--cluster {address} needs Dask: pip install "mlforecast-cli[dask]"'
         ) from exc
-    import logging
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet_dask_logs()
     cluster = None
     try:
         if address.startswith(LOCAL):
@@ -283,13 +377,25 @@ def connect_cluster(address: str, packages: Sequence[str] = ()) -> DaskExecutor:
             f"cannot reach the Dask scheduler {address}: {first_line(exc, type(exc).__name__)}; "
             "check the address and that 'dask scheduler' runs there"
         ) from exc
-    executor = DaskExecutor(client, cluster)
+    executor = DaskExecutor(client, cluster, address)
     try:
         check_workers(client, ("mlforecast_cli", "numpy", *packages))
     except BaseException:
         executor.close()
         raise
     return executor
+
+
+def quiet_dask_logs() -> None:
+    """Silence Dask's own logs in this process: it logs a lost connection with tracebacks,
+    which mlf says in one line (with ``MLF_DEBUG``, its errors are shown too). Dask gives its
+    modules' loggers levels and handlers of their own, so each is set."""
+    import logging
+
+    level = logging.ERROR if debug_enabled() else logging.CRITICAL + 1
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(level)
 
 
 def check_workers(client: Any, packages: Sequence[str]) -> None:

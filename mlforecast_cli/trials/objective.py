@@ -19,7 +19,7 @@ import numpy as np
 from ..data.panel import Panel
 from ..data.split import Split
 from ..data.windows import WindowCache
-from ..errors import MlfError, described, traceback_text
+from ..errors import MlfError, ServiceLost, described, traceback_text
 from ..models.contract import TaskInfo
 from ..models.registry import ModelEntry
 from ..search.metrics import metric_label, selection_score
@@ -62,6 +62,8 @@ class Objective:
         """The windows cut by this process's trials, for the next trials with the same cuts."""
         self.started: set[int] = set()
         """Numbers of the trials this process has started."""
+        self.lost: ServiceLost | None = None
+        """A service the trials need (a Dask cluster) lost in a trial: the study stops."""
         self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
         """The best trial this process ran: number, value, its folds' fits (without the
         model) and ends, so its validation forecasts are kept without a fit again."""
@@ -121,6 +123,8 @@ class Objective:
             _set_user_attrs(trial, training_time_s=time.perf_counter() - start)
             raise
         except Exception as exc:  # the trial fails (Optuna catches it), its reason is kept
+            if isinstance(exc, ServiceLost):
+                self.lost = exc
             _set_user_attrs(
                 trial,
                 error=str(exc) if isinstance(exc, MlfError) else described(exc),
@@ -163,6 +167,13 @@ class Objective:
             fits = [dataclasses.replace(f, model=None) for f in folds]
             self.kept = (trial.number, value, list(zip(fits, ends, strict=True)))
         return value
+
+    def stop_if_lost(self, study, trial) -> None:
+        """An Optuna callback, after the others (the failed trial is logged): a service the
+        trials need was lost in a trial, so stop the study with its error (exit 3) instead of
+        failing every trial left."""
+        if self.lost is not None:
+            raise self.lost
 
 
 def _set_user_attrs(trial, **attrs: Any) -> None:
@@ -212,6 +223,7 @@ def run_study(
         if len(study.get_trials(deepcopy=False)) >= until_total:
             return study
         callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
+    callbacks.append(objective.stop_if_lost)
     with storage_errors(objective.config.storage):  # a trial's own errors are caught by Optuna
         study.optimize(
             objective,
