@@ -500,3 +500,31 @@ def test_level_gap_is_the_seasonal_gap_where_no_season_back_is_in_the_window(ent
     seasonal = fit(entries, panel, split, "lightgbm", target="seasonal_gap")
     level = fit(entries, panel, split, "lightgbm", target="level_gap")
     np.testing.assert_array_equal(level.predictions, seasonal.predictions)
+
+
+def test_level_gap_forecasts_series_that_collapsed_at_their_new_level():
+    """M1 monthly's MND series include several that fell to a tenth or less of their level a
+    year before validation: the seasonal naive, and a tree anchored on it, forecast them at
+    last year's level, errors of thousands of percent. Anchored on the fallen level, the
+    same configuration's validation MAPE is far lower (docs/trees.md, issue 26)."""
+    import pandas as pd
+
+    from mlforecast_cli.data.panel import Columns, load_panel
+    from mlforecast_cli.data.split import split_panel
+    from mlforecast_cli.trials.fit import FitOptions, fit_and_score, task_info
+
+    frame = pd.read_csv("/work/shared/datasets/m1_monthly.csv")
+    frame = frame[frame["id"].str.startswith("MND")]
+    m1 = load_panel(frame, Columns(target="value", time="date", ids=("id",)), source="mnd")
+    end = split_panel(m1, 18, 1).folds[0].train_end
+    entry = Registry().get("lightgbm")
+    task = task_info(m1, 18, seed=42, device="cpu", n_jobs=1)
+    options = FitOptions(report=None, train_metrics=False)
+    base = {**entry.load_space().fixed, **SMALL["lightgbm"], "window_size": 24}
+    mape = {
+        target: fit_and_score(entry, {**base, "target": target}, task, m1, end, options).metrics[
+            "mape"
+        ]
+        for target in ("seasonal_gap", "level_gap")
+    }
+    assert mape["level_gap"] < 0.5 * mape["seasonal_gap"], mape  # 22 against 150 when written
