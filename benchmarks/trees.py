@@ -131,6 +131,7 @@ def rows(document: dict, label: str | None = None) -> list[dict]:
                 ),
                 "seconds": m.get("seconds"),
                 "error": m.get("error"),
+                "params": m.get("best_params") or {},
             }
         )
     return out
@@ -138,6 +139,10 @@ def rows(document: dict, label: str | None = None) -> list[dict]:
 
 def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _beats(value: float | None, naive: float | None) -> str:
@@ -235,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores, {total:.0f} s in all\n"
     )
     print(table(all_rows))
+    print("\nBest configurations:\n")
+    for r in all_rows:
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in sorted(r["params"].items()))
+        print(f"- {r['model']}: {shown or '–'}")
     failed = [r for r in all_rows if r["error"]]
     return 1 if failed else 0
 
