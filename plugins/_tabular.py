@@ -14,11 +14,11 @@ window in original units), whatever the core's scaler did, so a tree learns rati
 over between series and years;
 ``scaled`` keeps the core's scaled units. Target (``target``): the value itself (``direct``,
 default), its gap to the seasonal naive forecast (``seasonal_gap``) or to that forecast
-brought down to where the series' level fell over the last season (``level_gap``); with ``gap_loss:
-huber`` a gap target is learned with the library's Huber loss, because a seasonal naive that
-misses by 10× makes heavy-tailed gaps; with ``gap_clip: c`` the gap labels are clipped to
-``±c`` before the model learns them (a library with no Huber loss: the forest), so that it
-moves the seasonal naive by a bounded amount. ``transform: log`` learns ``sign(v) log(1 +
+brought down to where the series' level fell over the last season (``level_gap``); with
+``gap_loss: huber`` a gap target is learned with the library's Huber loss, because a seasonal
+naive that misses by 10× makes heavy-tailed gaps; with ``gap_clip: c`` the gap labels are
+clipped to ``±c`` before the model learns them (a library with no Huber loss: the forest), so
+that it moves the seasonal naive by a bounded amount. ``transform: log`` learns ``sign(v) log(1 +
 |v| / log_offset)``; ``max_train_rows`` caps the rows a fit learns from (a seeded draw).
 docs/trees.md has the measurements behind these defaults.
 
@@ -127,8 +127,9 @@ def level_naive(windows: Windows, season: int) -> np.ndarray:
     points, carried over a whole horizon, overshoots (docs/trees.md, issue 26)."""
     import numpy as np
 
+    naive = baseline(windows)
     fall = np.minimum(level_growth(windows, season), 1.0)
-    return np.where(np.isfinite(windows.seasonal), baseline(windows) * fall, baseline(windows))
+    return np.where(np.isfinite(windows.seasonal), naive * fall, naive)  # else the last value
 
 
 # --------------------------------------------------------------------------- features
