@@ -13,11 +13,12 @@ its window's level (the median, or with ``level: mean`` the mean, absolute value
 window in original units), whatever the core's scaler did, so a tree learns ratios that carry
 over between series and years;
 ``scaled`` keeps the core's scaled units. Target (``target``): the value itself (``direct``,
-default) or its gap to the seasonal naive forecast (``seasonal_gap``); with ``gap_loss:
-huber`` a gap target is learned with the library's Huber loss, because a seasonal naive that
-misses by 10× makes heavy-tailed gaps; with ``gap_clip: c`` the gap labels are clipped to
-``±c`` before the model learns them (a library with no Huber loss: the forest), so that it
-moves the seasonal naive by a bounded amount. ``transform: log`` learns ``sign(v) log(1 +
+default), its gap to the seasonal naive forecast (``seasonal_gap``) or to that forecast
+brought down to where the series' level fell over the last season (``level_gap``); with
+``gap_loss: huber`` a gap target is learned with the library's Huber loss, because a seasonal
+naive that misses by 10× makes heavy-tailed gaps; with ``gap_clip: c`` the gap labels are
+clipped to ``±c`` before the model learns them (a library with no Huber loss: the forest), so
+that it moves the seasonal naive by a bounded amount. ``transform: log`` learns ``sign(v) log(1 +
 |v| / log_offset)``; ``max_train_rows`` caps the rows a fit learns from (a seeded draw).
 docs/trees.md has the measurements behind these defaults.
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 STRATEGIES = ("stacked", "per_step")
-TARGETS = ("direct", "seasonal_gap", "last_gap")
+TARGETS = ("direct", "seasonal_gap", "level_gap", "last_gap")
 TRANSFORMS = ("none", "log")
 STOP_ON = ("metric", "loss")
 UNITS = ("relative", "scaled")
@@ -95,6 +96,40 @@ def relative_view(windows: Windows, level: str = "median") -> Windows:
         loc=np.zeros_like(value),
         scale=value,
     )
+
+
+def level_growth(windows: Windows, season: int, steps: int = TREND_STEPS) -> np.ndarray:
+    """(n, 1) how each window's series has grown over one season: the mean of its last
+    ``steps`` values over the mean of the same steps one season before; 1 where the window
+    does not reach that far back or a mean is not positive."""
+    import numpy as np
+
+    x = windows.x
+    n, w = x.shape
+    reach = season + steps
+    if season < 2 or w < reach:
+        return np.ones((n, 1))
+    now = x[:, -steps:].mean(axis=1)
+    before = x[:, -reach:-season].mean(axis=1)
+    ok = (now > 0) & (before > 0)
+    if windows.observed is not None:
+        ok &= windows.observed >= reach
+    return np.where(ok, now / np.where(ok, before, 1.0), 1.0)[:, None]
+
+
+def level_naive(windows: Windows, season: int) -> np.ndarray:
+    """(n, h) the seasonal naive forecast brought down to the series' level where it fell:
+    times :func:`level_growth` where that is below 1, unchanged where the series grew.
+
+    A series that fell to a tenth of its level over the last season is forecast at a tenth of
+    last year's values, not at them. Only a fall: MAPE charges at most 100 % for forecasting
+    too low and without bound for forecasting too high, and a rise measured on a few noisy
+    points, carried over a whole horizon, overshoots (docs/trees.md, issue 26)."""
+    import numpy as np
+
+    naive = baseline(windows)
+    fall = np.minimum(level_growth(windows, season), 1.0)
+    return np.where(np.isfinite(windows.seasonal), naive * fall, naive)  # else the last value
 
 
 # --------------------------------------------------------------------------- features
@@ -398,9 +433,12 @@ class TreeForecaster(Forecaster):
         return relative_view(windows, self.level) if self.units == "relative" else windows
 
     def _anchor(self, windows: Windows) -> np.ndarray | float:
-        """What the target is measured from (transformed): 0, seasonal naive or last value."""
+        """What the target is measured from (transformed): 0, the seasonal naive, the seasonal
+        naive at the series' fallen level (:func:`level_naive`) or the last value."""
         if self.target == "seasonal_gap":
             return self._to(baseline(windows))
+        if self.target == "level_gap":
+            return self._to(level_naive(windows, self.task.season_length))
         if self.target == "last_gap":
             return self._to(windows.x[:, -1:])
         return 0.0

@@ -438,13 +438,13 @@ def test_train_metrics_are_computed_on_a_seeded_draw_of_the_training_windows(
 
 @pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
 def test_target_is_searched_and_a_gap_trial_learns_with_huber(entries, panel, name):
-    """The boosters' spaces search the target (direct or seasonal gap, a gap learned with the
-    library's Huber loss); CatBoost's study starts from the direct target."""
+    """The boosters' spaces search the target (direct or the level-adjusted seasonal gap, a gap
+    learned with the library's Huber loss); CatBoost's study starts from the direct target."""
     from mlforecast_cli.trials.optuna_study import StudyConfig
     from tests.studies import run_trials
 
     space = entries[name].load_space()
-    assert space.params["target"].to_dict()["choices"] == ["direct", "seasonal_gap"]
+    assert space.params["target"].to_dict()["choices"] == ["direct", "level_gap"]
     assert space.fixed["gap_loss"] == "huber"
     pins = [f"{k}={v}" for k, v in SMALL[name].items()] + ["window_size=10"]
     config = StudyConfig.of(name, f"target-{name}", space.override(pins), horizon=HORIZON)
@@ -455,6 +455,76 @@ def test_target_is_searched_and_a_gap_trial_learns_with_huber(entries, panel, na
         assert space.first_trial() == {"target": "direct"}
         assert trial.params["target"] == "direct"
     model = entries[name].create(
-        {**params_for(entries, name), "target": "seasonal_gap"}, task_for(panel)
+        {**params_for(entries, name), "target": "level_gap"}, task_for(panel)
     )
     assert model.robust_loss and model.objective() == model.huber_objective
+
+
+def _windows(x: np.ndarray, seasonal: np.ndarray):
+    """Windows of the given inputs and season-back values, in original units."""
+    from mlforecast_cli.models.contract import Windows
+
+    n, h = seasonal.shape
+    return Windows(
+        x=x,
+        y=None,
+        seasonal=seasonal,
+        features=np.zeros((n, h, 0)),
+        calendar=np.zeros((n, h, 0)),
+        series=np.arange(n),
+        loc=np.zeros(n),
+        scale=np.ones(n),
+    )
+
+
+def test_level_naive_follows_a_fall_in_level_and_never_a_rise():
+    """The level_gap anchor: last season's values times the fall of the level over the last
+    season (the last 4 inputs against the same 4 one season before); a rise, a window too
+    short to see a season back, or an unknown season-back value leaves the seasonal naive."""
+    from mlforecast_cli.plugins._tabular import level_growth, level_naive
+
+    season = 4
+    fell = np.array([10.0, 10, 10, 10, 1, 1, 1, 1])  # a tenth of the level one season before
+    rose = np.array([1.0, 1, 1, 1, 2, 2, 2, 2])
+    seasonal = np.array([[10.0, 20, np.nan], [1.0, 2, np.nan]])
+    windows = _windows(np.stack([fell, rose]), seasonal)
+    np.testing.assert_allclose(level_growth(windows, season)[:, 0], [0.1, 2.0])
+    np.testing.assert_allclose(level_naive(windows, season), [[1.0, 2, 1], [1.0, 2, 2]])
+    short = _windows(np.stack([fell, rose])[:, -7:], seasonal)  # 7 < season + 4 inputs
+    np.testing.assert_allclose(level_naive(short, season), [[10.0, 20, 1], [1.0, 2, 2]])
+
+
+def test_level_gap_is_the_seasonal_gap_where_no_season_back_is_in_the_window(entries, panel, split):
+    """Weekly Walmart (season 52) with a 10-week window: no fall can be measured, so the
+    level_gap trial forecasts exactly what the seasonal_gap one does."""
+    seasonal = fit(entries, panel, split, "lightgbm", target="seasonal_gap")
+    level = fit(entries, panel, split, "lightgbm", target="level_gap")
+    np.testing.assert_array_equal(level.predictions, seasonal.predictions)
+
+
+def test_level_gap_forecasts_series_that_collapsed_at_their_new_level():
+    """M1 monthly's MND series include several that fell to a tenth or less of their level a
+    year before validation: the seasonal naive, and a tree anchored on it, forecast them at
+    last year's level, errors of thousands of percent. Anchored on the fallen level, the
+    same configuration's validation MAPE is far lower (docs/trees.md, issue 26)."""
+    import pandas as pd
+
+    from mlforecast_cli.data.panel import Columns, load_panel
+    from mlforecast_cli.data.split import split_panel
+    from mlforecast_cli.trials.fit import FitOptions, fit_and_score, task_info
+
+    frame = pd.read_csv("/work/shared/datasets/m1_monthly.csv")
+    frame = frame[frame["id"].str.startswith("MND")]
+    m1 = load_panel(frame, Columns(target="value", time="date", ids=("id",)), source="mnd")
+    end = split_panel(m1, 18, 1).folds[0].train_end
+    entry = Registry().get("lightgbm")
+    task = task_info(m1, 18, seed=42, device="cpu", n_jobs=1)
+    options = FitOptions(report=None, train_metrics=False)
+    base = {**entry.load_space().fixed, **SMALL["lightgbm"], "window_size": 24}
+    mape = {
+        target: fit_and_score(entry, {**base, "target": target}, task, m1, end, options).metrics[
+            "mape"
+        ]
+        for target in ("seasonal_gap", "level_gap")
+    }
+    assert mape["level_gap"] < 0.5 * mape["seasonal_gap"], mape  # 22 against 150 when written
