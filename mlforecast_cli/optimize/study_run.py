@@ -395,7 +395,12 @@ class StudyRun:
             plots = None
             if self.run.draw_plots or self.run.plots_dir is not None:
                 plots = self.start_plots(refit, forecasts, Path(tmp) / "plots")
-            status = self.log_outcome(refit, models, forecasts, status)
+            try:
+                status = self.log_outcome(refit, models, forecasts, status)
+            except BaseException:  # a store lost, an interrupt: no drawing left behind
+                if plots is not None:
+                    plots.cancel()
+                raise
             if plots is not None:
                 outcome.warnings += self.log_plots(plots)
         return status

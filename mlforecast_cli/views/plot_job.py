@@ -49,6 +49,12 @@ class PlotJob:
             )
             self._process.start()
 
+    def cancel(self) -> None:
+        """Stop drawing (the command is ending without the plots)."""
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
     def result(self, timeout: float = WAIT_S) -> PlotSet:
         """The plots drawn (and why the others were skipped); a drawing process that died or
         outlived ``timeout`` gives a set whose every plot is skipped with that reason."""
@@ -74,7 +80,14 @@ def _can_fork() -> bool:
 
 
 def _draw_snapshot(snapshot, folder: Path, forecast: RefitForecast | None, metric: str) -> None:
+    import signal
+
     import optuna
+
+    # the command's own handlers (SIGTERM raising Terminated) are not this child's: it is
+    # stopped with the command, quietly
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     name, directions, trials = snapshot
     optuna.logging.set_verbosity(optuna.logging.ERROR)
