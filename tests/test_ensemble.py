@@ -369,11 +369,20 @@ def test_members_with_different_ensemble_windows_are_weighed_on_validation_with_
         model="b", validation=validation, windows=validation
     )  # an --ensemble-windows 1 study
     warnings: list[str] = []
-    assert weighing_tables([a, a], warnings) == [three, three] and warnings == []
-    assert weighing_tables([a, b], warnings) == [validation, validation]
+    assert weighing_tables([a, a], warnings) == ([0, 1], [three, three]) and warnings == []
+    assert weighing_tables([a, b], warnings) == ([0, 1], [validation, validation])
     assert warnings == [
         "the members kept forecasts on different windows (a 3, b 1): the weights are chosen "
         "on the validation windows only; rerun 'mlf optimize' with the same --ensemble-windows"
+    ]
+    # two members kept all three windows: the ensemble is weighed (and cross-fitted) on them
+    c = SimpleNamespace(model="c", validation=validation, windows=three)
+    warnings.clear()
+    assert weighing_tables([a, b, c], warnings) == ([0, 2], [three, three])
+    assert warnings == [
+        "the members kept forecasts on different windows (a 3, b 1, c 3): the ensemble is "
+        "weighed on the 3 windows of those that kept them all, and leaves out b; rerun "
+        "'mlf optimize' with the same --ensemble-windows (and time) to weigh them too"
     ]
 
 

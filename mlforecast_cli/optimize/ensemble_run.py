@@ -148,12 +148,14 @@ def build_ensemble(
     first = members[0].record
     metric = first.metric or options.metric
     check_same_rows(members)
-    tables = weighing_tables(members, warnings)
+    chosen, tables = weighing_tables(members, warnings)
     choice = select(tables, metric, options.method, rounds=options.rounds, top=options.top)
-    for member, weight in zip(members, choice.weights, strict=True):
+    weights = np.zeros(len(members))
+    weights[chosen] = choice.weights
+    for member, weight in zip(members, weights, strict=True):
         member.weight = float(weight)
-    validation = combine([m.validation for m in members], choice.weights)
-    test = combine([m.test for m in members], choice.weights)
+    validation = combine([m.validation for m in members], weights)
+    test = combine([m.test for m in members], weights)
     conformal = conformal_scores(validation)
     val = cross_fitted(tables, first.cv_windows, metric, options)
     if val is None:
@@ -266,18 +268,34 @@ def check_same_rows(members: Sequence[Member]) -> None:
                 )
 
 
-def weighing_tables(members: Sequence[Member], warnings: list[str]) -> list[HeldOut]:
-    """The tables to choose the weights on: the members' ensemble windows when they all hold
-    the same rows, else (with a warning) their validation windows."""
+def weighing_tables(
+    members: Sequence[Member], warnings: list[str]
+) -> tuple[list[int], list[HeldOut]]:
+    """Which members the weights are chosen among (their indices; the others weigh 0) and the
+    tables to choose them on: every member's ensemble windows when they all hold the same rows;
+    else, with a warning, those of the members that kept the most windows when there are at
+    least 2 of them, so that the ensemble is still scored on windows its weights did not see
+    and ranked with the studies (a member a timed run left with fewer windows is left out);
+    else every member's validation windows."""
     tables = [m.windows for m in members]
     if all(same_rows(tables[0], t) for t in tables[1:]):
-        return tables
+        return list(range(len(members))), tables
     counts = ", ".join(f"{m.model} {m.windows.windows}" for m in members)
+    most = max(m.windows.windows for m in members)
+    full = [i for i, m in enumerate(members) if m.windows.windows == most]
+    if most > 1 and len(full) >= 2 and all(same_rows(tables[full[0]], tables[i]) for i in full):
+        out = ", ".join(m.model for i, m in enumerate(members) if i not in full)
+        warnings.append(
+            f"the members kept forecasts on different windows ({counts}): the ensemble is "
+            f"weighed on the {most} windows of those that kept them all, and leaves out {out}; "
+            "rerun 'mlf optimize' with the same --ensemble-windows (and time) to weigh them too"
+        )
+        return full, [tables[i] for i in full]
     warnings.append(
         f"the members kept forecasts on different windows ({counts}): the weights are chosen "
         "on the validation windows only; rerun 'mlf optimize' with the same --ensemble-windows"
     )
-    return [m.validation for m in members]
+    return list(range(len(members))), [m.validation for m in members]
 
 
 def same_rows(a: HeldOut, b: HeldOut) -> bool:
