@@ -227,7 +227,7 @@ def overhead_section(opts: argparse.Namespace) -> Section:
             "from its start to the next trial's start (storage writes and callbacks included). "
             "Overhead = the median over trials of mlf − bare for the same trial; its share is "
             "of the median mlf trial. MLflow child runs are written by a writer process "
-            "(mlforecast_cli/child_runs.py): its time per trial is in the last column, off "
+            "(mlforecast_cli/tracking/child_runs.py): its time per trial is in the last column, off "
             "the trial's path unless the cores are busy.",
             table(
                 [
