@@ -31,6 +31,7 @@ from common import (  # noqa: E402
 )
 
 SECTIONS = ("startup", "overhead", "scaling", "memory", "accuracy", "peers", "scale")
+DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 OVERHEAD_MS = 10.0
 OVERHEAD_SHARE = 5.0
 QUICK_TORCH_CAPS = ["epochs=3", "max_seconds=10"]
@@ -45,9 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma list of {','.join(SECTIONS)}"
     )
-    parser.add_argument(
-        "--output", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown to write"
-    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown to write")
     parser.add_argument("--seed", type=int, default=42, help="sampler and model seed (42)")
     g = parser.add_argument_group("start-up")
     g.add_argument("--repeats", type=int, help="runs per command (10; quick 5)")
@@ -129,6 +128,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [s for s in opts.only if s not in SECTIONS]
     if unknown:
         parser.error(f"--only: unknown section(s) {', '.join(unknown)}; use {','.join(SECTIONS)}")
+    if set(opts.only) != set(SECTIONS) and opts.output == DEFAULT_OUTPUT:
+        parser.error(
+            "--only runs part of the benchmarks and would replace docs/benchmarks.md with it: "
+            "pass --output FILE and copy the sections you reran into the docs"
+        )
     if opts.trials is None:
         opts.trials = 5 if opts.quick else 30
     if opts.torch_trials is None:
@@ -227,8 +231,8 @@ def overhead_section(opts: argparse.Namespace) -> Section:
             "from its start to the next trial's start (storage writes and callbacks included). "
             "Overhead = the median over trials of mlf − bare for the same trial; its share is "
             "of the median mlf trial. MLflow child runs are written by a writer process "
-            "(mlforecast_cli/tracking/child_runs.py): its time per trial is in the last column, off "
-            "the trial's path unless the cores are busy.",
+            "(mlforecast_cli/tracking/child_runs.py): its time per trial is in the last "
+            "column, off the trial's path unless the cores are busy.",
             table(
                 [
                     "",

@@ -210,3 +210,15 @@ def test_layout_prints_the_rooms_and_the_widest_functions(capsys):
     assert "| mlforecast_cli/trials |" in out
     assert "rooms 16," in out
     assert "| parameters | lines | function |" in out
+
+
+def test_a_partial_run_does_not_replace_the_docs():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--only", "overhead"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "pass --output FILE" in done.stderr
