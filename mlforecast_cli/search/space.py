@@ -391,6 +391,14 @@ class SearchSpace:
         counts = [param.count() for param in self.params.values()]
         return None if None in counts else math.prod(counts)
 
+    @property
+    def searched_exhaustively(self) -> bool:
+        """Whether each configuration is tried once (see :meth:`exhaustive`)."""
+        return self.size is not None and self.optimizer["sampler"].get("type") in (
+            "BruteForceSampler",
+            "BruteForce",
+        )
+
     def exhaustive(self, trials: int) -> SearchSpace:
         """This space searched by trying each configuration once, in a seeded random order
         (Optuna's ``BruteForceSampler``, which stops the study when none is left), when it

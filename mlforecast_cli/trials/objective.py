@@ -247,7 +247,7 @@ def planned_trials(space: SearchSpace, study, trials: int) -> int:
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     if not space.searchable:
         return 0 if any(t.state.name == "COMPLETE" for t in finished) else 1
-    if space.optimizer["sampler"].get("type") == "BruteForceSampler" and space.size:
+    if space.searched_exhaustively:
         tried = {json.dumps(t.params, sort_keys=True, default=str) for t in finished}
         return max(0, min(trials, space.size - len(tried)))
     return trials
