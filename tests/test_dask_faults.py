@@ -120,7 +120,9 @@ def test_the_scheduler_lost_mid_study_exits_3_and_a_rerun_resumes(tmp_path, pane
     folder = tmp_path / "run"
     cluster = DaskCluster(tmp_path, workers=2)
     try:
-        proc = optimize(panel_csv, folder, "--trials", "4", "--cluster", cluster.address)
+        # trials enough that one is still sending chunks after the first completes (on a quiet
+        # machine four ended before the poll saw one)
+        proc = optimize(panel_csv, folder, "--trials", "40", "--cluster", cluster.address)
         wait_until(lambda: "COMPLETE" in states(study_of(folder)), timeout=600)
         busy_worker_pid(cluster.address)  # the next trial is on the cluster
         os.killpg(cluster.procs[0].pid, signal.SIGKILL)  # the scheduler
