@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -175,6 +176,54 @@ def test_a_bad_cluster_address_is_refused_in_one_line(cli, value, words):
     assert line.startswith("error: --cluster") and words in line
 
 
+GATED = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from mlforecast_cli import Forecaster, ModelSpec, hookimpl
+
+    HERE = Path(__file__).parent
+    MARK = HERE / "a-worker-fitted"
+
+
+    def on_a_dask_worker():
+        try:
+            from distributed import get_worker
+
+            get_worker()
+        except (ImportError, ValueError):
+            return False
+        return True
+
+
+    class Gated(Forecaster):
+        \"\"\"Its fits in the command's process wait (60 s at most) until a trial has begun
+        on a Dask worker, so the cluster's task cannot find the study already full.\"\"\"
+
+        def fit(self, train, valid=None, report=None):
+            if on_a_dask_worker():
+                MARK.touch()
+            else:
+                deadline = time.monotonic() + 60
+                while not MARK.exists() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            return self
+
+        def predict(self, windows):
+            return np.repeat(windows.x[:, -1:], windows.horizon, axis=1) * (1 + self.params["x"])
+
+
+    @hookimpl
+    def register_models(register):
+        register(ModelSpec(name="gated", summary="waits for a worker", family="other",
+                           factory=Gated, space=HERE / "gated.yaml"))
+    """
+)
+
+
 @pytest.mark.slow
 def test_n_jobs_runs_trials_as_tasks_on_the_cluster(dask_cluster, tmp_path):
     from distributed import Client
@@ -182,18 +231,20 @@ def test_n_jobs_runs_trials_as_tasks_on_the_cluster(dask_cluster, tmp_path):
 
     from mlforecast_cli.services.liveness import WORKER_ATTR
 
-    frame = pd.read_csv(f"{M1}/m1_quarterly.csv")
-    frame = frame[frame["id"].isin(frame["id"].unique()[:SERIES])]
-    data = tmp_path / "m1q.csv"
-    frame.to_csv(data, index=False)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gated_plugin.py").write_text(GATED)
+    (plugins / "gated.yaml").write_text(
+        "params:\n  x: {type: float, low: 0.0, high: 0.1}\nfixed: {window_size: 4}\n"
+    )
     env = {
         "MLF_HOME": str(tmp_path / ".mlf"),
+        "MLF_PLUGINS_DIR": str(plugins),  # the tasks build the registry from the same folder
         "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",  # relative: the tasks get it absolute
         "MLF_CHILD_RUNS": "process",  # the command's writer, beside the tasks' own writes
     }
     done = run_mlf(
-        "optimize", "ets", "--data", str(data), "--target", "value", "--time-col", "date",
-        "--id-col", "id", "--horizon", "8", "--trials", "4", "--n-jobs", "2", "--json",
+        "optimize", "gated", "--trials", "4", "--n-jobs", "2", "--json",
         "--cluster", dask_cluster.address, env=env, cwd=tmp_path, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -209,7 +260,8 @@ def test_n_jobs_runs_trials_as_tasks_on_the_cluster(dask_cluster, tmp_path):
     # at least 4: a process that ends a short trial while another runs a long one may start
     # one more (the local --n-jobs processes do it too)
     assert len(trials) >= 4 and all(t.state.name == "COMPLETE" for t in trials)
-    assert any(t.user_attrs[WORKER_ATTR]["pid"] in on_workers for t in trials)
+    pids = {t.user_attrs[WORKER_ATTR]["pid"] for t in trials}
+    assert pids & on_workers and pids - on_workers  # the task's trials and the command's
     mlflow = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     ids = [e.experiment_id for e in mlflow.search_experiments()]
     children = mlflow.search_runs(ids, "tags.`mlf.role` = 'trial'", max_results=100)
