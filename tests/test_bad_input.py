@@ -87,6 +87,10 @@ CASES = {
     "unknown metric": (lambda t: ["optimize", "seasonal_naive", "--metric", "r2"], "--metric"),
     "unknown device": (lambda t: ["optimize", "seasonal_naive", "--device", "tpu"], "--device"),
     "zero jobs": (lambda t: ["optimize", "seasonal_naive", "--n-jobs", "0"], "--n-jobs"),
+    "jobs on a memory storage": (
+        lambda t: ["optimize", "seasonal_naive", "--n-jobs", "2", "--storage", "memory"],
+        "--storage memory lives in one process",
+    ),
     "zero horizon": (lambda t: ["optimize", "seasonal_naive", "--horizon", "0"], "--horizon"),
     "horizon too long": (
         lambda t: ["optimize", "seasonal_naive", "--horizon", "80"],

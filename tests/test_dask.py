@@ -28,9 +28,12 @@ SERIES = 70
 
 
 class DaskCluster:
-    """`dask scheduler` and ``workers`` `dask worker` processes on loopback ports."""
+    """`dask scheduler` and ``workers`` `dask worker` processes on loopback ports; ``wrap``
+    goes before each worker's command line."""
 
-    def __init__(self, folder: Path, workers: int = 2, env: dict | None = None) -> None:
+    def __init__(
+        self, folder: Path, workers: int = 2, env: dict | None = None, wrap: list[str] = ()
+    ) -> None:
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
@@ -46,7 +49,7 @@ class DaskCluster:
         for _ in range(workers):
             self.procs.append(
                 subprocess.Popen(
-                    [*base, "worker", self.address, "--nthreads", "1", "--no-dashboard",
+                    [*wrap, *base, "worker", self.address, "--nthreads", "1", "--no-dashboard",
                      "--host", "127.0.0.1"],
                     cwd=folder, env={**os.environ, **(env or {})}, start_new_session=True,
                     **quiet,
@@ -268,6 +271,43 @@ def test_n_jobs_runs_trials_as_tasks_on_the_cluster(dask_cluster, tmp_path):
     numbers = sorted(int(c.data.tags["mlf.trial_number"]) for c in children)
     assert numbers == [t.number for t in trials]  # one child run per trial
     assert len(mlflow.search_runs(ids, "tags.`mlf.role` = 'study'")) == 1
+
+
+def hiding(folder: Path) -> list[str]:
+    """A command prefix that runs its command where ``folder`` is an empty tmpfs (a private
+    mount namespace): another machine's view of the file system, on this one."""
+    script = 'mount -t tmpfs none "$0" && exec "$@"'
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(folder)]
+
+
+@pytest.mark.slow
+def test_trials_on_workers_that_cannot_open_the_study_are_refused_before_any_run(
+    tmp_path_factory, tmp_path
+):
+    from mlflow.tracking import MlflowClient
+
+    here = tmp_path / "here"
+    here.mkdir()
+    if subprocess.run([*hiding(here), "true"], capture_output=True).returncode != 0:
+        pytest.skip("this machine cannot make a private mount namespace (unshare -m)")
+    cluster = DaskCluster(tmp_path_factory.mktemp("elsewhere"), wrap=hiding(here))
+    try:
+        env = {"MLF_HOME": str(here / ".mlf"), "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
+        done = run_mlf(
+            "optimize", "seasonal_naive", "--trials", "2", "--n-jobs", "2", "--cluster",
+            cluster.address, env=env, cwd=here, timeout=300,
+        )  # fmt: skip
+    finally:
+        cluster.stop()
+    assert done.returncode == 2, done.stderr
+    [line] = [s for s in done.stderr.splitlines() if s.strip()]
+    journal = here / ".mlf" / "optuna.journal"
+    assert line.startswith("error: Dask worker tcp://127.0.0.1:")
+    assert f"cannot open the study seasonal_naive-walmart-h13-mape in journal:///{journal}" in line
+    assert f"(no file {journal} on the worker)" in line and "--n-jobs 1" in line
+    mlflow = MlflowClient(f"sqlite:///{here / 'mlflow.db'}")
+    ids = [e.experiment_id for e in mlflow.search_experiments()]
+    assert mlflow.search_runs(ids) == []  # refused before the parent run
 
 
 @pytest.mark.slow

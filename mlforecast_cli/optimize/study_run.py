@@ -163,9 +163,11 @@ class StudyRun:
         from ..tracking.parent_run import ParentRun
         from ..trials.objective import build_objective
         from ..trials.optuna_study import create_study
+        from .workers import check_cluster_storage
 
         self.objective = build_objective(self.entry, self.panel, self.config, self.split)
         self.study, created = create_study(self.config, self.panel)
+        check_cluster_storage(self.config)
         reaped = reap_dead_trials(self.study)
         self.tracker.start(
             self.study,

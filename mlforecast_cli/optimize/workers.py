@@ -183,30 +183,17 @@ def wait(workers: Sequence[Worker | TaskWorker]) -> list[str]:
 
 
 def start_on_cluster(executor: DaskExecutor, jobs: Sequence[WorkerJob]) -> list[TaskWorker]:
-    """One Dask task per job on ``executor``'s cluster (``--cluster`` with ``--n-jobs``),
-    after checking that every worker opens the study in its storage: each task writes its
-    child runs itself, to the command's MLflow store (a relative SQLite or file store made
-    absolute)."""
+    """One Dask task per job on ``executor``'s cluster (``--cluster`` with ``--n-jobs``); each
+    task writes its child runs itself, to the command's MLflow store (a relative SQLite or file
+    store made absolute). :func:`check_cluster_storage` has checked that every worker opens
+    the study."""
     import dataclasses
     import uuid
 
     from distributed import Event
 
-    from ..services.storage import default_storage_url, redact
-
     client = executor.client
-    first = jobs[0]
-    storage = absolute_uri(first.study.storage or default_storage_url())
-    study = first.study.study_name
-    for worker, problem in sorted(client.run(storage_problem, storage, study).items()):
-        if problem is not None:
-            from ..errors import UsageError
-
-            raise UsageError(
-                f"Dask worker {worker} cannot open the study {study} in {redact(storage)} "
-                f"({problem}): with --cluster and --n-jobs, use a --storage every worker "
-                "reaches (postgresql://...), or pass --n-jobs 1"
-            )
+    storage = cluster_storage(jobs[0].study)
     started = []
     for job in jobs:
         settings = dataclasses.replace(job.study.settings, storage=storage)
@@ -220,6 +207,37 @@ def start_on_cluster(executor: DaskExecutor, jobs: Sequence[WorkerJob]) -> list[
         future = client.submit(run_task, job, event.name, executor.address, pure=False)
         started.append(TaskWorker(future, event))
     return started
+
+
+def check_cluster_storage(study: StudyConfig) -> None:
+    """With ``--cluster`` and ``--n-jobs`` above 1, refuse in one line when a Dask worker
+    cannot open ``study`` in its storage; called once the study exists, before its parent run
+    is started (a refusal leaves no run behind)."""
+    from ..services.executors import DaskExecutor, current_executor
+
+    executor = current_executor()
+    if study.n_jobs < 2 or not isinstance(executor, DaskExecutor):
+        return
+    from ..errors import UsageError
+    from ..services.storage import redact
+
+    storage = cluster_storage(study)
+    name = study.study_name
+    for worker, problem in sorted(executor.client.run(storage_problem, storage, name).items()):
+        if problem is not None:
+            raise UsageError(
+                f"Dask worker {worker} cannot open the study {name} in {redact(storage)} "
+                f"({problem}): with --cluster and --n-jobs, use a --storage every worker "
+                "reaches (postgresql://...), or pass --n-jobs 1"
+            )
+
+
+def cluster_storage(study: StudyConfig) -> str:
+    """The storage URL the cluster's tasks open ``study`` with (a relative path made
+    absolute)."""
+    from ..services.storage import default_storage_url
+
+    return absolute_uri(study.storage or default_storage_url())
 
 
 def storage_problem(url: str, study_name: str) -> str | None:

@@ -75,6 +75,12 @@ class StudySettings:
             raise UsageError(f"--ape-cap {cap!r} must be a positive number of percent (e.g. 100)")
         if self.device.lower() not in DEVICES:
             raise UsageError(f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.n_jobs > 1 and self.storage in ("memory", ":memory:"):
+            raise UsageError(
+                f"--n-jobs {self.n_jobs} needs a study storage its processes share, and "
+                "--storage memory lives in one process: leave --storage out (the journal file) "
+                "or pass --n-jobs 1"
+            )
 
 
 @dataclass(frozen=True)
