@@ -36,7 +36,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.0,
     "loss": "mae",
     "residual": True,
+    "base": "seasonal",
     "embedding_dim": 4,
     "head_size": 64,
     "steps_per_epoch": None,
@@ -183,11 +184,13 @@ def feature_stats(windows: Windows) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 1e-8, std, 1.0)
 
 
-def step_features(windows: Windows, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(n, h, k) per-step inputs: base, seasonal mask, position, features, calendar."""
+def step_features(
+    windows: Windows, stats: tuple[np.ndarray, np.ndarray], base: np.ndarray
+) -> np.ndarray:
+    """(n, h, k) per-step inputs: ``base`` (:func:`base_values`), seasonal mask, position,
+    features, calendar."""
     seasonal = np.asarray(windows.seasonal, dtype=np.float64)
     known = np.isfinite(seasonal)
-    base = base_values(windows)
     n, h = seasonal.shape
     position = np.broadcast_to(np.arange(h) / max(h - 1, 1), (n, h))
     mean, std = stats
@@ -196,21 +199,53 @@ def step_features(windows: Windows, stats: tuple[np.ndarray, np.ndarray]) -> np.
     return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=-1)
 
 
-base_values = seasonal_naive
-"""(n, h) the seasonal value where known, else the last value of the window (scaled)."""
+BASES = ("seasonal", "level")
+
+
+def base_values(windows: Windows, level_season: int = 0) -> np.ndarray:
+    """(n, h), scaled: the seasonal value where known, else the last value of the window; with
+    ``level_season`` (``base: level``), the seasonal values brought down to where the series'
+    level fell over the last season (the trees' ``level_gap`` base: ``_tabular.level_naive``),
+    so a series that collapsed is not forecast at last year's level."""
+    naive = seasonal_naive(windows)
+    if level_season < 2:
+        return naive
+    from ._tabular import level_growth
+
+    loc = np.asarray(windows.loc, dtype=np.float64)[:, None]
+    scale = np.asarray(windows.scale, dtype=np.float64)[:, None]
+    unscaled = replace(windows, x=np.asarray(windows.x, dtype=np.float64) * scale + loc)
+    fall = np.minimum(level_growth(unscaled, level_season), 1.0)
+    known = np.isfinite(np.asarray(windows.seasonal, dtype=np.float64))
+    adjusted = ((naive * scale + loc) * fall - loc) / scale
+    return np.where(known, adjusted, naive)
+
+
+def level_season(params: Mapping[str, Any], task: TaskInfo) -> int:
+    """The season :func:`base_values` measures a fall over (``base: level``), else 0."""
+    base = setting(params, "base")
+    if base not in BASES:
+        raise ValueError(f"base {base!r} is not one of {', '.join(BASES)}")
+    return int(task.season_length) if base == "level" else 0
 
 
 def build_inputs(
-    windows: Windows, stats: tuple[np.ndarray, np.ndarray], device: torch.device
+    windows: Windows,
+    stats: tuple[np.ndarray, np.ndarray],
+    device: torch.device,
+    level_season: int = 0,
 ) -> Inputs:
+    """The tensors of ``windows``; ``level_season``: see :func:`base_values`."""
+
     def tensor(a: np.ndarray, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
+    base = base_values(windows, level_season)
     return Inputs(
         past=tensor(np.asarray(windows.x, dtype=np.float64)[..., None]),
-        steps=tensor(step_features(windows, stats)),
+        steps=tensor(step_features(windows, stats, base)),
         series=tensor(np.asarray(windows.series), dtype=torch.long),
-        base=tensor(base_values(windows)),
+        base=tensor(base),
         y=None if windows.y is None else tensor(np.asarray(windows.y, dtype=np.float64)),
         loc=tensor(np.asarray(windows.loc, dtype=np.float64)[:, None]),
         scale=tensor(np.asarray(windows.scale, dtype=np.float64)[:, None]),
@@ -307,6 +342,8 @@ class NeuralTrainer:
         self.network: nn.Module | None = None
         self.dims: Dims | None = None
         self.stats: tuple[np.ndarray, np.ndarray] | None = None
+        self.level_season = 0
+        """The season the base's level fall is measured over (``base: level``), else 0."""
         self.best_epoch = 0
         self.epochs_run = 0
         self.stopped = ""
@@ -338,10 +375,12 @@ class NeuralTrainer:
         batch_size = max(int(setting(params, "batch_size")), 1)
         torch.set_num_threads(threads_for(net, task, batch_size))
         self.network = net
-        data = build_inputs(train, self.stats, device)
+        self.level_season = level_season(params, task)
+        data = build_inputs(train, self.stats, device, self.level_season)
         val = None
         if valid is not None and valid.y is not None and len(valid):
-            val = _epoch_sample(build_inputs(valid, self.stats, device), int(task.seed))
+            val = build_inputs(valid, self.stats, device, self.level_season)
+            val = _epoch_sample(val, int(task.seed))
 
         epochs = max(int(setting(params, "epochs")), 1)
         patience = max(int(setting(params, "patience")), 1)
@@ -444,7 +483,7 @@ class NeuralTrainer:
         with torch.no_grad():
             for start in range(0, len(windows), PREDICT_CHUNK):
                 part = _take(windows, slice(start, start + PREDICT_CHUNK))
-                data = build_inputs(part, self.stats, device)
+                data = build_inputs(part, self.stats, device, self.level_season)
                 out.append(self._forward(data).double().cpu().numpy())
         if not out:
             return np.zeros((0, self.dims.horizon))
@@ -466,6 +505,7 @@ class NeuralTrainer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         weights = state.pop("weights")
+        state.setdefault("level_season", 0)  # saved before base: level
         self.__dict__.update(state)
         self.network = None
         if weights is not None:
@@ -496,4 +536,5 @@ def _take(windows: Windows, index) -> Windows:
         loc=windows.loc[index],
         scale=windows.scale[index],
         step_offset=cut(windows.step_offset),
+        observed=cut(windows.observed),
     )

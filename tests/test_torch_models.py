@@ -316,3 +316,34 @@ class TestTransformerContract(ForecasterContract):
         "num_decoder_layers": 1,
         "dim_feedforward": 16,
     }
+
+
+def test_the_level_base_follows_a_fall_over_the_season_and_undoes_the_scaling():
+    from plugins._torch_training import base_values, level_season
+
+    from mlforecast_cli.models.contract import Windows
+
+    season, h = 4, 2
+    fell = [100.0, 100, 100, 100, 10, 10, 10, 10]  # a tenth of its level a season later
+    grew = [10.0, 10, 10, 10, 100, 100, 100, 100]
+    x = np.array([fell, grew])
+    seasonal = np.array([[10.0, 10.0], [100.0, np.nan]])  # one season back; unknown: last value
+    loc, scale = np.array([50.0, 5.0]), np.array([20.0, 2.0])
+    windows = Windows(
+        x=(x - loc[:, None]) / scale[:, None],
+        y=None,
+        seasonal=(seasonal - loc[:, None]) / scale[:, None],
+        features=np.zeros((2, h, 0)),
+        calendar=np.zeros((2, h, 2)),
+        series=np.array([0, 1]),
+        loc=loc,
+        scale=scale,
+    )
+    plain = base_values(windows) * scale[:, None] + loc[:, None]
+    level = base_values(windows, season) * scale[:, None] + loc[:, None]
+    assert np.allclose(plain, [[10, 10], [100, 100]])
+    assert np.allclose(level, [[1, 1], [100, 100]])  # a fall of 10x; a rise is not followed
+    task = task_info(load_dataset("walmart"), 13, seed=0, device="cpu", n_jobs=1)
+    assert level_season({"base": "level"}, task) == 52 and level_season({}, task) == 0
+    with pytest.raises(ValueError, match="base 'lvl' is not one of seasonal, level"):
+        level_season({"base": "lvl"}, task)

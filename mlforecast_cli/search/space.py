@@ -198,6 +198,19 @@ class Param:
             return None
         return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
 
+    def values(self) -> tuple | None:
+        """Every value this param can take, in order; None for a continuous range."""
+        count = self.count()
+        if count is None:
+            return None
+        if self.type == "categorical":
+            return tuple(self.choices or ())
+        if self.type == "int":
+            step = 1 if self.step is None else int(self.step)
+            return tuple(int(self.low) + i * step for i in range(count))
+        step = Decimal(str(self.step))
+        return tuple(float(Decimal(str(self.low)) + i * step) for i in range(count))
+
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is one this param can take."""
         if self.type == "categorical":

@@ -28,6 +28,7 @@ from ..services.liveness import WORKER_ATTR, worker_stamp
 from ..services.outages import storage_errors
 from .fit import FitOptions, fit_and_score, task_info
 from .optuna_study import StudyConfig, jsonable
+from .repeats import StopWhenExhausted, answer_repeat
 from .scoring import FitResult, TrialFailed, mean_metrics
 
 if TYPE_CHECKING:
@@ -97,6 +98,9 @@ class Objective:
         trial.set_user_attr(WORKER_ATTR, worker_stamp())
         params = self.config.space.suggest(trial)
         trial.set_user_attr("config", jsonable(params))
+        repeated = answer_repeat(self.config.space, trial, self.config.seed)
+        if repeated is not None:  # a configuration the study has scored: no fit again
+            return repeated
 
         def report(step: int, value: float) -> None:
             value = float(value)
@@ -211,7 +215,8 @@ def run_study(
     callbacks: Iterable[Callable[..., None]] = (),
 ):
     """Add ``n_trials`` trials to ``study``, or with ``until_total`` run trials until the
-    study holds that many (counting other processes' running ones).
+    study holds that many (counting other processes' running ones); a finite space's search
+    ends once every configuration is tried (:mod:`.repeats`).
 
     A storage lost mid-study (a database gone, a full disk under the journal) raises
     :class:`~mlforecast_cli.errors.ServiceLost` naming it; the trial that was running stays
@@ -223,6 +228,7 @@ def run_study(
         if len(study.get_trials(deepcopy=False)) >= until_total:
             return study
         callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
+    callbacks.append(StopWhenExhausted(objective.config.space))
     callbacks.append(objective.stop_if_lost)
     with storage_errors(objective.config.storage):  # a trial's own errors are caught by Optuna
         study.optimize(
