@@ -382,7 +382,8 @@ class NeuralTrainer:
             val = build_inputs(valid, self.stats, device, self.level_season)
             val = _epoch_sample(val, int(task.seed))
 
-        epochs = max(int(setting(params, "epochs")), 1)
+        residual = bool(setting(params, "residual"))
+        epochs = max(int(setting(params, "epochs")), 0 if residual else 1)
         patience = max(int(setting(params, "patience")), 1)
         min_delta = float(setting(params, "min_delta"))
         clip = float(setting(params, "grad_clip"))
@@ -398,6 +399,12 @@ class NeuralTrainer:
 
         best_error, best_state, waited = math.inf, None, 0
         self.history, self.stopped = [], "epochs"
+        if residual and val is not None:  # epoch 0: the base itself, a candidate like any epoch
+            best_error = self._valid_error(val)
+            if not math.isfinite(best_error):
+                raise TrainingError(self._nan_message(0, "validation"))
+            best_state, self.best_epoch = copy.deepcopy(net.state_dict()), 0
+            self.history.append((0, math.nan, best_error))
         steps = setting(params, "steps_per_epoch")
         for epoch in range(1, epochs + 1):
             net.train()
@@ -431,8 +438,8 @@ class NeuralTrainer:
                     best_state = copy.deepcopy(net.state_dict())
                 else:
                     waited += 1
-                if report is not None:
-                    report(epoch, value)  # may raise optuna.TrialPruned: let it through
+                if report is not None:  # the error of the weights the trial keeps so far
+                    report(epoch, min(value, best_error))  # may raise optuna.TrialPruned
                 if waited >= patience:
                     self.stopped = "early stopping"
             if self.stopped != "epochs":
@@ -490,8 +497,10 @@ class NeuralTrainer:
         return np.concatenate(out)
 
     def refit_params(self) -> dict[str, Any]:
-        """The epoch early stopping kept: the refit (no validation window) trains that long."""
-        return {"epochs": int(max(self.best_epoch, 1))}
+        """The epoch early stopping kept: the refit (no validation window) trains that long;
+        0 when a residual network was best untrained (its base)."""
+        least = 0 if setting(self.params, "residual") else 1
+        return {"epochs": int(max(self.best_epoch, least))}
 
     # ---------------------------------------------------------------- pickling
 

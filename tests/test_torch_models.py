@@ -79,7 +79,7 @@ def test_fit_and_score_shapes_and_report_per_epoch(name, walmart):
     trainer = result.model.trainer
     assert [step for step, _ in calls] == list(range(1, trainer.epochs_run + 1))
     assert all(np.isfinite(value) and value > 0 for _, value in calls)
-    assert 1 <= result.refit_params["epochs"] <= trainer.epochs_run
+    assert 0 <= result.refit_params["epochs"] <= trainer.epochs_run  # 0: the base was best
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -99,9 +99,10 @@ def test_early_stopping_keeps_the_best_epoch(walmart):
     params = {"epochs": 40, "patience": 2, "learning_rate": 0.01}
     result = fit("lstm", walmart, params)
     trainer = result.model.trainer
-    errors = [valid for _, _, valid in trainer.history]
+    errors = [valid for _, _, valid in trainer.history]  # epoch 0 (the base) first
+    assert [epoch for epoch, _, _ in trainer.history] == list(range(trainer.epochs_run + 1))
     assert trainer.stopped == "early stopping" and trainer.epochs_run < 40
-    assert trainer.best_epoch == int(np.argmin(errors)) + 1
+    assert trainer.best_epoch == int(np.argmin(errors)) > 0
     assert trainer.epochs_run == trainer.best_epoch + 2
     # the kept weights are those of the best epoch: re-scoring gives its validation error
     valid = windows(walmart)
@@ -109,6 +110,20 @@ def test_early_stopping_keeps_the_best_epoch(walmart):
     actual = valid.y * valid.scale[:, None] + valid.loc[:, None]
     error = np.mean(np.abs(predicted - actual).sum(1) / np.abs(actual).sum(1))
     assert error == pytest.approx(min(errors), rel=1e-4)
+
+
+def test_a_residual_network_that_training_only_worsens_keeps_its_base(walmart):
+    from mlforecast_cli.plugins._torch_training import base_values
+
+    result = fit("lstm", walmart, {"epochs": 3, "patience": 3, "learning_rate": 5.0})
+    trainer = result.model.trainer
+    errors = [valid for _, _, valid in trainer.history]
+    assert trainer.best_epoch == 0 and min(errors[1:]) > errors[0]  # every epoch was worse
+    assert result.refit_params == {"epochs": 0}
+    valid = windows(walmart)
+    assert np.allclose(result.model.predict(valid), base_values(valid), atol=1e-5)
+    refit = fit("lstm", walmart, {"epochs": 0, "learning_rate": 5.0}, holdout=False)
+    assert refit.model.trainer.epochs_run == 0 and np.isfinite(refit.predictions).all()
 
 
 def test_validation_error_is_the_same_in_chunks(walmart, monkeypatch):
