@@ -334,7 +334,7 @@ class TestTransformerContract(ForecasterContract):
 
 
 def test_the_level_base_follows_a_fall_over_the_season_and_undoes_the_scaling():
-    from plugins._torch_training import base_values, level_season
+    from mlforecast_cli.plugins._torch_training import base_values, level_season
 
     from mlforecast_cli.models.contract import Windows
 
