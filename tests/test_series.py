@@ -417,3 +417,30 @@ def test_the_stats_models_are_ready_so_optimize_with_no_model_runs_them(cli):
     for name in ("ets", "theta", "arima"):
         assert models[name]["status"] == "ready"
         assert models[name]["family"] == "statistical"
+
+
+SCRIPT = """
+import numpy as np
+
+from mlforecast_cli.services.executors import series_executor
+
+
+def total(values, offsets):
+    return float(values.sum())
+
+
+if __name__ == "__main__":
+    pool = series_executor(2)
+    print(pool.map_series(total, np.arange(100.0), np.array([0, 50, 100])))
+    print(series_executor(1).map_series(total, np.arange(10.0), np.array([0, 10])))
+"""
+
+
+def test_a_local_pool_left_open_ends_with_the_process_quietly(tmp_path):
+    script = tmp_path / "pool_user.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["[1225.0, 3725.0]", "[45.0]"]
+    assert done.stderr == ""  # no "Exception ignored in: ... weakref_cb" at interpreter exit

@@ -12,6 +12,7 @@ Dask is imported only when a cluster is asked for.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -280,6 +281,8 @@ def series_executor(n_threads: int = 1) -> SeriesExecutor:
     if _local is None or _local.workers != workers:
         if _local is not None:
             _local.close()
+        else:  # a pool still open when the interpreter tears its modules down prints a traceback
+            atexit.register(shutdown_local_pool)
         _local = LocalPool(workers)
     return _local
 
