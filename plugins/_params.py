@@ -31,6 +31,7 @@ TRAINING_PARAMS = (
     "weight_decay",
     "loss",
     "residual",
+    "base",
     "embedding_dim",
     "head_size",
     "steps_per_epoch",

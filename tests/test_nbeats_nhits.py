@@ -220,7 +220,7 @@ def test_optimize_nhits_from_the_cli(cli, mlflow_uri):
     (model,) = json.loads(result.out)["models"]
     assert model["error"] is None and model["trials"]["complete"] == 2
     assert np.isfinite(model["test_metrics"]["mape"])
-    assert 1 <= model["best_params"]["epochs"] <= 2
+    assert 0 <= model["best_params"]["epochs"] <= 2  # 0: the residual's base was best
 
 
 CONTRACT = {**TRAINING, "window_size": 8, "scaler": "window"}

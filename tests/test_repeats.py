@@ -111,3 +111,19 @@ def test_an_untried_neighbour_changes_one_param_when_it_can(tried):
     assert config_key(found) not in done
     changed = [k for k in start if found[k] != start[k]]
     assert len(changed) == (1 if not tried else 2)
+
+
+def test_a_repeat_in_the_last_trial_of_a_search_leaves_nothing_waiting(registry, tmp_path):
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.trials.optuna_study import StudyConfig
+    from tests.studies import run_trials
+
+    registry.add_plugin(spec_plugin("counted", Counted, FINITE, tmp_path), name="counted_plugin")
+    entry = registry.get("counted")
+    config = StudyConfig.of("counted", "last", entry.load_space(), horizon=13)
+    panel = load_dataset("walmart")
+    study = run_trials(entry, panel, config, n_trials=2)
+    study.enqueue_trial(study.trials[0].params)
+    study = run_trials(entry, panel, config, n_trials=1)  # `--trials 1` adds one trial
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert study.trials[2].user_attrs["repeat_of"] == 0

@@ -64,6 +64,9 @@ class Objective:
         self.started: set[int] = set()
         """Numbers of the trials this process has started."""
         self.lost: ServiceLost | None = None
+        self.more_trials: Callable[[], bool] = lambda: True
+        """Whether the search that runs this objective will start another trial
+        (:func:`run_study` sets it), so a repeat enqueues an untried configuration only then."""
         """A service the trials need (a Dask cluster) lost in a trial: the study stops."""
         self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
         """The best trial this process ran: number, value, its folds' fits (without the
@@ -98,7 +101,9 @@ class Objective:
         trial.set_user_attr(WORKER_ATTR, worker_stamp())
         params = self.config.space.suggest(trial)
         trial.set_user_attr("config", jsonable(params))
-        repeated = answer_repeat(self.config.space, trial, self.config.seed)
+        repeated = answer_repeat(
+            self.config.space, trial, self.config.seed, enqueue=self.more_trials()
+        )
         if repeated is not None:  # a configuration the study has scored: no fit again
             return repeated
 
@@ -228,6 +233,14 @@ def run_study(
         if len(study.get_trials(deepcopy=False)) >= until_total:
             return study
         callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
+    begun = len(objective.started)
+
+    def more_trials() -> bool:
+        if until_total is not None:
+            return len(study.get_trials(deepcopy=False)) < until_total
+        return n_trials is None or len(objective.started) - begun < n_trials
+
+    objective.more_trials = more_trials
     callbacks.append(StopWhenExhausted(objective.config.space))
     callbacks.append(objective.stop_if_lost)
     with storage_errors(objective.config.storage):  # a trial's own errors are caught by Optuna

@@ -42,10 +42,13 @@ def config_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def answer_repeat(space: SearchSpace, trial: optuna.Trial, seed: int) -> float | None:
+def answer_repeat(
+    space: SearchSpace, trial: optuna.Trial, seed: int, *, enqueue: bool = True
+) -> float | None:
     """The score of the COMPLETE trial of ``trial``'s study that tried ``trial``'s params
     (None: none did, or the space is not finite). Its user attributes are copied to ``trial``
-    with ``repeat_of``, and an untried configuration is enqueued as the next trial."""
+    with ``repeat_of``, and with ``enqueue`` (another trial will run) an untried configuration
+    is enqueued as the next trial."""
     if space.size is None:
         return None
     study = trial.study
@@ -62,6 +65,8 @@ def answer_repeat(space: SearchSpace, trial: optuna.Trial, seed: int) -> float |
             trial.set_user_attr(name, earlier.user_attrs[name])
     trial.set_user_attr("training_time_s", 0.0)
     trial.set_user_attr("repeat_of", earlier.number)
+    if not enqueue:
+        return float(earlier.value)
     tried = {config_key(t.params) for t in finished}
     waiting = study.get_trials(deepcopy=False, states=(_waiting(),))
     tried |= {config_key(t.params) for t in waiting}
