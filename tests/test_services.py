@@ -472,8 +472,10 @@ def test_a_storage_lost_as_a_trial_ends_names_the_storage(tmp_path):
     class Objective:
         def __init__(self):
             self.config = config
+            self.started = set()
 
         def __call__(self, trial):
+            self.started.add(trial.number)
             x = trial.suggest_float("x", 0, 1)
             if trial.number == 2:
                 journal.unlink()  # the disk under it is gone
