@@ -95,8 +95,6 @@ class Objective:
             self.collected = time.perf_counter()
 
     def _trial(self, trial: optuna.Trial) -> float:
-        import optuna
-
         self.started.add(trial.number)
         trial.set_user_attr(WORKER_ATTR, worker_stamp())
         params = self.config.space.suggest(trial)
@@ -106,6 +104,32 @@ class Objective:
         )
         if repeated is not None:  # a configuration the study has scored: no fit again
             return repeated
+        folds = self._fit_folds(trial, params)
+        metrics = mean_metrics([f.metrics for f in folds])
+        _set_user_attrs(
+            trial,
+            val_metrics=metrics,
+            train_metrics=folds[-1].train_metrics,
+            training_time_s=sum(f.seconds for f in folds),
+            refit_params=jsonable(folds[-1].refit_params),
+            notes=folds[-1].notes,
+            naive_fallback=folds[-1].naive_fallback,
+        )
+        value = self._selection_value(metrics, folds)
+        if not math.isfinite(value):
+            message = f"validation {metric_label(self.config.metric)} is {value}"
+            trial.set_user_attr("error", message)
+            raise TrialFailed(message)
+        if self.kept is None or value < self.kept[1]:
+            ends = [fold.train_end for fold in self.split.folds]
+            fits = [dataclasses.replace(f, model=None) for f in folds]
+            self.kept = (trial.number, value, list(zip(fits, ends, strict=True)))
+        return value
+
+    def _fit_folds(self, trial: optuna.Trial, params: dict[str, Any]) -> list[FitResult]:
+        """``params`` fitted and scored on every fold, the first reporting to the pruner; a
+        pruned or failed fit keeps its time (and reason) in the trial before it is raised."""
+        import optuna
 
         def report(step: int, value: float) -> None:
             value = float(value)
@@ -141,41 +165,25 @@ class Objective:
                 training_time_s=time.perf_counter() - start,
             )
             raise
-        metrics = mean_metrics([f.metrics for f in folds])
-        _set_user_attrs(
-            trial,
-            val_metrics=metrics,
-            train_metrics=folds[-1].train_metrics,
-            training_time_s=sum(f.seconds for f in folds),
-            refit_params=jsonable(folds[-1].refit_params),
-            notes=folds[-1].notes,
-            naive_fallback=folds[-1].naive_fallback,
-        )
+        return folds
+
+    def _selection_value(self, metrics: dict[str, float], folds: list[FitResult]) -> float:
+        """The score the study minimises: the mean over folds of the metric (MAPE capped per
+        point at the run's ``ape_cap``); NaN or infinite when the plain metric is."""
         value = metrics.get(self.config.metric, float("nan"))
-        if math.isfinite(value):
-            value = float(
-                np.mean(
-                    [
-                        selection_score(
-                            self.config.metric,
-                            f.actuals,
-                            f.predictions,
-                            f.metrics,
-                            self.config.ape_cap,
-                        )
-                        for f in folds
-                    ]
-                )
-            )
         if not math.isfinite(value):
-            message = f"validation {metric_label(self.config.metric)} is {value}"
-            trial.set_user_attr("error", message)
-            raise TrialFailed(message)
-        if self.kept is None or value < self.kept[1]:
-            ends = [fold.train_end for fold in self.split.folds]
-            fits = [dataclasses.replace(f, model=None) for f in folds]
-            self.kept = (trial.number, value, list(zip(fits, ends, strict=True)))
-        return value
+            return value
+        config = self.config
+        return float(
+            np.mean(
+                [
+                    selection_score(
+                        config.metric, f.actuals, f.predictions, f.metrics, config.ape_cap
+                    )
+                    for f in folds
+                ]
+            )
+        )
 
     def stop_if_lost(self, study, trial) -> None:
         """An Optuna callback, after the others (the failed trial is logged): a service the

@@ -53,10 +53,9 @@ def answer_repeat(
         return None
     study = trial.study
     key = config_key(trial.params)
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    trials = study.get_trials(deepcopy=False)
     earlier = next(
-        (t for t in finished if t.state.name == "COMPLETE" and config_key(t.params) == key),
-        None,
+        (t for t in trials if t.state.name == "COMPLETE" and config_key(t.params) == key), None
     )
     if earlier is None:
         return None
@@ -67,9 +66,9 @@ def answer_repeat(
     trial.set_user_attr("repeat_of", earlier.number)
     if not enqueue:
         return float(earlier.value)
-    tried = {config_key(t.params) for t in finished}
-    waiting = study.get_trials(deepcopy=False, states=(_waiting(),))
-    tried |= {config_key(t.params) for t in waiting}
+    tried = {
+        config_key(t.params) for t in trials if t.state.is_finished() or t.state.name == "WAITING"
+    }
     nxt = untried(space, trial.params, tried, random.Random(seed + trial.number))
     if nxt is not None:
         study.enqueue_trial(nxt, skip_if_exists=True)
@@ -112,9 +111,3 @@ class StopWhenExhausted:
         finished = (t for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         if len({config_key(t.params) for t in finished}) >= self.size:
             study.stop()
-
-
-def _waiting():
-    from optuna.trial import TrialState
-
-    return TrialState.WAITING
