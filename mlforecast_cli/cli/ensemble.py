@@ -3,7 +3,7 @@ validation, scored once on test, logged as a study of model ``ensemble``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from ..ensembles import DEFAULT_ROUNDS
 from .cluster import ClusterOpt, check_cluster, on_cluster
 from .options import METRICS_TEXT, ExperimentOpt, TrackingUriOpt
 from .output import print_json, print_table, say, warning_line
+
+if TYPE_CHECKING:
+    from ..optimize.ensemble_run import EnsembleOutcome
 
 
 def ensemble(
@@ -48,7 +51,7 @@ def ensemble(
     """Combine the best study of each model into one ensemble and log it as model 'ensemble'."""
     from ..ensembles.ensemble import METHODS
     from ..errors import UsageError
-    from ..search.metrics import check_metric, metric_label
+    from ..search.metrics import check_metric
 
     if method not in METHODS:
         raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
@@ -65,6 +68,15 @@ def ensemble(
     options = EnsembleOptions(tuple(models or ()), metric, method, rounds, top)
     with on_cluster(address, models or ()):
         outcome = build_ensemble(uri, experiment, options)
+    show_outcome(outcome, experiment, method, found, json_output=json_output)
+
+
+def show_outcome(
+    outcome: EnsembleOutcome, experiment: str, method: str, found: str, *, json_output: bool
+) -> None:
+    """Print what ``mlf ensemble`` built: one JSON document, or the table and its lines."""
+    from ..search.metrics import metric_label
+
     if json_output:
         print_json(
             {
