@@ -84,3 +84,25 @@ def test_an_open_reader_sees_what_another_process_appends(tmp_path):
     assert list(reader.read_logs(0)) == [{"a": 1}, {"a": 2}, {"a": 3}]
     reader.close()
     assert list(reader.read_logs(2)) == [{"a": 3}]  # reopens on use
+
+
+def test_a_heartbeat_on_a_lost_database_prints_no_traceback(tmp_path, monkeypatch):
+    """The study's own thread reports a lost database once; the heartbeat thread stays quiet."""
+    import threading
+
+    import sqlalchemy
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=storage)
+    trial_id = study.ask()._trial_id
+    with storage.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP TABLE trial_heartbeats"))
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        optuna.storages.RDBStorage.record_heartbeat(storage, trial_id)
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+    beat = HeartbeatThread(trial_id, storage)
+    beat.start()
+    beat.join()
+    assert raised == []

@@ -87,10 +87,12 @@ def _rdb_storage(url: str, attempts: int = 5):
 
     import optuna
 
+    from .rdb import QuietHeartbeatRDBStorage
+
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(
+            return QuietHeartbeatRDBStorage(
                 url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=60, grace_period=180
             )
         except Exception as exc:
