@@ -127,3 +127,39 @@ def test_a_repeat_in_the_last_trial_of_a_search_leaves_nothing_waiting(registry,
     study = run_trials(entry, panel, config, n_trials=1)  # `--trials 1` adds one trial
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert study.trials[2].user_attrs["repeat_of"] == 0
+
+
+@pytest.mark.parametrize("ending", ["stopped", "timeout"])
+def test_a_repeat_when_the_search_ends_by_time_or_a_stop_leaves_nothing_waiting(
+    registry, tmp_path, ending
+):
+    """The untried neighbour of a repeat is enqueued only if another trial will start: not
+    after ``Study.stop()`` (``--time-limit``'s share, every trial done) or past ``timeout``."""
+    import time
+
+    from mlforecast_cli.datasets import load_dataset
+    from mlforecast_cli.trials.objective import run_study
+    from mlforecast_cli.trials.optuna_study import StudyConfig, create_study
+    from tests.studies import objective_for, run_trials
+
+    registry.add_plugin(spec_plugin("counted", Counted, FINITE, tmp_path), name="counted_plugin")
+    entry = registry.get("counted")
+    config = StudyConfig.of("counted", ending, entry.load_space(), horizon=13)
+    panel = load_dataset("walmart")
+    study = run_trials(entry, panel, config, n_trials=2)
+    study.enqueue_trial(study.trials[0].params)
+
+    def at_the_repeat(study, trial) -> None:  # runs before the enqueueing callback
+        if "repeat_of" in trial.user_attrs:
+            study.stop() if ending == "stopped" else time.sleep(0.5)
+
+    study, _ = create_study(config, panel)
+    run_study(
+        objective_for(entry, panel, config),
+        study,
+        n_trials=None,
+        timeout=0.4 if ending == "timeout" else None,
+        callbacks=[at_the_repeat],
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert study.trials[2].user_attrs["repeat_of"] == 0

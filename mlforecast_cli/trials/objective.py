@@ -28,7 +28,7 @@ from ..services.liveness import WORKER_ATTR, worker_stamp
 from ..services.outages import storage_errors
 from .fit import FitOptions, fit_and_score, task_info
 from .optuna_study import StudyConfig, jsonable
-from .repeats import StopWhenExhausted, answer_repeat
+from .repeats import EnqueueUntried, StopWhenExhausted, answer_repeat
 from .scoring import FitResult, TrialFailed, mean_metrics
 
 if TYPE_CHECKING:
@@ -64,9 +64,6 @@ class Objective:
         self.started: set[int] = set()
         """Numbers of the trials this process has started."""
         self.lost: ServiceLost | None = None
-        self.more_trials: Callable[[], bool] = lambda: True
-        """Whether the search that runs this objective will start another trial
-        (:func:`run_study` sets it), so a repeat enqueues an untried configuration only then."""
         """A service the trials need (a Dask cluster) lost in a trial: the study stops."""
         self.kept: tuple[int, float, list[tuple[FitResult, np.ndarray]]] | None = None
         """The best trial this process ran: number, value, its folds' fits (without the
@@ -99,9 +96,7 @@ class Objective:
         trial.set_user_attr(WORKER_ATTR, worker_stamp())
         params = self.config.space.suggest(trial)
         trial.set_user_attr("config", jsonable(params))
-        repeated = answer_repeat(
-            self.config.space, trial, self.config.seed, enqueue=self.more_trials()
-        )
+        repeated = answer_repeat(self.config.space, trial)
         if repeated is not None:  # a configuration the study has scored: no fit again
             return repeated
         folds = self._fit_folds(trial, params)
@@ -241,16 +236,23 @@ def run_study(
         if len(study.get_trials(deepcopy=False)) >= until_total:
             return study
         callbacks.append(optuna.study.MaxTrialsCallback(until_total, states=None))
-    begun = len(objective.started)
+    begun, start = len(objective.started), time.monotonic()
 
-    def more_trials() -> bool:
+    def goes_on(study) -> bool:
+        """Whether ``study.optimize`` will start another trial (checked after the callbacks
+        that may stop it)."""
+        if getattr(study, "_stop_flag", False):  # Study.stop() was called: Optuna's own flag
+            return False
+        if timeout is not None and time.monotonic() - start >= timeout:
+            return False
         if until_total is not None:
             return len(study.get_trials(deepcopy=False)) < until_total
         return n_trials is None or len(objective.started) - begun < n_trials
 
-    objective.more_trials = more_trials
-    callbacks.append(StopWhenExhausted(objective.config.space))
+    space = objective.config.space
+    callbacks.append(StopWhenExhausted(space))
     callbacks.append(objective.stop_if_lost)
+    callbacks.append(EnqueueUntried(space, objective.config.seed, goes_on))  # last
     with storage_errors(objective.config.storage):  # a trial's own errors are caught by Optuna
         study.optimize(
             objective,

@@ -4,8 +4,9 @@ stepped): a repeat is answered from the study, and the search moves on.
 TPE repeats configurations of a finite space once its model settles (ets's 108 ran 813
 trials in a timed run). A repeat of a COMPLETE trial would fit the same model on the same
 data with the same seed again, so :func:`answer_repeat` gives it the earlier trial's score and
-user attributes without a fit, and enqueues an untried configuration next to it (one param
-changed) as the next trial, so the study keeps learning. :class:`StopWhenExhausted` ends the
+user attributes without a fit, and :class:`EnqueueUntried` enqueues an untried configuration
+next to it (one param changed) as the next trial when the search goes on, so the study keeps
+learning and a search never ends with a WAITING trial. :class:`StopWhenExhausted` ends the
 search once every configuration has been tried: a timed run then leaves its time to the
 models after it.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..search.space import SearchSpace
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["StopWhenExhausted", "answer_repeat", "config_key"]
+__all__ = ["EnqueueUntried", "StopWhenExhausted", "answer_repeat", "config_key"]
 
 COPIED_ATTRS = (
     "val_metrics",
@@ -42,20 +44,20 @@ def config_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def answer_repeat(
-    space: SearchSpace, trial: optuna.Trial, seed: int, *, enqueue: bool = True
-) -> float | None:
+def answer_repeat(space: SearchSpace, trial: optuna.Trial) -> float | None:
     """The score of the COMPLETE trial of ``trial``'s study that tried ``trial``'s params
     (None: none did, or the space is not finite). Its user attributes are copied to ``trial``
-    with ``repeat_of``, and with ``enqueue`` (another trial will run) an untried configuration
-    is enqueued as the next trial."""
+    with ``repeat_of``."""
     if space.size is None:
         return None
-    study = trial.study
     key = config_key(trial.params)
-    trials = study.get_trials(deepcopy=False)
     earlier = next(
-        (t for t in trials if t.state.name == "COMPLETE" and config_key(t.params) == key), None
+        (
+            t
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.state.name == "COMPLETE" and config_key(t.params) == key
+        ),
+        None,
     )
     if earlier is None:
         return None
@@ -64,15 +66,32 @@ def answer_repeat(
             trial.set_user_attr(name, earlier.user_attrs[name])
     trial.set_user_attr("training_time_s", 0.0)
     trial.set_user_attr("repeat_of", earlier.number)
-    if not enqueue:
-        return float(earlier.value)
-    tried = {
-        config_key(t.params) for t in trials if t.state.is_finished() or t.state.name == "WAITING"
-    }
-    nxt = untried(space, trial.params, tried, random.Random(seed + trial.number))
-    if nxt is not None:
-        study.enqueue_trial(nxt, skip_if_exists=True)
     return float(earlier.value)
+
+
+class EnqueueUntried:
+    """An Optuna callback, run after every callback that may stop the study: after a repeat
+    (:func:`answer_repeat`), enqueue an untried configuration next to it as the next trial,
+    when ``goes_on(study)`` says the search will start another trial."""
+
+    def __init__(
+        self, space: SearchSpace, seed: int, goes_on: Callable[[optuna.Study], bool]
+    ) -> None:
+        self.space = space
+        self.seed = seed
+        self.goes_on = goes_on
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if "repeat_of" not in trial.user_attrs or not self.goes_on(study):
+            return
+        tried = {
+            config_key(t.params)
+            for t in study.get_trials(deepcopy=False)
+            if t.state.is_finished() or t.state.name == "WAITING"
+        }
+        nxt = untried(self.space, trial.params, tried, random.Random(self.seed + trial.number))
+        if nxt is not None:
+            study.enqueue_trial(nxt, skip_if_exists=True)
 
 
 def untried(
