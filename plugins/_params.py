@@ -19,7 +19,7 @@ TREE_PARAMS = (
 )
 """What ``_tabular.TreeForecaster`` reads for every tree model."""
 
-TRAINING_PARAMS = (
+TRAINING_LOOP_PARAMS = (
     "learning_rate",
     "epochs",
     "batch_size",
@@ -32,11 +32,15 @@ TRAINING_PARAMS = (
     "loss",
     "residual",
     "base",
-    "embedding_dim",
-    "head_size",
     "steps_per_epoch",
+    "lr_decays",
+    "decay_span",
 )
-"""The shared training loop's settings (the keys of ``_torch_training.DEFAULTS``)."""
+"""The shared training loop's settings, read for every neural model."""
+
+TRAINING_PARAMS = (*TRAINING_LOOP_PARAMS, "embedding_dim", "head_size")
+"""The loop's settings and the per-step head's of lstm, tcn and transformer (together the keys
+of ``_torch_training.DEFAULTS``)."""
 
 STATS_PARAMS = ("season_length",)
 """What ``_stats.StatsForecaster`` reads for every statistical model."""

@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "embedding_dim": 4,
     "head_size": 64,
     "steps_per_epoch": None,
+    "lr_decays": 0,
+    "decay_span": None,
 }
 """Training settings every space may set (under ``params`` or ``fixed``); these when absent."""
 
@@ -118,6 +120,18 @@ def epoch_order(
     rounds = -(-budget // n_windows)
     order = torch.cat([torch.randperm(n_windows, generator=generator) for _ in range(rounds)])
     return order[:budget]
+
+
+def lr_decay(params: Mapping[str, Any], epochs: int) -> Callable[[int], float]:
+    """Epoch → the factor on ``learning_rate``: halved ``lr_decays`` times at even steps over
+    ``decay_span`` epochs (the searched ``epochs``; a refit keeps its search's span), as
+    neuralforecast's ``num_lr_decays``; 1 throughout with no decays."""
+    decays = int(setting(params, "lr_decays"))
+    if decays <= 0:
+        return lambda epoch: 1.0
+    span = int(setting(params, "decay_span") or epochs)
+    every = max(span / (decays + 1), 1.0)
+    return lambda epoch: 0.5 ** min(decays, int((epoch - 1) // every))
 
 
 def device_for(requested: str) -> torch.device:
@@ -393,6 +407,7 @@ class NeuralTrainer:
             lr=float(setting(params, "learning_rate")),
             weight_decay=float(setting(params, "weight_decay")),
         )
+        decay = lr_decay(params, epochs)
         generator = torch.Generator().manual_seed(int(task.seed))
         budget = setting(params, "max_seconds")
         deadline = time.perf_counter() + float(budget) if budget else math.inf
@@ -408,6 +423,8 @@ class NeuralTrainer:
         steps = setting(params, "steps_per_epoch")
         for epoch in range(1, epochs + 1):
             net.train()
+            for group in optimizer.param_groups:
+                group["lr"] = float(setting(params, "learning_rate")) * decay(epoch)
             order = epoch_order(len(data), batch_size, steps, generator).to(device)
             total, count = 0.0, 0
             for start in range(0, len(order), batch_size):
@@ -500,7 +517,12 @@ class NeuralTrainer:
         """The epoch early stopping kept: the refit (no validation window) trains that long;
         0 when a residual network was best untrained (its base)."""
         least = 0 if setting(self.params, "residual") else 1
-        return {"epochs": int(max(self.best_epoch, least))}
+        kept = {"epochs": int(max(self.best_epoch, least))}
+        if int(setting(self.params, "lr_decays")) > 0:  # the same schedule, cut where it kept
+            kept["decay_span"] = int(
+                setting(self.params, "decay_span") or setting(self.params, "epochs")
+            )
+        return kept
 
     # ---------------------------------------------------------------- pickling
 

@@ -25,6 +25,7 @@ imported only when a model is fit or loaded.
 from __future__ import annotations
 
 from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster
+from mlforecast_cli.plugins._params import TRAINING_LOOP_PARAMS
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -193,5 +194,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:nbeats.yaml",
             requires=("torch",),
             install=TORCH_INSTALL,
+            extra_params=TRAINING_LOOP_PARAMS,
         )
     )

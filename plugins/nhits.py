@@ -24,6 +24,7 @@ neural models (``_torch_training``); torch is imported only when a model is fit 
 from __future__ import annotations
 
 from mlforecast_cli.plugins._neural import TORCH_INSTALL, NeuralForecaster, parse_sizes
+from mlforecast_cli.plugins._params import TRAINING_LOOP_PARAMS
 
 from mlforecast_cli import ModelSpec, hookimpl
 
@@ -156,5 +157,6 @@ def register_models(register):
             space="mlforecast_cli.spaces:nhits.yaml",
             requires=("torch",),
             install=TORCH_INSTALL,
+            extra_params=TRAINING_LOOP_PARAMS,
         )
     )

@@ -237,8 +237,14 @@ class TestNHITSContract(ForecasterContract):
 
 
 def test_every_training_setting_is_declared():
-    """A setting of the shared training loop is one every neural model accepts in a space."""
-    from mlforecast_cli.plugins._params import TRAINING_PARAMS
+    """A setting of the shared training loop is one every neural model accepts in a space
+    (nbeats and nhits refused ``--set weight_decay=...`` before they declared them)."""
+    from mlforecast_cli.plugins._params import TRAINING_LOOP_PARAMS, TRAINING_PARAMS
     from mlforecast_cli.plugins._torch_training import DEFAULTS
 
+    from mlforecast_cli.models.registry import Registry
+
     assert set(TRAINING_PARAMS) == set(DEFAULTS)
+    registry = Registry()
+    for name in ("lstm", "tcn", "transformer", "nbeats", "nhits"):
+        assert set(TRAINING_LOOP_PARAMS) <= registry.get(name).declared_params, name

@@ -362,3 +362,28 @@ def test_the_level_base_follows_a_fall_over_the_season_and_undoes_the_scaling():
     assert level_season({"base": "level"}, task) == 52 and level_season({}, task) == 0
     with pytest.raises(ValueError, match="base 'lvl' is not one of seasonal, level"):
         level_season({"base": "lvl"}, task)
+
+
+def test_lr_decays_halve_the_rate_over_the_searched_epochs_and_the_refit_keeps_them(walmart):
+    from mlforecast_cli.plugins._torch_training import NeuralTrainer, lr_decay
+
+    factors = lr_decay({"lr_decays": 3}, 8)
+    assert [factors(e) for e in range(1, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125]
+    assert lr_decay({"lr_decays": 0}, 8)(8) == 1.0
+    refit = lr_decay({"lr_decays": 3, "decay_span": 8}, 4)  # the refit's 4 epochs of 8
+    assert [refit(e) for e in range(1, 5)] == [1, 1, 0.5, 0.5]
+
+    params = {**TINY["lstm"], "epochs": 8, "lr_decays": 3, "patience": 100, "residual": False}
+    model = fit("lstm", walmart, params).model.trainer  # the network builder
+    train, valid = windows(walmart, mode="train"), windows(walmart)
+    _, _, task = walmart
+
+    def trained(settings, *data):
+        return NeuralTrainer(model.name, model.build_network, settings, task).fit(*data)
+
+    searched = trained(params, train, valid)
+    kept = searched.refit_params()
+    assert kept == {"epochs": searched.best_epoch, "decay_span": 8} and searched.best_epoch >= 1
+    again = trained({**params, **kept}, train)  # the refit: the kept epochs of the same schedule
+    for name, tensor in searched.network.state_dict().items():
+        assert torch.equal(tensor, again.network.state_dict()[name]), name
