@@ -217,3 +217,25 @@ def test_layout_prints_the_rooms_and_the_widest_functions(capsys):
     assert "| mlforecast_cli/trials |" in out
     assert "rooms 16," in out
     assert "| parameters | lines | function |" in out
+
+
+def test_device_check_runs_every_step_of_a_neural_model_and_refuses_a_missing_device(
+    monkeypatch, tmp_path, capsys
+):
+    """The GPU check of issue 26, on the CPU: a trial, the refit and the loaded model's
+    forecast, the table written; a device torch does not have is one line and exit 2."""
+    pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    import device_check
+    import torch
+
+    out = tmp_path / "device.md"
+    argv = ["--devices", "cpu", "--data", "walmart", "--models", "nhits", "lstm", "--epochs", "1"]
+    assert device_check.main([*argv, "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if " | cpu | " in line]
+    assert [row.split(" | ")[:2] for row in rows] == [["| nhits", "cpu"], ["| lstm", "cpu"]]
+    assert all(row.rstrip(" |").endswith("yes") for row in rows)  # loaded forecast = refit's
+    if not torch.cuda.is_available():
+        assert device_check.main(["--devices", "cuda", "--data", "walmart"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("error: --devices cuda: this machine's torch has no cuda")
