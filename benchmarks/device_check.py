@@ -24,9 +24,8 @@ A device the machine does not have is refused in one line. Usage::
     python benchmarks/device_check.py --devices cpu cuda --series 2000 --epochs 3
     python benchmarks/device_check.py --data walmart --models nhits lstm --epochs 1
 
-On the GPU machine (PyTorch there, nothing to download):
-``python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . &&
-python3 benchmarks/device_check.py --out $OUT/device.md``.
+On the GPU machine, which has PyTorch and nothing to download from, mlf travels as a wheel
+built here (``pip wheel --no-deps -w .whl .``; docs/neural.md, "GPU" has the whole call).
 """
 
 from __future__ import annotations
