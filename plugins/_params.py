@@ -35,6 +35,7 @@ TRAINING_LOOP_PARAMS = (
     "steps_per_epoch",
     "lr_decays",
     "decay_span",
+    "valid_error",
 )
 """The shared training loop's settings, read for every neural model."""
 

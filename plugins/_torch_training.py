@@ -64,10 +64,12 @@ DEFAULTS: dict[str, Any] = {
     "steps_per_epoch": None,
     "lr_decays": 0,
     "decay_span": None,
+    "valid_error": "wape",
 }
 """Training settings every space may set (under ``params`` or ``fixed``); these when absent."""
 
 LOSSES = ("huber", "mae", "mape", "mse")
+VALID_ERRORS = ("wape", "mape")
 MAPE_CAP = 10.0
 """An absolute percentage error counts at most 1,000 % in the ``mape`` loss (near-zero actuals)."""
 N_BASE_FEATURES = 3
@@ -402,6 +404,9 @@ class NeuralTrainer:
         min_delta = float(setting(params, "min_delta"))
         clip = float(setting(params, "grad_clip"))
         loss_fn = _loss_fn(setting(params, "loss"))
+        if setting(params, "valid_error") not in VALID_ERRORS:
+            kind = setting(params, "valid_error")
+            raise ValueError(f"valid_error {kind!r} is not one of {', '.join(VALID_ERRORS)}")
         optimizer = torch.optim.Adam(
             net.parameters(),
             lr=float(setting(params, "learning_rate")),
@@ -480,21 +485,31 @@ class NeuralTrainer:
         return out + batch.base if setting(self.params, "residual") else out
 
     def _valid_error(self, data: Inputs) -> float:
-        """Mean over validation windows of sum |error| / sum |actual|, in original units.
+        """The validation error early stopping and the pruner watch, in original units.
 
-        Scale-free, so trials with different scalers, losses or window sizes compare (the
-        pruner ranks trials by it), and close to the MAPE the study optimises by default.
+        ``valid_error: wape`` (default): the mean over validation windows of Σ|error| /
+        Σ|actual|. ``mape``: the mean absolute percentage error over every non-zero actual,
+        each point capped at ``MAPE_CAP`` (the study's default metric, point by point). Both
+        are scale-free, so trials with different scalers, losses or window sizes compare.
         """
+        kind = setting(self.params, "valid_error")
         self.network.eval()
-        ratios = []
+        sums, counts = [], []
         with torch.no_grad():  # in chunks: one pass over 30,000 windows held GBs of activations
             for start in range(0, len(data), PREDICT_CHUNK):
                 part = data.take(torch.arange(start, min(start + PREDICT_CHUNK, len(data))))
                 predicted = self._forward(part) * part.scale + part.loc
                 actual = part.y * part.scale + part.loc
-                error = (predicted - actual).abs().sum(dim=1)
-                ratios.append(error / actual.abs().sum(dim=1).clamp_min(1e-8))
-        return float(torch.cat(ratios).mean())
+                error = (predicted - actual).abs()
+                if kind == "wape":
+                    sums.append(error.sum(dim=1) / actual.abs().sum(dim=1).clamp_min(1e-8))
+                    counts.append(torch.ones_like(sums[-1]))
+                else:
+                    kept = actual != 0
+                    ape = (error / actual.abs().clamp_min(1e-8)).clamp_max(MAPE_CAP)
+                    sums.append((ape * kept).sum(dim=1))
+                    counts.append(kept.sum(dim=1).to(ape.dtype))
+        return float(torch.cat(sums).sum() / torch.cat(counts).sum().clamp_min(1))
 
     # ---------------------------------------------------------------- predict
 

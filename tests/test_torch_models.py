@@ -387,3 +387,17 @@ def test_lr_decays_halve_the_rate_over_the_searched_epochs_and_the_refit_keeps_t
     again = trained({**params, **kept}, train)  # the refit: the kept epochs of the same schedule
     for name, tensor in searched.network.state_dict().items():
         assert torch.equal(tensor, again.network.state_dict()[name]), name
+
+
+def test_valid_error_mape_is_the_kept_epochs_mape_over_every_nonzero_actual(walmart):
+    params = {"epochs": 3, "patience": 5, "learning_rate": 0.01, "valid_error": "mape"}
+    result = fit("lstm", walmart, params)
+    trainer = result.model.trainer
+    valid = windows(walmart)
+    predicted = result.model.predict(valid) * valid.scale[:, None] + valid.loc[:, None]
+    actual = valid.y * valid.scale[:, None] + valid.loc[:, None]
+    kept = actual != 0
+    error = np.mean(np.minimum(np.abs(predicted - actual)[kept] / np.abs(actual[kept]), 10.0))
+    assert error == pytest.approx(min(v for _, _, v in trainer.history), rel=1e-4)
+    with pytest.raises(TrialFailed, match="valid_error 'smape' is not one of wape, mape"):
+        fit("lstm", walmart, {**params, "valid_error": "smape"})
