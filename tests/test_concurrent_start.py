@@ -96,6 +96,46 @@ def test_threads_creating_one_experiment_at_once_all_get_it(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
+def test_threads_tagging_one_run_with_a_new_key_at_once_all_succeed(tmp_path):
+    """The processes of a shared study tag its one parent run at the end (the model's URI,
+    the summary): sixteen clients set the same new tag at the same moment, five rounds."""
+    from mlflow.tracking import MlflowClient
+
+    url = os.environ.get("MLF_TEST_POSTGRES_URL")
+    backend = fresh_database(url) if url else f"sqlite:///{tmp_path / 'mlflow.db'}"
+    server = Server(tmp_path / "server", backend)
+    try:
+        client = MlflowClient(server.uri)
+        run_id = client.create_run(client.create_experiment("tags")).info.run_id
+        for round_ in range(5):
+            barrier = threading.Barrier(16)
+            errors: list[BaseException] = []
+            tag = functools.partial(_tag, server.uri, run_id, f"key-{round_}", barrier, errors)
+            threads = [threading.Thread(target=tag, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert not errors, errors[0]
+            assert f"key-{round_}" in client.get_run(run_id).data.tags
+    finally:
+        server.stop()
+
+
+def _tag(uri: str, run_id: str, key: str, barrier, errors: list, value: int) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from mlforecast_cli.services.mlflow_store import retried_on_race
+
+    client = MlflowClient(uri)
+    barrier.wait()
+    try:
+        retried_on_race(lambda: client.set_tag(run_id, key, str(value)))
+    except BaseException as exc:
+        errors.append(exc)
+
+
 def _ask(uri: str, name: str, barrier, ids: list, errors: list) -> None:
     """One client asking for experiment ``name`` once every client is ready."""
     from mlflow.tracking import MlflowClient

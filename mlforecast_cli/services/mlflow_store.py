@@ -7,9 +7,13 @@ Shared by the command's tracker (:mod:`.tracking`) and the child-run writers
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def quiet_mlflow_logs() -> None:
@@ -79,6 +83,23 @@ def get_or_create_experiment(client, name: str, attempts: int = 5) -> str:
             if not _already_exists(exc) or attempt == attempts - 1:
                 raise
         time.sleep(0.2 * (attempt + 1))  # the winner's row may not be readable yet
+    raise AssertionError("unreachable")
+
+
+def retried_on_race(write: Callable[[], T], attempts: int = 5) -> T:
+    """``write()``, again when another process wrote the same new row first.
+
+    MLflow's SQL store inserts a run's new tag with a read then a write, so two processes that
+    tag the one parent run of a shared study with the same new key at the same moment can meet
+    "duplicate key value violates unique constraint "tag_pk"" (eight commands finishing
+    together on a fresh server did); written again, the tag exists and is updated."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except Exception as exc:
+            if not _already_exists(exc) or attempt == attempts - 1:
+                raise
+        time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
     raise AssertionError("unreachable")
 
 

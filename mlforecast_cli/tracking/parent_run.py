@@ -25,6 +25,7 @@ from ..services.mlflow_store import (
     connect,
     get_or_create_experiment,
     quiet_mlflow_logs,
+    retried_on_race,
     use_wal_for_sqlite,
 )
 from ..services.outages import lost_reason
@@ -369,7 +370,9 @@ class MlflowTracker:
         if best_params is not None:
             tags.append(RunTag("mlf.best_params", json.dumps(best_params, default=str)[:5000]))
             tags.extend(RunTag(f"best.{k}", param_text(v)) for k, v in best_params.items())
-        self.client.log_batch(self.parent_run_id, metrics=metrics, tags=tags)
+        retried_on_race(
+            lambda: self.client.log_batch(self.parent_run_id, metrics=metrics, tags=tags)
+        )
         if best_params is not None:
             self.client.log_dict(self.parent_run_id, dict(best_params), "best_params.json")
 
@@ -389,7 +392,7 @@ class MlflowTracker:
                 if lost_reason(exc) is not None or attempt == LOG_MODEL_ATTEMPTS - 1:
                     raise
                 time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
-        self.client.set_tag(self.parent_run_id, MODEL_URI_TAG, uri)
+        retried_on_race(lambda: self.client.set_tag(self.parent_run_id, MODEL_URI_TAG, uri))
         return uri
 
     def log_folder(self, folder: Path, artifact_path: str) -> None:
