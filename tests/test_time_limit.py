@@ -137,3 +137,24 @@ def test_a_bad_time_limit_is_one_line(cli, mlflow_uri, limit):
     assert line.startswith("error: --time-limit") and "30m" in line
     client = MlflowClient(mlflow_uri)
     assert not any(client.search_runs([e.experiment_id]) for e in client.search_experiments())
+
+
+def test_a_model_that_validates_best_so_far_may_finish_on_the_later_models_time():
+    """Its older ensemble windows may end by ``lead_deadline``: what is left after the
+    ensemble's reserve and half an equal share for each model after it."""
+    budget = RunBudget(100.0)
+    first = budget.share(3)
+    now = time.monotonic()
+    assert first.deadline - now == pytest.approx(95 / 3, abs=0.5)
+    assert first.lead_deadline - now == pytest.approx(95 - 2 * (95 / 3) / 2, abs=0.5)
+    assert first.finish_deadline(20.0) == first.lead_deadline  # the first model leads
+    budget.record(1.0, 20.0)
+    budget.record(1.0, 25.0)
+    assert budget.best == 20.0
+    later = budget.share(2)
+    assert later.best_before == 20.0
+    assert later.finish_deadline(19.0) == later.lead_deadline > later.deadline
+    assert later.finish_deadline(21.0) == later.finish_deadline(None) == later.deadline
+    assert later.finish_deadline(float("nan")) == later.deadline
+    last = budget.share(1)  # no model after it: no time to take
+    assert last.finish_deadline(1.0) == pytest.approx(last.deadline)

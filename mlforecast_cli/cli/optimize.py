@@ -397,7 +397,7 @@ def _run(
                 run.time_share = budget.share(len(runs) - k)
             outcome = run.execute(board)
             if budget is not None:
-                budget.record(run.fixed_seconds)
+                budget.record(run.fixed_seconds, None if outcome.error else run.comparable_best())
             for warning in outcome.warnings:
                 warning_line(warning)
             for failure in outcome.failures:

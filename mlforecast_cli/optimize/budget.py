@@ -5,10 +5,16 @@ also has to cover each model's refit, held-out forecasts and logging after its s
 ensemble at the end. So each model gets an equal share of what is left when it starts (a model
 that ends early leaves more to the next), and its search stops before a trial that would not
 leave time for that model's finish, estimated from its own trials' durations.
+
+A model that validates better than every model before it may finish past its share: its
+forecasts on the older ensemble windows, without which the ensemble leaves it out, may use
+time of the models after it, each of which keeps at least half of an equal share
+(:attr:`TimeShare.lead_deadline`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +35,21 @@ class TimeShare:
     deadline: float
     """``time.monotonic()`` by which the whole study, finish included, should end."""
     fixed: float = FINISH_FIXED
+    lead_deadline: float | None = None
+    """By when the finish may end instead if the model validates better than every model
+    before it: the run's time left after the ensemble's and half an equal share for each model
+    after it."""
+    best_before: float | None = None
+    """The best validation value of the run's models before this one (None: none yet)."""
+
+    def finish_deadline(self, value: float | None) -> float:
+        """By when the finish of a model whose best validation value is ``value`` (lower is
+        better; None: not comparable) should end."""
+        leads = value is not None and math.isfinite(value)
+        leads = leads and (self.best_before is None or value < self.best_before)
+        if leads and self.lead_deadline is not None:
+            return max(self.deadline, self.lead_deadline)
+        return self.deadline
 
 
 @dataclass
@@ -41,6 +62,8 @@ class RunBudget:
     started: float = field(default_factory=time.monotonic)
     fixed: list[float] = field(default_factory=list)
     """Each finished model's finish seconds beyond its fits (:meth:`record`)."""
+    best: float | None = None
+    """The best validation value of the models finished so far (:meth:`record`)."""
 
     def left(self) -> float:
         """Seconds left of the whole limit."""
@@ -57,14 +80,19 @@ class RunBudget:
     def share(self, models_left: int) -> TimeShare:
         """The next model's share when ``models_left`` models (it included) are still to run:
         an equal part of what is left once the ensemble's time is kept."""
-        seconds = max(0.0, self.left() - self.ensemble_reserve()) / max(1, models_left)
+        now, free = time.monotonic(), max(0.0, self.left() - self.ensemble_reserve())
+        seconds = free / max(1, models_left)
         fixed = max(self.fixed) if self.fixed else FINISH_FIXED
-        return TimeShare(time.monotonic() + seconds, fixed)
+        lead = now + free - (max(1, models_left) - 1) * seconds / 2
+        return TimeShare(now + seconds, fixed, lead_deadline=lead, best_before=self.best)
 
-    def record(self, fixed: float | None) -> None:
-        """What a finished model's finish spent beyond its fits, for the next models'."""
+    def record(self, fixed: float | None, value: float | None = None) -> None:
+        """What a finished model's finish spent beyond its fits, for the next models', and its
+        best validation value (lower is better; None: not comparable)."""
         if fixed is not None:
             self.fixed.append(max(0.0, fixed))
+        if value is not None and math.isfinite(value):
+            self.best = value if self.best is None else min(self.best, value)
 
 
 class StopInTime:

@@ -291,12 +291,24 @@ class StudyRun:
 
     def out_of_time(self) -> bool:
         """Whether fitting the older ensemble windows would end past the model's share of
-        ``--time-limit`` (each as long as its complete trials, on average)."""
+        ``--time-limit`` (each as long as its complete trials, on average), or past its
+        ``lead_deadline`` when it validates better than every model before it."""
         share = self.time_share
         if share is None:
             return False
         stop = StopInTime(share, self.finish_fits() - 1)
-        return time.monotonic() + stop.finish_fits(self.study) > share.deadline
+        deadline = share.finish_deadline(self.comparable_best())
+        return time.monotonic() + stop.finish_fits(self.study) > deadline
+
+    def comparable_best(self) -> float | None:
+        """The study's best validation value where lower is better, else None."""
+        if self.study is None:  # not started
+            return None
+        try:
+            minimised = self.study.direction.name == "MINIMIZE"
+            return float(self.study.best_value) if minimised else None
+        except ValueError:  # no complete trial
+            return None
 
     def finish_fits(self) -> int:
         """Fits of the finish: the best configuration on the ensemble windows older than the
