@@ -205,7 +205,9 @@ class DaskExecutor(SeriesExecutor):
             except Exception as exc:
                 if self.client.status != "running":  # whatever Dask raised: no scheduler
                     self._forget()
-                    reason = getattr(exc, "reason", None) or first_line(exc, type(exc).__name__)
+                    # a cancelled future names it; a closed stream (the same loss, whichever
+                    # of the two surfaces first) does not: one line either way
+                    reason = getattr(exc, "reason", None) or "scheduler-connection-lost"
                     raise self.lost(reason) from exc
                 if isinstance(exc, KilledWorker):
                     raise ClusterWorkLost(
