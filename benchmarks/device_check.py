@@ -79,14 +79,10 @@ def load_panel(data: str, series: int):
 
 
 def available(device: str) -> bool:
-    import torch
+    """Whether this machine's torch has ``device`` (the plugins' own resolution)."""
+    from mlforecast_cli.plugins._torch_training import device_for
 
-    if device == "cpu":
-        return True
-    if device == "cuda":
-        return torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None)
-    return device == "mps" and mps is not None and mps.is_available()
+    return device_for(device).type == device
 
 
 def warm_up(device: str) -> None:

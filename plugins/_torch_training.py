@@ -404,13 +404,11 @@ class NeuralTrainer:
         min_delta = float(setting(params, "min_delta"))
         clip = float(setting(params, "grad_clip"))
         loss_fn = _loss_fn(setting(params, "loss"))
-        if setting(params, "valid_error") not in VALID_ERRORS:
-            kind = setting(params, "valid_error")
+        if (kind := setting(params, "valid_error")) not in VALID_ERRORS:
             raise ValueError(f"valid_error {kind!r} is not one of {', '.join(VALID_ERRORS)}")
+        lr = float(setting(params, "learning_rate"))
         optimizer = torch.optim.Adam(
-            net.parameters(),
-            lr=float(setting(params, "learning_rate")),
-            weight_decay=float(setting(params, "weight_decay")),
+            net.parameters(), lr=lr, weight_decay=float(setting(params, "weight_decay"))
         )
         decay = lr_decay(params, epochs)
         generator = torch.Generator().manual_seed(int(task.seed))
@@ -429,7 +427,7 @@ class NeuralTrainer:
         for epoch in range(1, epochs + 1):
             net.train()
             for group in optimizer.param_groups:
-                group["lr"] = float(setting(params, "learning_rate")) * decay(epoch)
+                group["lr"] = lr * decay(epoch)
             order = epoch_order(len(data), batch_size, steps, generator).to(device)
             total, count = 0.0, 0
             for start in range(0, len(order), batch_size):
