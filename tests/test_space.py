@@ -289,6 +289,26 @@ INVALID = [
     ),
     ("non-string-name", with_param(3, {"type": "int", "low": 1, "high": 2}), "params.3: names"),
     (
+        "history-share-zero",
+        with_param("w", {"type": "int", "low": 7, "high": 30, "history_share": 0}),
+        "params.w.history_share: expected a share between 0 and 1",
+    ),
+    (
+        "history-share-text",
+        with_param("w", {"type": "int", "low": 7, "high": 30, "history_share": "half"}),
+        "params.w.history_share: expected a share between 0 and 1 of the median series' history",
+    ),
+    (
+        "history-share-above-one",
+        with_param("w", {"type": "int", "low": 7, "high": 30, "history_share": 1.5}),
+        "params.w.history_share: expected a share between 0 and 1",
+    ),
+    (
+        "history-share-on-categorical",
+        with_param("c", {"type": "categorical", "choices": [1, 2], "history_share": 0.5}),
+        "params.c.history_share: applies to type: int or float",
+    ),
+    (
         "horizon-searched",
         with_param("horizon", {"type": "int", "low": 1, "high": 28}),
         "params.horizon: the horizon is a property of the task",
@@ -354,6 +374,29 @@ def test_valid_edge_cases() -> None:
     s = parse_space(data, SRC)
     assert s.params["n"].log and s.params["c"].choices == (None, True, 1.5, "x")
     assert s.fixed == {}
+
+
+def test_history_share_lowers_high_to_the_data_and_never_under_low() -> None:
+    spec = {"type": "int", "low": 7, "high": 30, "history_share": 0.5}
+    space = parse_space(with_param("w", spec), SRC)
+    assert space.fitted_to_history(100.0) is space  # half of 100 holds the whole range
+    assert space.fitted_to_history(33.0).params["w"].high == 16
+    assert space.fitted_to_history(33.0).params["w"].low == 7
+    assert space.fitted_to_history(6.0).params["w"].high == 7  # a range of one value
+    stepped = {"type": "int", "low": 8, "high": 40, "step": 4, "history_share": 0.5}
+    fitted = parse_space(with_param("w", stepped), SRC).fitted_to_history(45.0)
+    assert fitted.params["w"].high == 20  # 22.5 taken down to a whole step above low
+    assert fitted.params["w"].distribution().high == 20
+    floats = {"type": "float", "low": 0.1, "high": 0.9, "history_share": 0.01}
+    assert parse_space(with_param("f", floats), SRC).fitted_to_history(50.0).params["f"].high == 0.5
+    assert parse_space(with_param("w", spec), SRC).to_dict()["params"]["w"]["history_share"] == 0.5
+
+
+def test_a_range_set_by_the_user_is_searched_as_given() -> None:
+    spec = {"type": "int", "low": 7, "high": 30, "history_share": 0.5}
+    space = parse_space(with_param("w", spec), SRC)
+    assert space.override(["w=7..40"]).fitted_to_history(20.0).params["w"].high == 40
+    assert space.override(["params.w.low=8"]).fitted_to_history(20.0).params["w"].high == 10
 
 
 # --------------------------------------------------------------------------- loading

@@ -528,3 +528,37 @@ def test_level_gap_forecasts_series_that_collapsed_at_their_new_level():
         for target in ("seasonal_gap", "level_gap")
     }
     assert mape["level_gap"] < 0.5 * mape["seasonal_gap"], mape  # 22 against 150 when written
+
+
+def test_tree_windows_reach_at_most_half_the_median_history(tmp_path):
+    """On short series the trees' window_size range stops at half the median series' points
+    before validation; on long ones, and for a range the user sets, it is the space's."""
+    import pandas as pd
+
+    from mlforecast_cli.data.panel import Columns, load_panel
+    from mlforecast_cli.models.registry import get_registry
+    from mlforecast_cli.optimize.plan import OptimizeConfig, plan_study
+    from mlforecast_cli.trials.optuna_study import StudySettings
+
+    def panel(lengths):
+        rng = np.random.default_rng(0)
+        rows = [
+            (f"s{i}", date, 100 + 10 * math.sin(t) + rng.normal())
+            for i, n in enumerate(lengths)
+            for t, date in enumerate(pd.date_range("2000-01-01", periods=n, freq="MS"))
+        ]
+        return load_panel(
+            pd.DataFrame(rows, columns=["id", "date", "y"]), Columns("y", "date", ("id",))
+        )
+
+    def window(lengths, *assignments):
+        config = OptimizeConfig(StudySettings(horizon=6), "p", "e", 5, assignments=assignments)
+        return plan_study(registry.get(name), config, panel(lengths))[0].space.params["window_size"]
+
+    registry = get_registry()
+    for name in ("lightgbm", "xgboost", "catboost", "random_forest"):
+        assert registry.get(name).load_space().params["window_size"].high == 30
+        assert window([40, 41, 45, 80, 100]).high == 16  # median 45 - 2 x 6 = 33 before validation
+        assert window([40, 41, 45, 80, 100]).low == 7
+        assert window([90, 100, 120]).high == 30
+        assert window([40, 41, 45, 80, 100], "window_size=7..30").high == 30

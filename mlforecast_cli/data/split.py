@@ -31,6 +31,11 @@ class Split:
     """(n_series,) points per series: the whole history, where a final refit ends."""
 
     @property
+    def median_history(self) -> float:
+        """The median series' points before its first (oldest) validation window."""
+        return float(np.median(self.folds[0].train_end))
+
+    @property
     def most_windows(self) -> int:
         """The most rolling windows the longest series holds before test (at least 1), with
         the least training a window model needs (``horizon + 1`` points)."""

@@ -200,15 +200,15 @@ def plan_study(
     space = entry.effective_space(config.space_file, assignments)
     if settings.metric is not None:
         space = space.override([f"optimizer.metric={settings.metric}"])
-    space = space.exhaustive(config.trials)
-    build_sampler(space, seed=settings.seed)
-    build_pruner(space)
     metric = space.metric
     if metric == "wmae" and panel.weights is None:
         raise UsageError("--metric wmae needs a weight column: the data has none; use mae")
     split = split_panel(
         panel, settings.horizon, settings.cv_windows, min_train=min_train(entry, space)
     )
+    space = space.fitted_to_history(split.median_history).exhaustive(config.trials)
+    build_sampler(space, seed=settings.seed)
+    build_pruner(space)
     name = settings.study_name or f"{entry.name}-{config.data_name}-h{settings.horizon}-{metric}"
     if settings.study_name and several:
         name = f"{settings.study_name}-{entry.name}"

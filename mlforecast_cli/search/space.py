@@ -1,9 +1,9 @@
 """Search spaces: YAML files in Optuna's distribution vocabulary, validated and overridable.
 
 A space file holds ``params`` (searched, ``{type: int|float|categorical, low, high, step,
-log, choices}``), ``fixed`` (passed to the model as is), an optional ``optimizer`` block
-(metric, direction, sampler, pruner, ``first_trial``: param values the study tries first) and
-an optional ``description``. Every invalid space
+log, choices, history_share}``), ``fixed`` (passed to the model as is), an optional
+``optimizer`` block (metric, direction, sampler, pruner, ``first_trial``: param values the
+study tries first) and an optional ``description``. Every invalid space
 raises :class:`~mlforecast_cli.errors.SpaceError` with a one-line message naming the file,
 the key, the fault and the fix.
 
@@ -61,7 +61,7 @@ PARAM_TYPES = ("int", "float", "categorical")
 TOP_LEVEL_KEYS = ("params", "fixed", "optimizer", "description")
 OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial")
 _NUMERIC_KEYS = ("low", "high", "step", "log")
-_PARAM_KEYS = ("type", "low", "high", "step", "log", "choices")
+_PARAM_KEYS = ("type", "low", "high", "step", "log", "choices", "history_share")
 _RANGE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+?)\s*$")
 
 
@@ -156,6 +156,9 @@ class Param:
     step: float | int | None = None
     log: bool = False
     choices: tuple | None = None
+    history_share: float | None = None
+    """``high`` is at most this share of the panel's median history before validation
+    (:meth:`SearchSpace.fitted_to_history`): a window no longer than the data it reads."""
 
     def distribution(self) -> BaseDistribution:
         """The matching ``optuna.distributions`` object."""
@@ -228,7 +231,24 @@ class Param:
             spec["step"] = self.step
         if self.log:
             spec["log"] = True
+        if self.history_share is not None:
+            spec["history_share"] = self.history_share
         return spec
+
+    def fitted_to_history(self, points: float) -> Param:
+        """This param with ``high`` lowered to ``history_share`` of ``points`` (a whole step
+        above ``low``, never under it); itself when it has no share or the range fits."""
+        if self.history_share is None:
+            return self
+        cap = self.history_share * points
+        if cap >= self.high:
+            return self
+        step = self.step or (1 if self.type == "int" else None)
+        if step is None:
+            return replace(self, high=max(self.low, cap))
+        steps = max(0, math.floor((cap - self.low) / step + 1e-9))
+        high = self.low + steps * step
+        return replace(self, high=int(high) if self.type == "int" else high)
 
 
 def _parse_param(name: str, spec: Any, source: str) -> Param:
@@ -263,8 +283,26 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
             f"use one of {', '.join(PARAM_TYPES)}",
         )
     if ptype == "categorical":
+        if "history_share" in spec:
+            _fail(
+                source,
+                f"{where}.history_share",
+                "applies to type: int or float (a range), not categorical; remove it",
+            )
         return _parse_categorical(name, spec, source)
-    return _parse_numeric(name, ptype, spec, source)
+    param = _parse_numeric(name, ptype, spec, source)
+    share = spec.get("history_share")
+    if share is None:
+        return param
+    ok = isinstance(share, int | float) and not isinstance(share, bool) and 0 < share <= 1
+    if not ok:
+        _fail(
+            source,
+            f"{where}.history_share",
+            f"expected a share between 0 and 1 of the median series' history (e.g. 0.5), "
+            f"got {_short(share)}",
+        )
+    return replace(param, history_share=float(share))
 
 
 def _parse_categorical(name: str, spec: Mapping, source: str) -> Param:
@@ -427,6 +465,17 @@ class SearchSpace:
             return self
         exhaustive = {"type": "BruteForceSampler", "seed": sampler.get("seed")}
         return replace(self, optimizer={**self.optimizer, "sampler": exhaustive})
+
+    def fitted_to_history(self, points: float) -> SearchSpace:
+        """This space with each ``history_share`` range's ``high`` lowered to that share of
+        ``points``, the panel's median history before validation (:meth:`Param.fitted_to_history`):
+        on short series a long window reads mostly padding, and 20 trials spread over it
+        search less of what the data can hold (docs/trees.md, "Windows no longer than the
+        history")."""
+        params = {name: p.fitted_to_history(points) for name, p in self.params.items()}
+        if params == dict(self.params):
+            return self
+        return replace(self, params=params)
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each searched param as an Optuna distribution."""
@@ -619,6 +668,7 @@ def _override_param(params: dict, fixed: dict, assignment: _Assignment) -> None:
                 f"is categorical, so low..high does not apply; give a list, e.g. {key}=[a, b]",
             )
         spec["low"], spec["high"] = bounds
+        spec.pop("history_share", None)  # the user's range is searched as given
     elif isinstance(value, list | tuple):
         params[key] = {"type": "categorical", "choices": list(value)}
     elif isinstance(value, Mapping):
