@@ -228,9 +228,11 @@ def step_matrix(windows: Windows, j: int, series_id: bool = True) -> tuple[np.nd
 
 
 def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """MAPE in percent over the non-zero actuals, each point capped at 100 %: the score the
-    study selects on (:func:`mlforecast_cli.search.metrics.selection_score`), so pruning and early
-    stopping watch the same number; NaN if none."""
+    """MAPE in percent over the non-zero actuals, each point capped at 100 %, which pruning and
+    early stopping watch; NaN if none. The study selects on it under ``--ape-cap 100``
+    (:func:`mlforecast_cli.search.metrics.selection_score`), else on the plain MAPE: reporting
+    the plain MAPE here instead moved nothing measurable (docs/trees.md, "Windows no longer
+    than the history")."""
     from mlforecast_cli.search.metrics import capped_mape
 
     return capped_mape(actual, forecast)
