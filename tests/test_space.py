@@ -306,7 +306,7 @@ INVALID = [
     (
         "history-share-on-categorical",
         with_param("c", {"type": "categorical", "choices": [1, 2], "history_share": 0.5}),
-        "params.c.history_share: applies to type: int or float",
+        "params.c.history_share: 'history_share' applies to type: int or float",
     ),
     (
         "horizon-searched",

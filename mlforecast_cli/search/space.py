@@ -60,7 +60,7 @@ DEFAULT_OPTIMIZER: dict[str, Any] = {
 PARAM_TYPES = ("int", "float", "categorical")
 TOP_LEVEL_KEYS = ("params", "fixed", "optimizer", "description")
 OPTIMIZER_KEYS = ("metric", "direction", "sampler", "pruner", "first_trial")
-_NUMERIC_KEYS = ("low", "high", "step", "log")
+_NUMERIC_KEYS = ("low", "high", "step", "log", "history_share")
 _PARAM_KEYS = ("type", "low", "high", "step", "log", "choices", "history_share")
 _RANGE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+?)\s*$")
 
@@ -283,26 +283,8 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
             f"use one of {', '.join(PARAM_TYPES)}",
         )
     if ptype == "categorical":
-        if "history_share" in spec:
-            _fail(
-                source,
-                f"{where}.history_share",
-                "applies to type: int or float (a range), not categorical; remove it",
-            )
         return _parse_categorical(name, spec, source)
-    param = _parse_numeric(name, ptype, spec, source)
-    share = spec.get("history_share")
-    if share is None:
-        return param
-    ok = isinstance(share, int | float) and not isinstance(share, bool) and 0 < share <= 1
-    if not ok:
-        _fail(
-            source,
-            f"{where}.history_share",
-            f"expected a share between 0 and 1 of the median series' history (e.g. 0.5), "
-            f"got {_short(share)}",
-        )
-    return replace(param, history_share=float(share))
+    return _parse_numeric(name, ptype, spec, source)
 
 
 def _parse_categorical(name: str, spec: Mapping, source: str) -> Param:
@@ -400,7 +382,18 @@ def _parse_numeric(name: str, ptype: str, spec: Mapping, source: str) -> Param:
                 f"high - low = {fmt(span)} is not a multiple of step {fmt(unit)}; "
                 f"the nearest valid high is {fmt(nearest)} (or {fmt(other)})",
             )
-    return Param(name=name, type=ptype, low=low, high=high, step=step, log=log)
+    share = spec.get("history_share")
+    if share is not None:
+        ok = isinstance(share, int | float) and not isinstance(share, bool) and 0 < share <= 1
+        if not ok:
+            _fail(
+                source,
+                f"{where}.history_share",
+                f"expected a share between 0 and 1 of the median series' history (e.g. 0.5), "
+                f"got {_short(share)}",
+            )
+        share = float(share)
+    return Param(name=name, type=ptype, low=low, high=high, step=step, log=log, history_share=share)
 
 
 # --------------------------------------------------------------------------- SearchSpace
